@@ -1,0 +1,120 @@
+"""Card data as the shopper typed it: validation, brand detection, and a form that never leaks the number."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+_BRANDS: tuple[tuple[str, re.Pattern[str], tuple[int, ...], int], ...] = (
+    # brand, prefix pattern, allowed lengths, CVC length
+    ("amex", re.compile(r"^3[47]"), (15,), 4),
+    ("visa", re.compile(r"^4"), (13, 16, 19), 3),
+    ("mastercard", re.compile(r"^(5[1-5]|2(2[2-9]|[3-6]\d|7[01]|720))"), (16,), 3),
+    ("discover", re.compile(r"^(6011|65|64[4-9]|622)"), (16, 19), 3),
+    ("diners", re.compile(r"^(36|38|30[0-5])"), (14, 16), 3),
+    ("jcb", re.compile(r"^35(2[89]|[3-8])"), (16, 19), 3),
+)
+
+BRAND_NAMES = {
+    "amex": "American Express",
+    "visa": "Visa",
+    "mastercard": "Mastercard",
+    "discover": "Discover",
+    "diners": "Diners Club",
+    "jcb": "JCB",
+}
+
+
+@dataclass(frozen=True)
+class Card:
+    """A card for one authorization; lives only in memory and hides its number and CVC."""
+
+    number: str = field(repr=False)
+    exp_month: int
+    exp_year: int
+    cvc: str = field(repr=False)
+    holder: str
+    brand: str
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+
+class CardFormError(ValueError):
+    """Field-level problems with what the shopper typed, keyed by form field name."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def detect_brand(digits: str) -> tuple[str, tuple[int, ...], int] | None:
+    for brand, pattern, lengths, cvc_length in _BRANDS:
+        if pattern.match(digits):
+            return brand, lengths, cvc_length
+    return None
+
+
+def _parse_expiry(text: str) -> tuple[int, int] | None:
+    match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", text)
+    if not match:
+        return None
+    month, year = int(match.group(1)), int(match.group(2))
+    if year < 100:
+        year += 2000
+    if not 1 <= month <= 12:
+        return None
+    return month, year
+
+
+def parse_card(form: dict[str, str], today: date | None = None) -> Card:
+    """Validate the card form; raise :class:`CardFormError` with a message per bad field."""
+    today = today or date.today()
+    errors: dict[str, str] = {}
+    digits = re.sub(r"[\s-]", "", form.get("card_number", ""))
+    brand_info = None
+    if not digits:
+        errors["card_number"] = "Enter your card number."
+    elif not digits.isdigit():
+        errors["card_number"] = "A card number has digits only."
+    else:
+        brand_info = detect_brand(digits)
+        if brand_info is None:
+            errors["card_number"] = "We accept Visa, Mastercard, American Express, Discover, Diners Club and JCB."
+        elif len(digits) not in brand_info[1] or not luhn_valid(digits):
+            errors["card_number"] = "This card number is not valid; check it for typing mistakes."
+
+    expiry = _parse_expiry(form.get("expiry", ""))
+    if expiry is None:
+        errors["expiry"] = "Enter the expiry date as MM/YY."
+    elif (expiry[1], expiry[0]) < (today.year, today.month):
+        errors["expiry"] = "This card has expired."
+
+    cvc = form.get("cvc", "").strip()
+    expected_cvc = brand_info[2] if brand_info else None
+    if not cvc.isdigit() or (expected_cvc and len(cvc) != expected_cvc) or not 3 <= len(cvc) <= 4:
+        errors["cvc"] = (
+            f"Enter the {expected_cvc}-digit security code." if expected_cvc else "Enter the 3 or 4 digit security code."
+        )
+
+    holder = " ".join(form.get("holder", "").split())
+    if not holder:
+        errors["holder"] = "Enter the name shown on the card."
+    elif len(holder) > 100:
+        errors["holder"] = "The name on the card is too long."
+
+    if errors:
+        raise CardFormError(errors)
+    assert brand_info is not None and expiry is not None
+    return Card(number=digits, exp_month=expiry[0], exp_year=expiry[1], cvc=cvc, holder=holder, brand=brand_info[0])

@@ -1,0 +1,1 @@
+"""Processor connectors behind one small interface (see base.py)."""

@@ -1,0 +1,109 @@
+"""The small interface every processor connector implements, and its error taxonomy.
+
+A connector charges (authorize and capture in one step), voids, refunds and tells whether a
+charge has settled. It raises one of the errors below for anything but success, so the payment
+state machine never has to know which processor it is talking to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..cards import Card
+from ..vault import Credentials
+
+
+@dataclass(frozen=True)
+class SaleRequest:
+    amount: int  # minor units
+    currency: str
+    card: Card
+    credentials: Credentials
+    reference: str  # unique per payment session attempt; connectors use it to detect duplicates
+    invoice: str
+    order_id: int
+    test_mode: bool = False
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class Charge:
+    """An approved sale."""
+
+    transaction_id: str
+    amount: int
+    currency: str
+    card_brand: str
+    card_last4: str
+    message: str = "Approved"
+
+
+@dataclass(frozen=True)
+class ChargeRef:
+    """What a connector needs to act on an earlier charge."""
+
+    transaction_id: str
+    amount: int
+    currency: str
+    card_last4: str
+    card_exp_month: int
+    card_exp_year: int
+    test_mode: bool = False
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """An approved void or refund."""
+
+    transaction_id: str
+    amount: int
+    kind: str  # "void" or "refund"
+
+
+class ProcessorError(Exception):
+    """Base class: the processor did not do what was asked."""
+
+    code = "processor_error"
+
+    def __init__(self, message: str, *, code: str | None = None, merchant_message: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message  # safe to show the shopper
+        if code:
+            self.code = code
+        self.merchant_message = merchant_message or message  # safe to show the merchant
+
+
+class CardDeclined(ProcessorError):
+    """The card was refused; the shopper may try another."""
+
+    code = "card_declined"
+
+
+class MerchantAuthenticationError(ProcessorError):
+    """The merchant's credentials were refused by the processor."""
+
+    code = "merchant_authentication"
+
+
+class ProcessorUnavailable(ProcessorError):
+    """The processor could not be reached, or its answer could not be read; nothing is known to have happened."""
+
+    code = "processor_unavailable"
+
+
+class AdjustmentRefused(ProcessorError):
+    """A void or refund was refused (already settled, already voided, amount too large...)."""
+
+    code = "adjustment_refused"
+
+
+class Processor(Protocol):
+    name: str
+
+    def sale(self, request: SaleRequest) -> Charge: ...
+
+    def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment: ...
+
+    def refund(self, charge: ChargeRef, amount: int, credentials: Credentials) -> Adjustment: ...
+
+    def is_settled(self, charge: ChargeRef, credentials: Credentials) -> bool: ...
