@@ -63,7 +63,6 @@ class PaymentSession(Base):
     request_digest: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
     amount_total: Mapped[int] = mapped_column(BigInteger)
-    amount_text: Mapped[str] = mapped_column(String(40))
     tax_total: Mapped[int] = mapped_column(BigInteger, default=0)
     shipping_total: Mapped[int] = mapped_column(BigInteger, default=0)
     discount: Mapped[int] = mapped_column(BigInteger, default=0)

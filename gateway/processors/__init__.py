@@ -1,1 +1,16 @@
-"""Processor connectors behind one small interface (see base.py)."""
+"""Processor connectors behind one small interface (see base.py); chosen per deployment."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ..config import ConfigError, Settings
+from ..db import Database
+from .base import Processor
+
+
+def build_processor(settings: Settings, db: Database) -> Processor:
+    if settings.processor == "sandbox":
+        from .sandbox import SandboxProcessor
+
+        return SandboxProcessor(db, timedelta(seconds=settings.sandbox_settle_seconds))
+    raise ConfigError(f"unknown GATEWAY_PROCESSOR {settings.processor!r} (known: sandbox)")

@@ -26,7 +26,6 @@ def upgrade() -> None:
     sa.Column('request_digest', sa.String(length=64), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('amount_total', sa.BigInteger(), nullable=False),
-    sa.Column('amount_text', sa.String(length=40), nullable=False),
     sa.Column('tax_total', sa.BigInteger(), nullable=False),
     sa.Column('shipping_total', sa.BigInteger(), nullable=False),
     sa.Column('discount', sa.BigInteger(), nullable=False),

@@ -1,0 +1,30 @@
+"""A 3dcart (Shift4Shop) redirect payment gateway application."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from .config import Settings, load_settings
+from .services import Services
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The app factory; ``settings`` default to the environment (and refuse unsafe production)."""
+    settings = settings or load_settings()
+    app = Flask(__name__, template_folder=str(TEMPLATES))
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
+    app.extensions["gateway"] = Services.build(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from .web import checkout, errors, health, payment_page
+
+    app.register_blueprint(checkout.bp)
+    app.register_blueprint(payment_page.bp)
+    app.register_blueprint(health.bp)
+    errors.register(app)
+    return app

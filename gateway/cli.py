@@ -1,0 +1,67 @@
+"""The `gateway` command: run the server, migrate the database, operate the sandbox."""
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+from werkzeug.serving import run_simple
+
+from . import create_app
+from .migrate import upgrade
+from .services import Services
+
+
+def _services() -> Services:
+    return current_app.extensions["gateway"]
+
+
+def _app() -> Flask:
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_app, add_default_commands=False)
+def main() -> None:
+    """A 3dcart (Shift4Shop) payment gateway application."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def serve(host: str, port: int) -> None:
+    """Migrate the database and serve the gateway (development server)."""
+    services = _services()
+    upgrade(services.settings.database_url)
+    base = services.settings.public_url or f"http://{host}:{port}"
+    click.echo(f"Gateway Checkout URL:   {base}/checkout")
+    click.echo(f"Gateway Post-Order URL: {base}/post-order")
+    click.echo(f"Private Key:            {services.settings.private_key}")
+    click.echo(f"Database:               {services.settings.database_url}")
+    click.echo(f"Processor:              {services.settings.processor}")
+    run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending Alembic migration."""
+    upgrade(_services().settings.database_url)
+    click.echo("database is up to date")
+
+
+@main.group()
+def sandbox() -> None:
+    """The built-in sandbox processor."""
+
+
+@sandbox.command("settle")
+def sandbox_settle() -> None:
+    """Settle every sandbox charge now, so it can only be refunded, no longer voided."""
+    processor = _services().processor
+    if processor.name != "sandbox":
+        raise click.ClickException("the configured processor is not the sandbox")
+    count = processor.settle()  # type: ignore[attr-defined]
+    click.echo(f"settled {count} charge(s)")

@@ -1,0 +1,1 @@
+"""Telling the store: the CompleteOrderRequest outbox, its HTTP client and its delivery worker."""

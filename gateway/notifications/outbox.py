@@ -1,0 +1,118 @@
+"""The outbox of CompleteOrderRequests: written with the payment outcome, delivered at least once.
+
+A delivery first claims its row with a short lease (compare-and-set), so two workers never post
+the same notification at the same time; a worker that dies mid-delivery loses its lease and the
+next one retries. The store's answer and whatever it changes are written in one transaction.
+"""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from ..models import Notification, NotificationAttempt, NotificationState, utcnow
+from ..services import Services
+from .client import Exchange, StoreAnswer
+
+OnAnswer = Callable[[Session, Notification, StoreAnswer], None]
+BASE_DELAY = timedelta(seconds=5)
+MAX_DELAY = timedelta(hours=1)
+
+
+def enqueue(session: Session, session_id: int, url: str, payload: dict[str, Any]) -> Notification:
+    notification = Notification(session_id=session_id, url=url, payload=payload, next_attempt_at=utcnow())
+    session.add(notification)
+    session.flush()
+    return notification
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with full jitter: up to 5s, 10s, 20s ... capped at an hour."""
+    ceiling = min(MAX_DELAY, BASE_DELAY * (2 ** max(0, attempts - 1)))
+    return ceiling * (0.5 + 0.5 * (rng or random).random())
+
+
+def _lease(services: Services) -> timedelta:
+    return timedelta(seconds=services.settings.notify_timeout_seconds * 2 + 10)
+
+
+def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+    return (
+        Notification.state == NotificationState.PENDING.value,
+        or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
+    )
+
+
+def claim(services: Services, notification_id: int, *, only_due: bool = False) -> Notification | None:
+    """Take the delivery lease on one notification, or None if it is done or someone else holds it."""
+    now = utcnow()
+    conditions = [Notification.id == notification_id, *_claimable(now)]
+    if only_due:
+        conditions.append(Notification.next_attempt_at <= now)
+    with services.db.transaction() as session:
+        won = session.execute(
+            update(Notification).where(*conditions).values(claimed_until=now + _lease(services))
+        ).rowcount
+        return session.get(Notification, notification_id) if won else None
+
+
+def claim_due(services: Services, limit: int) -> list[Notification]:
+    """Claim up to ``limit`` due notifications; SKIP LOCKED lets workers on several hosts share the queue."""
+    now = utcnow()
+    with services.db.transaction() as session:
+        rows = session.scalars(
+            select(Notification)
+            .where(*_claimable(now), Notification.next_attempt_at <= now)
+            .order_by(Notification.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in rows:
+            row.claimed_until = now + _lease(services)
+        return list(rows)
+
+
+def deliver(services: Services, notification: Notification, on_answer: OnAnswer) -> StoreAnswer | None:
+    """Post a claimed notification once and record the attempt; the answer is applied atomically."""
+    exchange = services.store.post(notification.url, notification.payload)
+    with services.db.transaction() as session:
+        row = session.get(Notification, notification.id, populate_existing=True)
+        assert row is not None
+        _log_attempt(session, row, exchange)
+        if exchange.answer is None:
+            _schedule_retry(services, row, exchange.error)
+            return None
+        row.state = NotificationState.DELIVERED.value
+        row.processed = exchange.answer.processed
+        row.response_errorcode = exchange.answer.errorcode[:64]
+        row.response_errormessage = exchange.answer.errormessage[:2000]
+        row.delivered_at = utcnow()
+        row.claimed_until = None
+        on_answer(session, row, exchange.answer)
+        return exchange.answer
+
+
+def _log_attempt(session: Session, row: Notification, exchange: Exchange) -> None:
+    row.attempts += 1
+    session.add(
+        NotificationAttempt(
+            notification_id=row.id,
+            started_at=utcnow() - timedelta(milliseconds=exchange.duration_ms),
+            duration_ms=exchange.duration_ms,
+            http_status=exchange.http_status,
+            response_snippet=exchange.snippet,
+            error=exchange.error,
+        )
+    )
+
+
+def _schedule_retry(services: Services, row: Notification, error: str) -> None:
+    row.last_error = error
+    row.claimed_until = None
+    if row.attempts >= services.settings.notify_max_attempts:
+        row.state = NotificationState.DEAD.value
+    else:
+        row.next_attempt_at = utcnow() + backoff(row.attempts)

@@ -1,0 +1,1 @@
+"""The payment state machine: checkout sessions, charging, completion, voids and refunds."""

@@ -1,0 +1,46 @@
+"""Voids and refunds: the one path by which money leaves a charge."""
+from __future__ import annotations
+
+from ..models import LedgerEntry, Transaction
+from ..processors.base import ChargeRef, ProcessorError, ProcessorUnavailable
+from ..services import Services
+from ..vault import Credentials
+from . import ledger
+
+
+def execute_adjustment(
+    services: Services,
+    transaction_id: int,
+    ref: ChargeRef,
+    kind: str,
+    amount: int,
+    credentials: Credentials,
+    request_key: str | None,
+) -> LedgerEntry:
+    """Reserve, call the processor, settle; an unknown outcome keeps its reservation."""
+    with services.db.transaction() as session:
+        entry_id = ledger.reserve(session, transaction_id, kind, amount, request_key).id
+    try:
+        if kind == ledger.VOID:
+            adjustment = services.processor.void(ref, credentials)
+        else:
+            adjustment = services.processor.refund(ref, amount, credentials)
+    except ProcessorError as exc:
+        outcome = ledger.UNKNOWN if isinstance(exc, ProcessorUnavailable) else ledger.DECLINED
+        with services.db.transaction() as session:
+            ledger.settle(session, entry_id, outcome, message=exc.merchant_message)
+        raise
+    with services.db.transaction() as session:
+        return ledger.settle(session, entry_id, ledger.APPROVED, adjustment.transaction_id)
+
+
+def charge_ref(transaction: Transaction) -> ChargeRef:
+    return ChargeRef(
+        transaction_id=transaction.processor_txn_id,
+        amount=transaction.amount,
+        currency=transaction.currency,
+        card_last4=transaction.card_last4,
+        card_exp_month=transaction.card_exp_month,
+        card_exp_year=transaction.card_exp_year,
+        test_mode=transaction.test_mode,
+    )

@@ -1,0 +1,204 @@
+"""Exchange 2: the shopper's card is charged at most once per payment session.
+
+A charge attempt starts by moving the session from ``open`` to ``authorizing`` in one guarded
+UPDATE while holding the locks of every session of the same order; whoever loses that race
+charges nothing. The processor is called outside any database transaction, and its answer is
+recorded (charge, ledger entry and outbox notification together) in one transaction.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from ..cards import Card, CardFormError, parse_card
+from ..models import PaymentSession, SessionState, Transaction, utcnow
+from ..processors.base import Charge, MerchantAuthenticationError, ProcessorError, SaleRequest
+from ..protocol.errors import ErrorCode
+from ..services import Services
+from ..vault import Credentials
+from . import ledger
+from .completion import enqueue_outcome, notify_store
+
+log = logging.getLogger(__name__)
+BUSY_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value, SessionState.COMPLETED.value)
+
+
+@dataclass
+class SubmitResult:
+    payment: PaymentSession
+    field_errors: dict[str, str] = field(default_factory=dict)
+    decline: str = ""
+
+
+def find_session(services: Services, token: str) -> PaymentSession | None:
+    if not token or len(token) > 64:
+        return None
+    with services.db.transaction() as session:
+        return session.scalars(
+            select(PaymentSession).where(PaymentSession.token == token).options(selectinload(PaymentSession.notification))
+        ).first()
+
+
+def is_expired(payment: PaymentSession) -> bool:
+    return payment.state == SessionState.OPEN.value and payment.expires_at <= utcnow()
+
+
+def submit_card(services: Services, payment: PaymentSession, form: dict[str, str]) -> SubmitResult:
+    """Validate the card and charge it, unless this session is already being (or has been) paid."""
+    if payment.state != SessionState.OPEN.value or is_expired(payment):
+        return SubmitResult(payment)
+    try:
+        card = parse_card(form)
+    except CardFormError as exc:
+        return SubmitResult(payment, field_errors=exc.errors)
+    claimed = _claim(services, payment.id)
+    if claimed is None:
+        return SubmitResult(_reload(services, payment.id))
+    attempt, credentials = claimed
+    request = SaleRequest(
+        amount=payment.amount_total,
+        currency=payment.currency,
+        card=card,
+        credentials=credentials,
+        reference=f"ps{payment.id}a{attempt}",
+        invoice=payment.invoice,
+        order_id=payment.orderid,
+        test_mode=payment.test_mode,
+        email=payment.email,
+    )
+    try:
+        charge = services.processor.sale(request)
+    except ProcessorError as exc:
+        return _record_decline(services, payment.id, exc)
+    notification_id = _record_charge(services, payment.id, attempt, card, charge)
+    notify_store(services, notification_id)
+    return SubmitResult(_reload(services, payment.id))
+
+
+def cancel(services: Services, payment: PaymentSession) -> bool:
+    """The shopper goes back to the store; only an open session can be cancelled."""
+    with services.db.transaction() as session:
+        return bool(
+            session.execute(
+                update(PaymentSession)
+                .where(PaymentSession.id == payment.id, PaymentSession.state == SessionState.OPEN.value)
+                .values(state=SessionState.CANCELLED.value, credentials_sealed=None)
+            ).rowcount
+        )
+
+
+def _claim(services: Services, payment_id: int) -> tuple[int, Credentials] | None:
+    with services.db.transaction() as session:
+        payment = session.get(PaymentSession, payment_id)
+        assert payment is not None
+        siblings = session.scalars(
+            select(PaymentSession)
+            .where(PaymentSession.store_key == payment.store_key, PaymentSession.orderid == payment.orderid)
+            .order_by(PaymentSession.id)
+            .with_for_update()
+        ).all()
+        if any(other.state in BUSY_STATES for other in siblings):
+            return None
+        won = session.execute(
+            update(PaymentSession)
+            .where(
+                PaymentSession.id == payment_id,
+                PaymentSession.state == SessionState.OPEN.value,
+                PaymentSession.expires_at > utcnow(),
+            )
+            .values(state=SessionState.AUTHORIZING.value, attempt=PaymentSession.attempt + 1)
+        ).rowcount
+        if not won or payment.credentials_sealed is None:
+            return None
+        return payment.attempt + 1, services.vault.open(payment.credentials_sealed)
+
+
+def _record_charge(services: Services, payment_id: int, attempt: int, card: Card, charge: Charge) -> int:
+    with services.db.transaction() as session:
+        payment = _transition(session, payment_id, attempt, SessionState.APPROVED)
+        payment.card_brand = card.brand
+        payment.card_last4 = card.last4
+        payment.card_exp_month = card.exp_month
+        payment.card_exp_year = card.exp_year
+        transaction = Transaction(
+            session_id=payment.id,
+            processor=services.processor.name,
+            processor_txn_id=charge.transaction_id,
+            orderid=payment.orderid,
+            invoice=payment.invoice,
+            currency=charge.currency,
+            amount=charge.amount,
+            card_brand=card.brand,
+            card_last4=card.last4,
+            card_exp_month=card.exp_month,
+            card_exp_year=card.exp_year,
+            test_mode=payment.test_mode,
+            credentials_fingerprint=payment.credentials_fingerprint,
+        )
+        session.add(transaction)
+        session.flush()
+        session.add(
+            ledger.LedgerEntry(
+                transaction_id=transaction.id,
+                kind=ledger.SALE,
+                amount=charge.amount,
+                outcome=ledger.APPROVED,
+                processor_ref=charge.transaction_id,
+                message=charge.message,
+                created_at=utcnow(),
+            )
+        )
+        notification = enqueue_outcome(session, services, payment, approved=True, transactionid=charge.transaction_id)
+        log.info("order %s charged: %s %s", payment.orderid, charge.transaction_id, charge.amount)
+        return notification.id
+
+
+def _record_decline(services: Services, payment_id: int, error: ProcessorError) -> SubmitResult:
+    notification_id = None
+    with services.db.transaction() as session:
+        payment = session.get(PaymentSession, payment_id)
+        assert payment is not None
+        declines = payment.decline_count + 1
+        give_up = isinstance(error, MerchantAuthenticationError) or declines >= services.settings.max_declines
+        state = SessionState.FAILED if give_up else SessionState.OPEN
+        payment = _transition(session, payment_id, payment.attempt, state)
+        payment.decline_count = declines
+        payment.last_decline = error.message
+        if give_up:
+            payment.credentials_sealed = None
+            code = ErrorCode.MERCHANT_AUTHENTICATION if isinstance(error, MerchantAuthenticationError) else ErrorCode.CARD_DECLINED
+            notification_id = enqueue_outcome(
+                session, services, payment, approved=False, errorcode=code.value, errormessage=error.merchant_message
+            ).id
+        log.info("order %s attempt %s declined (%s)", payment.orderid, payment.attempt, error.code)
+    if notification_id is not None:
+        notify_store(services, notification_id)
+    return SubmitResult(_reload(services, payment_id), decline=error.message)
+
+
+def _transition(session: Session, payment_id: int, attempt: int, target: SessionState) -> PaymentSession:
+    """Leave ``authorizing`` for this attempt; the guard makes a stale writer fail loudly."""
+    moved = session.execute(
+        update(PaymentSession)
+        .where(
+            PaymentSession.id == payment_id,
+            PaymentSession.state == SessionState.AUTHORIZING.value,
+            PaymentSession.attempt == attempt,
+        )
+        .values(state=target.value)
+    ).rowcount
+    if not moved:
+        raise RuntimeError(f"payment session {payment_id} left 'authorizing' behind our back")
+    payment = session.get(PaymentSession, payment_id, populate_existing=True)
+    assert payment is not None
+    return payment
+
+
+def _reload(services: Services, payment_id: int) -> PaymentSession:
+    with services.db.transaction() as session:
+        payment = session.get(PaymentSession, payment_id, options=[selectinload(PaymentSession.notification)])
+        assert payment is not None
+        return payment

@@ -1,0 +1,148 @@
+"""Exchange 1: a signed CheckoutRequest becomes a payment session the shopper can pay."""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..models import PAID_STATES, PaymentSession, utcnow
+from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.jsonbody import BodyError, parse_object
+from ..protocol.schemas import CheckoutRequestSchema, describe_errors
+from ..protocol.signing import verify
+from ..services import Services
+from ..vault import Credentials
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """A validated request body: ``raw`` as received (for signatures), ``data`` as loaded."""
+
+    raw: dict[str, Any]
+    data: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()
+
+
+def load_signed(body: bytes, schema: Any, private_key: str, signed_fields: tuple[str, ...], kind: str) -> SignedRequest:
+    """Parse, validate and authenticate a request body, or raise a ProtocolError that says what is wrong."""
+    try:
+        raw = parse_object(body)
+    except BodyError as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc)) from exc
+    try:
+        data = schema.load(raw)
+    except ValidationError as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"invalid {kind}: {describe_errors(exc.messages)}") from exc
+    if not verify(raw["signature"], raw["randomkey"], private_key, *(raw[name] for name in signed_fields)):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"signature does not match md5(randomkey + private key + {' + '.join(signed_fields)})",
+        )
+    return SignedRequest(raw, data)
+
+
+def store_key(notification_url: str) -> str:
+    """Orders are numbered per store; the store's host keeps two stores' order 123 apart."""
+    return (urlsplit(notification_url).hostname or "").lower()
+
+
+def start_checkout(services: Services, body: bytes) -> PaymentSession:
+    """Validate the CheckoutRequest and return its payment session, new or (for a retry) existing."""
+    request = load_signed(
+        body, CheckoutRequestSchema(), services.settings.private_key, ("orderid", "invoice", "amounttotal"), "CheckoutRequest"
+    )
+    if request.data["type"].strip().lower() != "sale":
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"type must be 'sale' on the Gateway Checkout URL, got {request.data['type']!r}",
+        )
+    try:
+        with services.db.transaction() as session:
+            return _find_or_create(session, services, request)
+    except IntegrityError:
+        # A concurrent retry of the same request inserted it first: answer with that one.
+        with services.db.transaction() as session:
+            return _find_or_create(session, services, request)
+
+
+def _find_or_create(session: Session, services: Services, request: SignedRequest) -> PaymentSession:
+    data = request.data
+    key = store_key(data["notificationurl"])
+    existing = session.scalars(
+        select(PaymentSession).where(
+            PaymentSession.store_key == key,
+            PaymentSession.orderid == data["orderid"],
+            PaymentSession.randomkey == data["randomkey"],
+        )
+    ).first()
+    if existing is not None:
+        if existing.request_digest != request.digest:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST,
+                f"randomkey {data['randomkey']!r} was already used for a different request for order {data['orderid']}",
+            )
+        return existing
+    paid = session.scalars(
+        select(PaymentSession).where(
+            PaymentSession.store_key == key,
+            PaymentSession.orderid == data["orderid"],
+            PaymentSession.state.in_(PAID_STATES),
+        )
+    ).first()
+    if paid is not None:
+        raise ProtocolError(
+            ErrorCode.CHECKOUT_FAILED,
+            f"order {data['orderid']} (invoice {paid.invoice}) is already paid; a new checkout would charge twice",
+        )
+    created = _new_session(services, request, key)
+    session.add(created)
+    session.flush()
+    return created
+
+
+def _new_session(services: Services, request: SignedRequest, key: str) -> PaymentSession:
+    data = request.data
+    credentials = Credentials(data["username"], data["password"])
+    now = utcnow()
+    return PaymentSession(
+        token=secrets.token_urlsafe(32),
+        store_key=key,
+        orderid=data["orderid"],
+        invoice=data["invoice"],
+        randomkey=data["randomkey"],
+        request_digest=request.digest,
+        currency=data["currency"].upper(),
+        amount_total=data["amounttotal"],
+        tax_total=data["taxtotal"],
+        shipping_total=data["shippingtotal"],
+        discount=data["discount"],
+        email=data["email"],
+        billing=_plain(data["billing"]),
+        shipping=_plain(data["shipping"]),
+        items=[{**item, "quantity": str(item["quantity"])} for item in data["items"]],
+        cancel_url=data["cancelurl"],
+        error_url=data["errorurl"],
+        notification_url=data["notificationurl"],
+        return_url=data["returnurl"],
+        credentials_sealed=services.vault.seal(credentials),
+        credentials_fingerprint=services.vault.fingerprint(credentials),
+        test_mode=data["testmode"],
+        expires_at=now + timedelta(minutes=services.settings.session_minutes),
+        created_at=now,
+    )
+
+
+def _plain(address: dict[str, Any]) -> dict[str, str]:
+    return {key: value or "" for key, value in address.items()}

@@ -1,0 +1,98 @@
+"""Exchange 3: telling the store how the payment ended, and acting on its CompleteOrderResponse."""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..models import Notification, PaymentSession, SessionState, Transaction
+from ..notifications import outbox
+from ..notifications.client import StoreAnswer
+from ..processors.base import ProcessorError
+from ..protocol.messages import complete_order_request
+from ..services import Services
+from . import ledger
+from .adjustments import charge_ref, execute_adjustment
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_outcome(
+    session: Session,
+    services: Services,
+    payment: PaymentSession,
+    *,
+    approved: bool,
+    transactionid: str = "",
+    errorcode: str = "",
+    errormessage: str = "",
+) -> Notification:
+    """Write the signed CompleteOrderRequest in the same transaction that records the outcome."""
+    payload = complete_order_request(
+        services.settings.private_key,
+        orderid=payment.orderid,
+        invoice=payment.invoice,
+        amount=payment.amount_total,
+        approved=approved,
+        transactionid=transactionid,
+        errorcode=errorcode,
+        errormessage=errormessage,
+    )
+    return outbox.enqueue(session, payment.id, payment.notification_url, payload)
+
+
+def apply_store_answer(session: Session, notification: Notification, answer: StoreAnswer) -> None:
+    """processed=1 completes an approved payment; processed=0 rejects it (its charge is then voided)."""
+    target = SessionState.COMPLETED if answer.processed else SessionState.REJECTED
+    session.execute(
+        update(PaymentSession)
+        .where(PaymentSession.id == notification.session_id, PaymentSession.state == SessionState.APPROVED.value)
+        .values(
+            state=target.value,
+            store_error_code=answer.errorcode[:64],
+            store_error_message=answer.errormessage[:2000],
+        )
+    )
+    if answer.processed:
+        _forget_credentials(session, notification.session_id)
+
+
+def notify_store(services: Services, notification_id: int, *, only_due: bool = False) -> StoreAnswer | None:
+    """Deliver one notification now (if nobody else is) and finish what the answer asks for."""
+    claimed = outbox.claim(services, notification_id, only_due=only_due)
+    if claimed is None:
+        return None
+    answer = outbox.deliver(services, claimed, apply_store_answer)
+    if answer is not None and not answer.processed:
+        reverse_rejected_charge(services, claimed.session_id)
+    return answer
+
+
+def reverse_rejected_charge(services: Services, session_id: int) -> None:
+    """The store refused the order after we charged: give the money back, exactly once."""
+    with services.db.transaction() as session:
+        payment = session.get(PaymentSession, session_id)
+        transaction = session.scalars(select(Transaction).where(Transaction.session_id == session_id)).first()
+        if payment is None or payment.state != SessionState.REJECTED.value or transaction is None:
+            return
+        if payment.credentials_sealed is None:
+            return
+        credentials = services.vault.open(payment.credentials_sealed)
+        current = ledger.balance(session, ledger.lock_transaction(session, transaction.id))
+        if current.voided or current.remaining <= 0:
+            return
+    ref = charge_ref(transaction)
+    try:
+        settled = services.processor.is_settled(ref, credentials)
+        kind = ledger.REFUND if settled else ledger.VOID
+        execute_adjustment(services, transaction.id, ref, kind, transaction.amount, credentials, request_key="store-rejected")
+    except ProcessorError as exc:
+        log.error("could not reverse rejected charge %s: %s", transaction.processor_txn_id, exc.merchant_message)
+        return
+    with services.db.transaction() as session:
+        _forget_credentials(session, session_id)
+
+
+def _forget_credentials(session: Session, session_id: int) -> None:
+    session.execute(update(PaymentSession).where(PaymentSession.id == session_id).values(credentials_sealed=None))

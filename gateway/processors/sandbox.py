@@ -1,0 +1,152 @@
+"""The built-in sandbox processor: deterministic test cards, charges kept in our own database.
+
+Test cards (any future expiry, any CVC of the right length, any name):
+
+=====================  ==========  ======================================
+card number            brand       outcome
+=====================  ==========  ======================================
+4242 4242 4242 4242    Visa        approved
+5555 5555 5555 4444    Mastercard  approved
+3782 822463 10005      Amex        approved
+6011 1111 1111 1117    Discover    approved
+4000 0000 0000 0002    Visa        declined: generic decline
+4000 0000 0000 9995    Visa        declined: insufficient funds
+4000 0000 0000 0069    Visa        declined: expired card
+4000 0000 0000 0127    Visa        declined: CVC mismatch
+4000 0000 0000 0119    Visa        processor error (try again)
+=====================  ==========  ======================================
+
+Any other valid card number is approved. Merchant credentials whose Credential 1 is
+``invalid`` are refused, to exercise the merchant-authentication path.
+"""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from ..db import Database
+from ..models import SandboxCharge, utcnow
+from ..vault import Credentials
+from .base import (
+    Adjustment,
+    AdjustmentRefused,
+    CardDeclined,
+    Charge,
+    ChargeRef,
+    MerchantAuthenticationError,
+    ProcessorUnavailable,
+    SaleRequest,
+)
+
+DECLINES: dict[str, tuple[type[CardDeclined | ProcessorUnavailable], str, str]] = {
+    "4000000000000002": (CardDeclined, "card_declined", "Your card was declined."),
+    "4000000000009995": (CardDeclined, "insufficient_funds", "Your card has insufficient funds."),
+    "4000000000000069": (CardDeclined, "expired_card", "Your card has expired."),
+    "4000000000000127": (CardDeclined, "incorrect_cvc", "Your card's security code is incorrect."),
+    "4000000000000119": (ProcessorUnavailable, "processor_error", "We could not reach the card network. Please try again."),
+}
+INVALID_LOGIN = "invalid"
+
+
+class SandboxProcessor:
+    name = "sandbox"
+
+    def __init__(self, db: Database, settle_after: timedelta) -> None:
+        self.db = db
+        self.settle_after = settle_after
+
+    def sale(self, request: SaleRequest) -> Charge:
+        self._authenticate(request.credentials)
+        if request.card.number in DECLINES:
+            error, code, message = DECLINES[request.card.number]
+            raise error(message, code=code)
+        with self.db.transaction() as session:
+            existing = session.scalars(select(SandboxCharge).where(SandboxCharge.reference == request.reference)).first()
+            if existing is None:
+                now = utcnow()
+                existing = SandboxCharge(
+                    id="sbx_" + secrets.token_hex(12),
+                    reference=request.reference,
+                    amount=request.amount,
+                    currency=request.currency,
+                    card_brand=request.card.brand,
+                    card_last4=request.card.last4,
+                    settles_at=now + self.settle_after,
+                    created_at=now,
+                )
+                session.add(existing)
+        return Charge(existing.id, existing.amount, existing.currency, existing.card_brand, existing.card_last4)
+
+    def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment:
+        self._authenticate(credentials)
+        with self.db.transaction() as session:
+            done = session.execute(
+                update(SandboxCharge)
+                .where(
+                    SandboxCharge.id == charge.transaction_id,
+                    SandboxCharge.voided.is_(False),
+                    SandboxCharge.refunded == 0,
+                    SandboxCharge.settles_at > utcnow(),
+                )
+                .values(voided=True)
+            ).rowcount
+            if not done:
+                raise AdjustmentRefused(self._why_not(session, charge.transaction_id, "voided"))
+        return Adjustment("sbx_v_" + secrets.token_hex(10), charge.amount, "void")
+
+    def refund(self, charge: ChargeRef, amount: int, credentials: Credentials) -> Adjustment:
+        self._authenticate(credentials)
+        with self.db.transaction() as session:
+            done = session.execute(
+                update(SandboxCharge)
+                .where(
+                    SandboxCharge.id == charge.transaction_id,
+                    SandboxCharge.voided.is_(False),
+                    SandboxCharge.settles_at <= utcnow(),
+                    SandboxCharge.refunded + amount <= SandboxCharge.amount,
+                )
+                .values(refunded=SandboxCharge.refunded + amount)
+            ).rowcount
+            if not done:
+                raise AdjustmentRefused(self._why_not(session, charge.transaction_id, "refunded", amount))
+        return Adjustment("sbx_r_" + secrets.token_hex(10), amount, "refund")
+
+    def is_settled(self, charge: ChargeRef, credentials: Credentials) -> bool:
+        self._authenticate(credentials)
+        with self.db.transaction() as session:
+            row = session.get(SandboxCharge, charge.transaction_id)
+            return row is not None and row.settles_at <= utcnow()
+
+    def settle(self, before: datetime | None = None) -> int:
+        """Settle every unsettled charge (created before ``before``); the `gateway sandbox settle` command."""
+        now = utcnow()
+        with self.db.transaction() as session:
+            query = update(SandboxCharge).where(SandboxCharge.settles_at > now, SandboxCharge.voided.is_(False))
+            if before is not None:
+                query = query.where(SandboxCharge.created_at < before)
+            return session.execute(query.values(settles_at=now)).rowcount
+
+    @staticmethod
+    def _authenticate(credentials: Credentials) -> None:
+        if credentials.login.strip().lower() == INVALID_LOGIN:
+            raise MerchantAuthenticationError(
+                "The store's payment settings are not working. Please contact the store.",
+                merchant_message="The sandbox refused the merchant credentials (Credential 1 is 'invalid').",
+            )
+
+    @staticmethod
+    def _why_not(session, transaction_id: str, action: str, amount: int = 0) -> str:  # type: ignore[no-untyped-def]
+        row = session.get(SandboxCharge, transaction_id)
+        if row is None:
+            return f"no sandbox charge {transaction_id}"
+        if row.voided:
+            return "the charge is already voided"
+        if action == "voided" and row.settles_at <= utcnow():
+            return "the charge has settled and can no longer be voided"
+        if action == "voided":
+            return "the charge has been partly refunded and can no longer be voided"
+        if row.settles_at > utcnow():
+            return "the charge has not settled yet; void it instead"
+        return f"refund of {amount} exceeds the {row.amount - row.refunded} left to refund"

@@ -1,0 +1,35 @@
+"""The long-lived parts one app (or one CLI command) works with, built once from the settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Settings
+from .db import Database
+from .notifications.client import StoreClient
+from .processors import build_processor
+from .processors.base import Processor
+from .vault import Vault
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    vault: Vault
+    processor: Processor
+    store: StoreClient
+
+    @classmethod
+    def build(cls, settings: Settings) -> "Services":
+        db = Database(settings.database_url)
+        return cls(
+            settings=settings,
+            db=db,
+            vault=Vault(settings.encryption_key, settings.secret_key),
+            processor=build_processor(settings, db),
+            store=StoreClient(
+                timeout=settings.notify_timeout_seconds,
+                require_https=settings.is_production,
+                allow_private=settings.notify_allow_private,
+            ),
+        )

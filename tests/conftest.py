@@ -1,0 +1,78 @@
+"""Fixtures: a migrated database (SQLite, or PostgreSQL when TEST_DATABASE_URL is set) and the app."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import responses as responses_lib
+from sqlalchemy import create_engine, text
+
+from gateway import create_app
+from gateway.config import Settings, load_settings
+from gateway.db import make_engine
+from gateway.migrate import upgrade
+from gateway.models import Base
+from gateway.services import Services
+
+from .protocol_helpers import PRIVATE_KEY
+
+
+def _reset_postgres(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        _reset_postgres(url)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'gateway.sqlite3'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def clean_database(database_url: str) -> str:
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+    engine.dispose()
+    return database_url
+
+
+@pytest.fixture
+def settings(clean_database: str) -> Settings:
+    return load_settings({}, database_url=clean_database, private_key=PRIVATE_KEY, public_url="https://gateway.test")
+
+
+@pytest.fixture
+def app(settings: Settings):  # type: ignore[no-untyped-def]
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["gateway"].db.dispose()
+
+
+@pytest.fixture
+def services(app) -> Services:  # type: ignore[no-untyped-def]
+    return app.extensions["gateway"]
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+@pytest.fixture
+def store() -> Iterator[responses_lib.RequestsMock]:
+    """Stands in for the store's notificationurl (the outside world in unit tests)."""
+    with responses_lib.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
