@@ -85,8 +85,9 @@ class PaymentSession(Base):
     card_last4: Mapped[str] = mapped_column(String(4), default="")
     card_exp_month: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     card_exp_year: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
-    store_error_code: Mapped[str] = mapped_column(String(64), default="")
-    store_error_message: Mapped[str] = mapped_column(Text, default="")
+    # Why the payment ended badly: the store's errorcode if it gave one, else ours; errorurl gets it.
+    error_code: Mapped[str] = mapped_column(String(64), default="")
+    error_message: Mapped[str] = mapped_column(Text, default="")
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

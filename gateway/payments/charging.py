@@ -102,6 +102,7 @@ def _claim(services: Services, payment_id: int) -> tuple[int, Credentials] | Non
         ).all()
         if any(other.state in BUSY_STATES for other in siblings):
             return None
+        attempt = payment.attempt + 1
         won = session.execute(
             update(PaymentSession)
             .where(
@@ -109,11 +110,11 @@ def _claim(services: Services, payment_id: int) -> tuple[int, Credentials] | Non
                 PaymentSession.state == SessionState.OPEN.value,
                 PaymentSession.expires_at > utcnow(),
             )
-            .values(state=SessionState.AUTHORIZING.value, attempt=PaymentSession.attempt + 1)
+            .values(state=SessionState.AUTHORIZING.value, attempt=attempt)
         ).rowcount
         if not won or payment.credentials_sealed is None:
             return None
-        return payment.attempt + 1, services.vault.open(payment.credentials_sealed)
+        return attempt, services.vault.open(payment.credentials_sealed)
 
 
 def _record_charge(services: Services, payment_id: int, attempt: int, card: Card, charge: Charge) -> int:
@@ -170,6 +171,7 @@ def _record_decline(services: Services, payment_id: int, error: ProcessorError) 
         if give_up:
             payment.credentials_sealed = None
             code = ErrorCode.MERCHANT_AUTHENTICATION if isinstance(error, MerchantAuthenticationError) else ErrorCode.CARD_DECLINED
+            payment.error_code, payment.error_message = code.value, error.merchant_message
             notification_id = enqueue_outcome(
                 session, services, payment, approved=False, errorcode=code.value, errormessage=error.merchant_message
             ).id

@@ -43,19 +43,19 @@ def enqueue_outcome(
 
 
 def apply_store_answer(session: Session, notification: Notification, answer: StoreAnswer) -> None:
-    """processed=1 completes an approved payment; processed=0 rejects it (its charge is then voided)."""
-    target = SessionState.COMPLETED if answer.processed else SessionState.REJECTED
-    session.execute(
-        update(PaymentSession)
-        .where(PaymentSession.id == notification.session_id, PaymentSession.state == SessionState.APPROVED.value)
-        .values(
-            state=target.value,
-            store_error_code=answer.errorcode[:64],
-            store_error_message=answer.errormessage[:2000],
-        )
-    )
-    if answer.processed:
-        _forget_credentials(session, notification.session_id)
+    """processed=1 completes an approved payment; processed=0 rejects it (its charge is then voided).
+
+    For a payment that had already failed, the store's error code is kept for the shopper's errorurl.
+    """
+    payment = session.get(PaymentSession, notification.session_id, populate_existing=True, with_for_update=True)
+    assert payment is not None
+    if payment.state == SessionState.APPROVED.value:
+        payment.state = (SessionState.COMPLETED if answer.processed else SessionState.REJECTED).value
+    if not answer.processed and answer.errorcode:
+        payment.error_code = answer.errorcode[:64]
+        payment.error_message = answer.errormessage[:2000]
+    if payment.state == SessionState.COMPLETED.value:
+        payment.credentials_sealed = None
 
 
 def notify_store(services: Services, notification_id: int, *, only_due: bool = False) -> StoreAnswer | None:

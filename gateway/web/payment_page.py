@@ -92,9 +92,7 @@ def _render_state(payment: PaymentSession, result: SubmitResult) -> Response | s
 
 def error_redirect(payment: PaymentSession) -> str:
     """errorurl with its ``error`` parameter replaced by the error code, as the text asks."""
-    code = payment.store_error_code or (
-        ErrorCode.CARD_DECLINED.value if payment.state == SessionState.FAILED.value else ErrorCode.CHECKOUT_FAILED.value
-    )
+    code = payment.error_code or ErrorCode.CHECKOUT_FAILED.value
     parts = urlsplit(payment.error_url)
     query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "error"]
     query.append(("error", code))
