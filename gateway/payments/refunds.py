@@ -1,0 +1,149 @@
+"""Exchange 4, the Gateway Post-Order URL: a merchant's Void/Refund, exactly once.
+
+Retries carry the same randomkey; the first answer is stored and given again, and no money moves.
+Money itself moves only through :func:`adjustments.execute_adjustment`, whose ledger reservation
+keeps concurrent requests from together exceeding what was captured.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..models import PostOrderRequest, Transaction
+from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorError, ProcessorUnavailable
+from ..protocol.errors import ErrorCode, ProtocolError
+from ..protocol.messages import refund_response
+from ..protocol.schemas import RefundRequestSchema
+from ..services import Services
+from ..vault import Credentials
+from . import ledger
+from .adjustments import charge_ref, execute_adjustment
+from .checkout import SignedRequest, load_signed
+
+log = logging.getLogger(__name__)
+SIGNED_FIELDS = ("orderid", "invoice", "transactionid")
+KINDS = ("void", "refund")
+
+
+def handle_refund_request(services: Services, body: bytes) -> dict[str, Any]:
+    """Answer a RefundRequest with a signed RefundResponse; every failure is approved=0 with a reason."""
+    request = load_signed(body, RefundRequestSchema(), services.settings.private_key, SIGNED_FIELDS, "RefundRequest")
+    if request.data["type"].strip().lower() not in KINDS:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"type must be 'void' or 'refund', got {request.data['type']!r}")
+    earlier = _remember(services, request)
+    if earlier is not None:
+        return earlier
+    try:
+        answer = _void_or_refund(services, request)
+    except ProtocolError as exc:
+        answer = error_response(services, request.raw, exc)
+    with services.db.transaction() as session:
+        record = session.scalars(select(PostOrderRequest).where(*_key(request))).one()
+        record.state, record.response = "answered", answer
+    return answer
+
+
+def error_response(services: Services, raw: dict[str, Any], error: ProtocolError) -> dict[str, Any]:
+    return refund_response(
+        services.settings.private_key,
+        orderid=raw.get("orderid", ""),
+        invoice=str(raw.get("invoice", "")),
+        approved=False,
+        transactionid="",
+        errorcode=error.code.value,
+        errormessage=error.message,
+    )
+
+
+def _key(request: SignedRequest) -> tuple[Any, ...]:
+    return (PostOrderRequest.orderid == request.data["orderid"], PostOrderRequest.randomkey == request.data["randomkey"])
+
+
+def _remember(services: Services, request: SignedRequest) -> dict[str, Any] | None:
+    """Claim this randomkey, or return the answer already given for it."""
+    try:
+        with services.db.transaction() as session:
+            record = session.scalars(select(PostOrderRequest).where(*_key(request))).first()
+            if record is None:
+                session.add(
+                    PostOrderRequest(
+                        orderid=request.data["orderid"], randomkey=request.data["randomkey"], request_digest=request.digest
+                    )
+                )
+                return None
+    except IntegrityError:
+        return _remember(services, request)
+    if record.request_digest != request.digest:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"randomkey {request.data['randomkey']!r} was already used for a different request"
+        )
+    if record.state != "answered" or record.response is None:
+        raise ProtocolError(ErrorCode.REFUND_FAILED, "this request is still being processed; try again in a moment")
+    return record.response
+
+
+def _void_or_refund(services: Services, request: SignedRequest) -> dict[str, Any]:
+    data = request.data
+    credentials = Credentials(data["username"], data["password"])
+    transaction = _find_transaction(services, data, credentials)
+    if data["currency"] and data["currency"].upper() != transaction.currency:
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"currency {data['currency']} does not match the transaction's {transaction.currency}"
+        )
+    ref = charge_ref(transaction)
+    amount = data["amounttotal"]
+    try:
+        kind = _choose_kind(services, transaction, amount, credentials)
+        entry = execute_adjustment(services, transaction.id, ref, kind, amount, credentials, request_key=data["randomkey"])
+    except AdjustmentRefused as exc:
+        raise ProtocolError(ErrorCode.REFUND_FAILED, f"{data['type']} refused: {exc.merchant_message}") from exc
+    except MerchantAuthenticationError as exc:
+        raise ProtocolError(ErrorCode.MERCHANT_AUTHENTICATION, exc.merchant_message) from exc
+    except ProcessorUnavailable as exc:
+        raise ProtocolError(
+            ErrorCode.PROCESSOR_UNAVAILABLE,
+            f"the processor did not confirm the {data['type']}; it is held as pending, check before retrying: {exc.merchant_message}",
+        ) from exc
+    except ProcessorError as exc:
+        raise ProtocolError(ErrorCode.REFUND_FAILED, exc.merchant_message) from exc
+    log.info("order %s: %s of %s approved (%s)", data["orderid"], entry.kind, entry.amount, entry.processor_ref)
+    return refund_response(
+        services.settings.private_key,
+        orderid=request.raw["orderid"],
+        invoice=data["invoice"],
+        approved=True,
+        transactionid=entry.processor_ref or "",
+        errormessage="",
+    )
+
+
+def _find_transaction(services: Services, data: dict[str, Any], credentials: Credentials) -> Transaction:
+    """The charge, if it belongs to this order and these credentials; the refusal says no more than that."""
+    with services.db.transaction() as session:
+        candidates = session.scalars(
+            select(Transaction).where(
+                Transaction.processor_txn_id == data["transactionid"],
+                Transaction.orderid == data["orderid"],
+                Transaction.invoice == data["invoice"],
+            )
+        ).all()
+    for transaction in candidates:
+        if services.vault.matches(credentials, transaction.credentials_fingerprint):
+            return transaction
+    raise ProtocolError(
+        ErrorCode.ORDER_NOT_FOUND,
+        f"no transaction {data['transactionid']} for order {data['orderid']} ({data['invoice']}) with these credentials",
+    )
+
+
+def _choose_kind(services: Services, transaction: Transaction, amount: int, credentials: Credentials) -> str:
+    """Void while the whole, untouched charge has not settled; refund otherwise."""
+    with services.db.transaction() as session:
+        current = ledger.balance(session, transaction)
+    if amount != transaction.amount or current.refunded or current.voided:
+        return ledger.REFUND
+    settled = services.processor.is_settled(charge_ref(transaction), credentials)
+    return ledger.REFUND if settled else ledger.VOID
