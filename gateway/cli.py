@@ -8,6 +8,7 @@ from werkzeug.serving import run_simple
 
 from . import create_app
 from .migrate import upgrade
+from .notifications.worker import run_forever, run_once
 from .services import Services
 
 
@@ -65,3 +66,22 @@ def sandbox_settle() -> None:
         raise click.ClickException("the configured processor is not the sandbox")
     count = processor.settle()  # type: ignore[attr-defined]
     click.echo(f"settled {count} charge(s)")
+
+
+@main.group()
+def notifications() -> None:
+    """The outbox of CompleteOrderRequests to stores."""
+
+
+@notifications.command("work")
+@click.option("--once", is_flag=True, help="Run one round and exit (for cron or tests).")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds to sleep when nothing is due.")
+@click.option("--batch", default=20, show_default=True, help="Notifications claimed per round.")
+def notifications_work(once: bool, interval: float, batch: int) -> None:
+    """Deliver due notifications with backoff; safe to run on several hosts at once."""
+    services = _services()
+    if once:
+        result = run_once(services, batch)
+        click.echo(f"delivered {result.delivered} of {result.attempted} due notification(s); recovered {result.recovered}")
+        return
+    run_forever(services, interval, batch)

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 import responses as responses_lib
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from gateway import create_app
 from gateway.config import Settings, load_settings
@@ -27,10 +26,14 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
+ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Every test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set."""
+    if request.param == "postgresql":
+        url = os.environ["TEST_DATABASE_URL"]
         _reset_postgres(url)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'gateway.sqlite3'}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
@@ -23,6 +24,7 @@ from . import ledger
 from .completion import enqueue_outcome, notify_store
 
 log = logging.getLogger(__name__)
+STALE_AFTER = timedelta(minutes=2)
 BUSY_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value, SessionState.COMPLETED.value)
 
 
@@ -54,7 +56,7 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
         card = parse_card(form)
     except CardFormError as exc:
         return SubmitResult(payment, field_errors=exc.errors)
-    claimed = _claim(services, payment.id)
+    claimed = _claim(services, payment.id, card)
     if claimed is None:
         return SubmitResult(_reload(services, payment.id))
     attempt, credentials = claimed
@@ -63,7 +65,7 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
         currency=payment.currency,
         card=card,
         credentials=credentials,
-        reference=f"ps{payment.id}a{attempt}",
+        reference=sale_reference(payment.id, attempt),
         invoice=payment.invoice,
         order_id=payment.orderid,
         test_mode=payment.test_mode,
@@ -73,9 +75,43 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
         charge = services.processor.sale(request)
     except ProcessorError as exc:
         return _record_decline(services, payment.id, exc)
-    notification_id = _record_charge(services, payment.id, attempt, card, charge)
+    notification_id = _record_charge(services, payment.id, attempt, charge)
     notify_store(services, notification_id)
     return SubmitResult(_reload(services, payment.id))
+
+
+def sale_reference(payment_id: int, attempt: int) -> str:
+    """Unique per charge attempt (and at most 20 characters, Authorize.Net's refId limit)."""
+    return f"ps{payment_id}a{attempt}"
+
+
+def recover_stale_authorizations(services: Services, older_than: timedelta = STALE_AFTER) -> int:
+    """Settle attempts whose process died mid-charge: record the charge if the processor has it, else reopen."""
+    with services.db.transaction() as session:
+        stale = session.scalars(
+            select(PaymentSession).where(
+                PaymentSession.state == SessionState.AUTHORIZING.value, PaymentSession.updated_at < utcnow() - older_than
+            )
+        ).all()
+    for payment in stale:
+        _recover(services, payment)
+    return len(stale)
+
+
+def _recover(services: Services, payment: PaymentSession) -> None:
+    if payment.credentials_sealed is None:
+        return
+    credentials = services.vault.open(payment.credentials_sealed)
+    try:
+        charge = services.processor.find_sale(sale_reference(payment.id, payment.attempt), credentials, payment.test_mode)
+    except ProcessorError as exc:
+        log.warning("cannot yet resolve interrupted charge of order %s: %s", payment.orderid, exc.merchant_message)
+        return
+    if charge is not None:
+        notify_store(services, _record_charge(services, payment.id, payment.attempt, charge))
+        return
+    with services.db.transaction() as session:
+        _transition(session, payment.id, payment.attempt, SessionState.OPEN)
 
 
 def cancel(services: Services, payment: PaymentSession) -> bool:
@@ -90,7 +126,8 @@ def cancel(services: Services, payment: PaymentSession) -> bool:
         )
 
 
-def _claim(services: Services, payment_id: int) -> tuple[int, Credentials] | None:
+def _claim(services: Services, payment_id: int, card: Card) -> tuple[int, Credentials] | None:
+    """Move the session to ``authorizing`` unless it, or another session of its order, is being paid."""
     with services.db.transaction() as session:
         payment = session.get(PaymentSession, payment_id)
         assert payment is not None
@@ -110,20 +147,24 @@ def _claim(services: Services, payment_id: int) -> tuple[int, Credentials] | Non
                 PaymentSession.state == SessionState.OPEN.value,
                 PaymentSession.expires_at > utcnow(),
             )
-            .values(state=SessionState.AUTHORIZING.value, attempt=attempt)
+            .values(
+                state=SessionState.AUTHORIZING.value,
+                attempt=attempt,
+                card_brand=card.brand,
+                card_last4=card.last4,
+                card_exp_month=card.exp_month,
+                card_exp_year=card.exp_year,
+                updated_at=utcnow(),
+            )
         ).rowcount
         if not won or payment.credentials_sealed is None:
             return None
         return attempt, services.vault.open(payment.credentials_sealed)
 
 
-def _record_charge(services: Services, payment_id: int, attempt: int, card: Card, charge: Charge) -> int:
+def _record_charge(services: Services, payment_id: int, attempt: int, charge: Charge) -> int:
     with services.db.transaction() as session:
         payment = _transition(session, payment_id, attempt, SessionState.APPROVED)
-        payment.card_brand = card.brand
-        payment.card_last4 = card.last4
-        payment.card_exp_month = card.exp_month
-        payment.card_exp_year = card.exp_year
         transaction = Transaction(
             session_id=payment.id,
             processor=services.processor.name,
@@ -132,10 +173,10 @@ def _record_charge(services: Services, payment_id: int, attempt: int, card: Card
             invoice=payment.invoice,
             currency=charge.currency,
             amount=charge.amount,
-            card_brand=card.brand,
-            card_last4=card.last4,
-            card_exp_month=card.exp_month,
-            card_exp_year=card.exp_year,
+            card_brand=payment.card_brand,
+            card_last4=payment.card_last4,
+            card_exp_month=payment.card_exp_month or 0,
+            card_exp_year=payment.card_exp_year or 0,
             test_mode=payment.test_mode,
             credentials_fingerprint=payment.credentials_fingerprint,
         )

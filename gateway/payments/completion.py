@@ -59,14 +59,30 @@ def apply_store_answer(session: Session, notification: Notification, answer: Sto
 
 
 def notify_store(services: Services, notification_id: int, *, only_due: bool = False) -> StoreAnswer | None:
-    """Deliver one notification now (if nobody else is) and finish what the answer asks for."""
+    """Deliver one notification now, unless it is not due or somebody else is delivering it."""
     claimed = outbox.claim(services, notification_id, only_due=only_due)
-    if claimed is None:
-        return None
-    answer = outbox.deliver(services, claimed, apply_store_answer)
+    return None if claimed is None else deliver_claimed(services, claimed)
+
+
+def deliver_claimed(services: Services, notification: Notification) -> StoreAnswer | None:
+    """Post a claimed notification and finish what the store's answer asks for."""
+    answer = outbox.deliver(services, notification, apply_store_answer)
     if answer is not None and not answer.processed:
-        reverse_rejected_charge(services, claimed.session_id)
+        reverse_rejected_charge(services, notification.session_id)
     return answer
+
+
+def reverse_unfinished_rejections(services: Services) -> int:
+    """Rejected orders whose charge is still standing (a crash after the store said no): reverse them."""
+    with services.db.transaction() as session:
+        ids = session.scalars(
+            select(PaymentSession.id)
+            .join(Transaction, Transaction.session_id == PaymentSession.id)
+            .where(PaymentSession.state == SessionState.REJECTED.value, PaymentSession.credentials_sealed.is_not(None))
+        ).all()
+    for session_id in ids:
+        reverse_rejected_charge(services, session_id)
+    return len(ids)
 
 
 def reverse_rejected_charge(services: Services, session_id: int) -> None:
@@ -81,6 +97,7 @@ def reverse_rejected_charge(services: Services, session_id: int) -> None:
         credentials = services.vault.open(payment.credentials_sealed)
         current = ledger.balance(session, ledger.lock_transaction(session, transaction.id))
         if current.voided or current.remaining <= 0:
+            payment.credentials_sealed = None
             return
     ref = charge_ref(transaction)
     try:

@@ -77,7 +77,13 @@ class SandboxProcessor:
                     created_at=now,
                 )
                 session.add(existing)
-        return Charge(existing.id, existing.amount, existing.currency, existing.card_brand, existing.card_last4)
+        return _charge(existing)
+
+    def find_sale(self, reference: str, credentials: Credentials, test_mode: bool) -> Charge | None:
+        self._authenticate(credentials)
+        with self.db.transaction() as session:
+            row = session.scalars(select(SandboxCharge).where(SandboxCharge.reference == reference)).first()
+            return _charge(row) if row is not None else None
 
     def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment:
         self._authenticate(credentials)
@@ -150,3 +156,7 @@ class SandboxProcessor:
         if row.settles_at > utcnow():
             return "the charge has not settled yet; void it instead"
         return f"refund of {amount} exceeds the {row.amount - row.refunded} left to refund"
+
+
+def _charge(row: SandboxCharge) -> Charge:
+    return Charge(row.id, row.amount, row.currency, row.card_brand, row.card_last4)

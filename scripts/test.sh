@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install what the test suite needs (Python packages, Debian's Chromium for the browser tests) and run it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+  else
+    echo "chromium is not installed and this is not root: browser tests will be skipped" >&2
+  fi
+fi
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+exec python3 -m pytest "$@"
