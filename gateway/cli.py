@@ -85,3 +85,7 @@ def notifications_work(once: bool, interval: float, batch: int) -> None:
         click.echo(f"delivered {result.delivered} of {result.attempted} due notification(s); recovered {result.recovered}")
         return
     run_forever(services, interval, batch)
+
+
+if __name__ == "__main__":
+    main()
