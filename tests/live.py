@@ -106,9 +106,9 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {process.stderr.read().decode()[-2000:] if process.stderr else ''}")
         try:
-            if requests.get(url, timeout=1).status_code == 200:
+            if requests.get(url, timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not come up")
