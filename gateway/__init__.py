@@ -21,11 +21,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gateway"] = Services.build(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from .web import checkout, errors, health, payment_page, post_order
+    from .web import api_docs, checkout, errors, health, payment_page, post_order
 
     app.register_blueprint(checkout.bp)
     app.register_blueprint(payment_page.bp)
     app.register_blueprint(post_order.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api_docs.bp)
     errors.register(app)
     return app

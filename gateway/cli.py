@@ -1,6 +1,8 @@
 """The `gateway` command: run the server, migrate the database, operate the sandbox."""
 from __future__ import annotations
 
+import json
+
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup
@@ -8,6 +10,7 @@ from werkzeug.serving import run_simple
 
 from . import create_app
 from .migrate import upgrade
+from .openapi import build_spec
 from .notifications.worker import run_forever, run_once
 from .services import Services
 
@@ -39,6 +42,12 @@ def serve(host: str, port: int) -> None:
     click.echo(f"Database:               {services.settings.database_url}")
     click.echo(f"Processor:              {services.settings.processor}")
     run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
+
+
+@main.command()
+def openapi() -> None:
+    """Print the OpenAPI document (docs/openapi.json is this output)."""
+    click.echo(json.dumps(build_spec(), indent=2, sort_keys=True))
 
 
 @main.group()

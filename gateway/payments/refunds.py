@@ -50,7 +50,7 @@ def error_response(services: Services, raw: dict[str, Any], error: ProtocolError
     return refund_response(
         services.settings.private_key,
         orderid=raw.get("orderid", ""),
-        invoice=str(raw.get("invoice", "")),
+        invoice=raw.get("invoice", ""),
         approved=False,
         transactionid="",
         errorcode=error.code.value,

@@ -69,5 +69,5 @@ class Flag(fields.Field):
             return False
         raise ValidationError("must be true or false (or 1 or 0)")
 
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> int | None:
-        return None if value is None else int(bool(value))
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> bool | None:
+        return None if value is None else bool(value)

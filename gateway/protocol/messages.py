@@ -62,13 +62,13 @@ def refund_response(
     private_key: str,
     *,
     orderid: object,
-    invoice: str,
+    invoice: object,
     approved: bool,
     transactionid: str,
     errorcode: str = "",
     errormessage: str = "",
 ) -> dict[str, Any]:
-    """``orderid`` is signed as the request sent it; ``transactionid`` is the void's or refund's own id."""
+    """``orderid`` and ``invoice`` are signed as the request sent them; ``transactionid`` is the void's or refund's own id."""
     randomkey = fresh_randomkey()
     return {
         "approved": int(approved),
