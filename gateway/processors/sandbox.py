@@ -87,37 +87,36 @@ class SandboxProcessor:
 
     def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment:
         self._authenticate(credentials)
-        with self.db.transaction() as session:
-            done = session.execute(
-                update(SandboxCharge)
-                .where(
-                    SandboxCharge.id == charge.transaction_id,
-                    SandboxCharge.voided.is_(False),
-                    SandboxCharge.refunded == 0,
-                    SandboxCharge.settles_at > utcnow(),
-                )
-                .values(voided=True)
-            ).rowcount
-            if not done:
-                raise AdjustmentRefused(self._why_not(session, charge.transaction_id, "voided"))
+        self._apply(
+            charge.transaction_id,
+            "voided",
+            0,
+            (SandboxCharge.refunded == 0, SandboxCharge.settles_at > utcnow()),
+            {"voided": True},
+        )
         return Adjustment("sbx_v_" + secrets.token_hex(10), charge.amount, "void")
 
     def refund(self, charge: ChargeRef, amount: int, credentials: Credentials) -> Adjustment:
         self._authenticate(credentials)
+        self._apply(
+            charge.transaction_id,
+            "refunded",
+            amount,
+            (SandboxCharge.settles_at <= utcnow(), SandboxCharge.refunded + amount <= SandboxCharge.amount),
+            {"refunded": SandboxCharge.refunded + amount},
+        )
+        return Adjustment("sbx_r_" + secrets.token_hex(10), amount, "refund")
+
+    def _apply(self, charge_id: str, action: str, amount: int, guards: tuple, values: dict) -> None:  # type: ignore[type-arg]
+        """One guarded UPDATE, like a real processor's own book; refused with the reason otherwise."""
         with self.db.transaction() as session:
             done = session.execute(
                 update(SandboxCharge)
-                .where(
-                    SandboxCharge.id == charge.transaction_id,
-                    SandboxCharge.voided.is_(False),
-                    SandboxCharge.settles_at <= utcnow(),
-                    SandboxCharge.refunded + amount <= SandboxCharge.amount,
-                )
-                .values(refunded=SandboxCharge.refunded + amount)
+                .where(SandboxCharge.id == charge_id, SandboxCharge.voided.is_(False), *guards)
+                .values(**values)
             ).rowcount
             if not done:
-                raise AdjustmentRefused(self._why_not(session, charge.transaction_id, "refunded", amount))
-        return Adjustment("sbx_r_" + secrets.token_hex(10), amount, "refund")
+                raise AdjustmentRefused(self._why_not(session, charge_id, action, amount))
 
     def is_settled(self, charge: ChargeRef, credentials: Credentials) -> bool:
         self._authenticate(credentials)
