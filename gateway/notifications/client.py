@@ -16,6 +16,7 @@ from ..protocol.schemas import CompleteOrderResponseSchema, describe_errors
 
 MAX_ANSWER_BYTES = 64 * 1024
 SNIPPET_CHARS = 500
+COMPLETE_ORDER_RESPONSE = CompleteOrderResponseSchema()
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ class StoreClient:
 
 def parse_answer(body: bytes) -> StoreAnswer:
     try:
-        data = CompleteOrderResponseSchema().load(parse_object(body))
+        data = COMPLETE_ORDER_RESPONSE.load(parse_object(body))
     except BodyError as exc:
         raise DeliveryFailure(f"store answer is not a CompleteOrderResponse: {exc}") from exc
     except ValidationError as exc:

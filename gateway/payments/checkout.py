@@ -22,6 +22,8 @@ from ..protocol.signing import verify
 from ..services import Services
 from ..vault import Credentials
 
+CHECKOUT_REQUEST = CheckoutRequestSchema()  # schemas are stateless on load; building one per request is slow
+
 
 @dataclass(frozen=True)
 class SignedRequest:
@@ -61,7 +63,7 @@ def store_key(notification_url: str) -> str:
 def start_checkout(services: Services, body: bytes) -> PaymentSession:
     """Validate the CheckoutRequest and return its payment session, new or (for a retry) existing."""
     request = load_signed(
-        body, CheckoutRequestSchema(), services.settings.private_key, ("orderid", "invoice", "amounttotal"), "CheckoutRequest"
+        body, CHECKOUT_REQUEST, services.settings.private_key, ("orderid", "invoice", "amounttotal"), "CheckoutRequest"
     )
     if request.data["type"].strip().lower() != "sale":
         raise ProtocolError(

@@ -26,11 +26,12 @@ from .checkout import SignedRequest, load_signed
 log = logging.getLogger(__name__)
 SIGNED_FIELDS = ("orderid", "invoice", "transactionid")
 KINDS = ("void", "refund")
+REFUND_REQUEST = RefundRequestSchema()
 
 
 def handle_refund_request(services: Services, body: bytes) -> dict[str, Any]:
     """Answer a RefundRequest with a signed RefundResponse; every failure is approved=0 with a reason."""
-    request = load_signed(body, RefundRequestSchema(), services.settings.private_key, SIGNED_FIELDS, "RefundRequest")
+    request = load_signed(body, REFUND_REQUEST, services.settings.private_key, SIGNED_FIELDS, "RefundRequest")
     if request.data["type"].strip().lower() not in KINDS:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"type must be 'void' or 'refund', got {request.data['type']!r}")
     earlier = _remember(services, request)
