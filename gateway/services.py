@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Settings
+from .config import ConfigError, Settings
 from .db import Database
 from .notifications.client import StoreClient
 from .processors import build_processor
@@ -21,11 +21,15 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
+        try:
+            vault = Vault(settings.encryption_key, settings.secret_key)
+        except ValueError as exc:
+            raise ConfigError("GATEWAY_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from exc
         db = Database(settings.database_url)
         return cls(
             settings=settings,
             db=db,
-            vault=Vault(settings.encryption_key, settings.secret_key),
+            vault=vault,
             processor=build_processor(settings, db),
             store=StoreClient(
                 timeout=settings.notify_timeout_seconds,
