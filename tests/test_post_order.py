@@ -188,3 +188,21 @@ def test_concurrent_replays_move_money_once(app, services, paid):
         thread.join()
     assert len([e for e in ledger(services) if e[0] == "void"]) == 1
     assert sum(answer["approved"] for answer in answers) >= 1
+
+
+def test_sandbox_settles_after_its_configured_delay(settings, store):
+    from dataclasses import replace
+
+    from gateway import create_app
+
+    app = create_app(replace(settings, sandbox_settle_seconds=0))
+    client = app.test_client()
+    approve_all(store)
+    token, csrf = open_session(client)
+    pay(client, token, csrf)
+    services = app.extensions["gateway"]
+    with services.db.transaction() as session:
+        transactionid = session.scalars(select(Transaction)).one().processor_txn_id
+    answer = post_json(client, "/post-order", signed_refund(transactionid=transactionid))
+    assert answer["approved"] == 1 and answer["transactionid"].startswith("sbx_r_")  # settled: refunded, not voided
+    services.db.dispose()
