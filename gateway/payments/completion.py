@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -13,9 +14,10 @@ from ..processors.base import ProcessorError
 from ..protocol.messages import complete_order_request
 from ..services import Services
 from . import ledger
-from .adjustments import charge_ref, execute_adjustment
+from .adjustments import charge_ref, execute_adjustment, resume_void
 
 log = logging.getLogger(__name__)
+INTERRUPTED_AFTER = timedelta(minutes=2)  # longer than any processor call may take
 
 
 def enqueue_outcome(
@@ -96,10 +98,19 @@ def reverse_rejected_charge(services: Services, session_id: int) -> None:
             return
         credentials = services.vault.open(payment.credentials_sealed)
         current = ledger.balance(session, ledger.lock_transaction(session, transaction.id))
-        if current.voided or current.remaining <= 0:
+        in_flight = ledger.pending_entry(session, transaction.id, ledger.VOID)
+        interrupted = ledger.pending_entry(session, transaction.id, ledger.VOID, INTERRUPTED_AFTER)
+        if in_flight is not None and interrupted is None:
+            return  # another process is voiding it right now
+        if interrupted is None and (current.voided or current.remaining <= 0):
             payment.credentials_sealed = None
             return
     ref = charge_ref(transaction)
+    if interrupted is not None:
+        if resume_void(services, interrupted.id, ref, credentials):
+            with services.db.transaction() as session:
+                _forget_credentials(session, session_id)
+        return
     try:
         settled = services.processor.is_settled(ref, credentials)
         kind = ledger.REFUND if settled else ledger.VOID
