@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup
-from werkzeug.serving import run_simple
+from werkzeug.serving import make_server, run_simple
 
 from . import create_app
+from .emulator import create_emulator_app
 from .migrate import upgrade
 from .openapi import build_spec
 from .notifications.worker import run_forever, run_once
@@ -31,8 +33,9 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
-def serve(host: str, port: int) -> None:
-    """Migrate the database and serve the gateway (development server)."""
+@click.option("--emulator-port", default=5001, show_default=True, help="0 to run without the store emulator.")
+def serve(host: str, port: int, emulator_port: int) -> None:
+    """Migrate the database and serve the gateway, with a 3dcart store emulator beside it (development)."""
     services = _services()
     upgrade(services.settings.database_url)
     base = services.settings.public_url or f"http://{host}:{port}"
@@ -41,6 +44,11 @@ def serve(host: str, port: int) -> None:
     click.echo(f"Private Key:            {services.settings.private_key}")
     click.echo(f"Database:               {services.settings.database_url}")
     click.echo(f"Processor:              {services.settings.processor}")
+    if emulator_port:
+        store = create_emulator_app(base, services.settings.private_key)
+        server = make_server(host, emulator_port, store, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        click.echo(f"Store emulator:         open http://{host}:{emulator_port}/ to shop, pay and refund")
     run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
 
 

@@ -1,0 +1,12 @@
+"""`gunicorn -w 1 --threads 4 'gateway.emulator.wsgi:app'`, configured from the environment."""
+import os
+
+from ..config import DEV_PRIVATE_KEY
+from . import create_emulator_app
+
+app = create_emulator_app(
+    gateway_url=os.environ.get("EMULATOR_GATEWAY_URL", "http://127.0.0.1:5000"),
+    private_key=os.environ.get("GATEWAY_PRIVATE_KEY") or DEV_PRIVATE_KEY,
+    public_url=os.environ.get("EMULATOR_PUBLIC_URL") or None,
+    credentials=(os.environ.get("EMULATOR_USERNAME", "user1"), os.environ.get("EMULATOR_PASSWORD", "password1")),
+)
