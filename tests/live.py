@@ -67,7 +67,8 @@ class StoreReceiver:
 class Gunicorn:
     """The gateway as production runs it: gunicorn workers in their own processes."""
 
-    def __init__(self, env: dict[str, str], workers: int = 2, config: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], workers: int = 2, config: Path | None = None, app: str = "wsgi:app",
+                 health: str = "/healthz") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{self.port}"}
@@ -75,13 +76,14 @@ class Gunicorn:
                    "--timeout", "60", "--graceful-timeout", "2"]
         if config is not None:
             command += ["--config", str(config)]
-        self.command = [*command, "wsgi:app"]
+        self.command = [*command, app]
+        self.health = health
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Gunicorn":
         self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, start_new_session=True)
-        wait_until_up(self.url + "/healthz", self.process)
+        wait_until_up(self.url + self.health, self.process)
         return self
 
     def __exit__(self, *exc: Any) -> None:
