@@ -62,4 +62,4 @@ def mask(body: Any) -> Any:
     """Credentials never appear in the log page."""
     if not isinstance(body, dict):
         return body
-    return {key: ("•••" if key == "password" else value) for key, value in body.items()}
+    return {key: ("(hidden)" if key == "password" else value) for key, value in body.items()}
