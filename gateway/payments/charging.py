@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..cards import Card, CardFormError, parse_card
 from ..models import PaymentSession, SessionState, Transaction, utcnow
-from ..processors.base import Charge, MerchantAuthenticationError, ProcessorError, SaleRequest
+from ..processors.base import Charge, MerchantAuthenticationError, ProcessorError, SaleLookup, SaleRequest
 from ..protocol.errors import ErrorCode
 from ..services import Services
 from ..vault import Credentials
@@ -103,7 +103,16 @@ def _recover(services: Services, payment: PaymentSession) -> None:
         return
     credentials = services.vault.open(payment.credentials_sealed)
     try:
-        charge = services.processor.find_sale(sale_reference(payment.id, payment.attempt), credentials, payment.test_mode)
+        charge = services.processor.find_sale(
+            SaleLookup(
+                reference=sale_reference(payment.id, payment.attempt),
+                invoice=payment.invoice,
+                amount=payment.amount_total,
+                currency=payment.currency,
+                credentials=credentials,
+                test_mode=payment.test_mode,
+            )
+        )
     except ProcessorError as exc:
         log.warning("cannot yet resolve interrupted charge of order %s: %s", payment.orderid, exc.merchant_message)
         return

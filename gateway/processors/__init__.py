@@ -13,4 +13,8 @@ def build_processor(settings: Settings, db: Database) -> Processor:
         from .sandbox import SandboxProcessor
 
         return SandboxProcessor(db, timedelta(seconds=settings.sandbox_settle_seconds))
-    raise ConfigError(f"unknown GATEWAY_PROCESSOR {settings.processor!r} (known: sandbox)")
+    if settings.processor == "authorizenet":
+        from .authorizenet import AuthorizeNetProcessor
+
+        return AuthorizeNetProcessor(force_test_mode=settings.authorizenet_test_mode)
+    raise ConfigError(f"unknown GATEWAY_PROCESSOR {settings.processor!r} (known: sandbox, authorizenet)")

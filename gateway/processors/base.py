@@ -27,6 +27,18 @@ class SaleRequest:
 
 
 @dataclass(frozen=True)
+class SaleLookup:
+    """What identifies a sale whose outcome we never heard (the process died mid-call)."""
+
+    reference: str
+    invoice: str
+    amount: int
+    currency: str
+    credentials: Credentials
+    test_mode: bool = False
+
+
+@dataclass(frozen=True)
 class Charge:
     """An approved sale."""
 
@@ -108,6 +120,6 @@ class Processor(Protocol):
 
     def is_settled(self, charge: ChargeRef, credentials: Credentials) -> bool: ...
 
-    def find_sale(self, reference: str, credentials: Credentials, test_mode: bool) -> Charge | None:
+    def find_sale(self, lookup: SaleLookup) -> Charge | None:
         """The approved sale made with this reference, if any: how a crash mid-charge is resolved."""
         ...

@@ -37,6 +37,7 @@ from .base import (
     ChargeRef,
     MerchantAuthenticationError,
     ProcessorUnavailable,
+    SaleLookup,
     SaleRequest,
 )
 
@@ -79,10 +80,10 @@ class SandboxProcessor:
                 session.add(existing)
         return _charge(existing)
 
-    def find_sale(self, reference: str, credentials: Credentials, test_mode: bool) -> Charge | None:
-        self._authenticate(credentials)
+    def find_sale(self, lookup: SaleLookup) -> Charge | None:
+        self._authenticate(lookup.credentials)
         with self.db.transaction() as session:
-            row = session.scalars(select(SandboxCharge).where(SandboxCharge.reference == reference)).first()
+            row = session.scalars(select(SandboxCharge).where(SandboxCharge.reference == lookup.reference)).first()
             return _charge(row) if row is not None else None
 
     def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment:

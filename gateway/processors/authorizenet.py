@@ -1,0 +1,261 @@
+"""Authorize.Net connector, on its JSON API (https://developer.authorize.net/api/reference/).
+
+The merchant's Credential 1 and 2 are the API Login ID and Transaction Key. Requests are JSON
+objects whose keys must follow the order of Authorize.Net's XML schema, so they are built in
+that order. Answers begin with a UTF-8 byte-order mark and carry messages in two places: the
+top-level ``messages`` and, for transactions, ``transactionResponse.messages/errors``.
+
+A sale that times out is sent once more, unchanged: Authorize.Net's duplicate window recognises
+it and, if the first went through, answers with the original transaction instead of charging
+again. If that still gives no answer, the outcome is reported unknown and
+:meth:`find_sale` settles it later from the list of unsettled transactions.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from ..money import minor_digits
+from ..vault import Credentials
+from .base import (
+    Adjustment,
+    AdjustmentRefused,
+    CardDeclined,
+    Charge,
+    ChargeRef,
+    MerchantAuthenticationError,
+    ProcessorError,
+    ProcessorUnavailable,
+    SaleLookup,
+    SaleRequest,
+)
+
+log = logging.getLogger(__name__)
+PRODUCTION_URL = "https://api.authorize.net/xml/v1/request.api"
+SANDBOX_URL = "https://apitest.authorize.net/xml/v1/request.api"
+DUPLICATE_WINDOW_SECONDS = 1800  # as long as a payment session lives
+APPROVED, DECLINED, ERROR, HELD = "1", "2", "3", "4"
+DUPLICATE = "11"
+AUTHENTICATION_CODES = {"E00007", "E00008", "E00011", "13"}
+SHOPPER_MESSAGES = {
+    "6": "The card number is not valid.",
+    "37": "The card number is not valid.",
+    "8": "Your card has expired.",
+    "27": "The billing address does not match the card.",
+    "45": "The billing address or security code does not match the card.",
+    "44": "Your card's security code is incorrect.",
+    "65": "Your card's security code is incorrect.",
+}
+DECLINED_MESSAGE = "Your card was declined."
+UNSETTLED_CAPTURED = "capturedPendingSettlement"
+
+
+class AuthorizeNetProcessor:
+    name = "authorizenet"
+
+    def __init__(self, http: requests.Session | None = None, timeout: float = 20.0, force_test_mode: bool = False) -> None:
+        self.http = http or requests.Session()
+        self.timeout = timeout
+        self.force_test_mode = force_test_mode
+
+    def sale(self, request: SaleRequest) -> Charge:
+        payload = {"createTransactionRequest": {
+            "merchantAuthentication": _auth(request.credentials),
+            "refId": ref_id(request.reference),
+            "transactionRequest": {
+                "transactionType": "authCaptureTransaction",
+                "amount": decimal_amount(request.amount, request.currency),
+                "currencyCode": request.currency,
+                "payment": {"creditCard": {
+                    "cardNumber": request.card.number,
+                    "expirationDate": f"{request.card.exp_year:04d}-{request.card.exp_month:02d}",
+                    "cardCode": request.card.cvc,
+                }},
+                "order": {"invoiceNumber": request.invoice[:20], "description": f"3dcart order {request.order_id}"[:255]},
+                "customer": {"email": request.email[:255]} if request.email else {},
+                "transactionSettings": {"setting": [
+                    {"settingName": "duplicateWindow", "settingValue": str(DUPLICATE_WINDOW_SECONDS)},
+                ]},
+            },
+        }}
+        if not request.email:
+            del payload["createTransactionRequest"]["transactionRequest"]["customer"]
+        test = self._test(request.test_mode)
+        try:
+            answer = self._call(payload, test)
+        except ProcessorUnavailable:
+            log.warning("sale %s: no answer, sending it again for the duplicate check", ref_id(request.reference))
+            try:
+                answer = self._call(payload, test)
+            except ProcessorUnavailable as exc:
+                raise ProcessorUnavailable(
+                    "We could not confirm your payment with the card network. Please wait a minute before trying again.",
+                    merchant_message=f"Authorize.Net did not answer twice; the outcome of sale {request.invoice} is unknown",
+                ) from exc
+        return self._charge(answer, request, test)
+
+    def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment:
+        answer = self._transaction(credentials, charge.test_mode, {
+            "transactionType": "voidTransaction",
+            "refTransId": charge.transaction_id,
+        })
+        return Adjustment(_trans_id(answer) or charge.transaction_id, charge.amount, "void")
+
+    def refund(self, charge: ChargeRef, amount: int, credentials: Credentials) -> Adjustment:
+        answer = self._transaction(credentials, charge.test_mode, {
+            "transactionType": "refundTransaction",
+            "amount": decimal_amount(amount, charge.currency),
+            "payment": {"creditCard": {"cardNumber": charge.card_last4, "expirationDate": "XXXX"}},
+            "refTransId": charge.transaction_id,
+        })
+        return Adjustment(_trans_id(answer), amount, "refund")
+
+    def is_settled(self, charge: ChargeRef, credentials: Credentials) -> bool:
+        answer = self._call({"getTransactionDetailsRequest": {
+            "merchantAuthentication": _auth(credentials),
+            "transId": charge.transaction_id,
+        }}, self._test(charge.test_mode))
+        self._raise_top_level(answer, AdjustmentRefused)
+        return answer.get("transaction", {}).get("transactionStatus") == "settledSuccessfully"
+
+    def find_sale(self, lookup: SaleLookup) -> Charge | None:
+        answer = self._call({"getUnsettledTransactionListRequest": {
+            "merchantAuthentication": _auth(lookup.credentials),
+            "sorting": {"orderBy": "submitTimeUTC", "orderDescending": "true"},
+            "paging": {"limit": "1000", "offset": "1"},
+        }}, self._test(lookup.test_mode))
+        self._raise_top_level(answer, ProcessorError)
+        amount = decimal_amount(lookup.amount, lookup.currency)
+        for item in answer.get("transactions") or []:
+            if (
+                item.get("invoiceNumber") == lookup.invoice[:20]
+                and Decimal(str(item.get("settleAmount", "0"))) == Decimal(amount)
+                and item.get("transactionStatus") == UNSETTLED_CAPTURED
+            ):
+                number = str(item.get("accountNumber", ""))
+                return Charge(str(item["transId"]), lookup.amount, lookup.currency,
+                              str(item.get("accountType", "")).lower(), number[-4:])
+        return None
+
+    def _test(self, requested: bool) -> bool:
+        return requested or self.force_test_mode
+
+    def _transaction(self, credentials: Credentials, test: bool, transaction: dict[str, Any]) -> dict[str, Any]:
+        """A void or refund: approved, or AdjustmentRefused with the processor's reason."""
+        answer = self._call({"createTransactionRequest": {
+            "merchantAuthentication": _auth(credentials),
+            "transactionRequest": transaction,
+        }}, test)
+        response = answer.get("transactionResponse") or {}
+        if response.get("responseCode") == APPROVED:
+            return answer
+        code, text = _first_error(answer)
+        if code in AUTHENTICATION_CODES:
+            raise MerchantAuthenticationError("The merchant credentials were refused.",
+                                              merchant_message=f"Authorize.Net refused the API login: {text}")
+        raise AdjustmentRefused(f"Authorize.Net refused it: {text}", code=f"authorizenet_{code}")
+
+    def _charge(self, answer: dict[str, Any], request: SaleRequest, test: bool) -> Charge:
+        response = answer.get("transactionResponse") or {}
+        result = response.get("responseCode")
+        code, text = _first_error(answer)
+        if result == APPROVED or (code == DUPLICATE and response.get("authCode") and _trans_id(answer)):
+            # A duplicate of an approved sale carries the original's id and auth code: that is our charge.
+            return Charge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
+                          message=text or "Approved")
+        if code in AUTHENTICATION_CODES:
+            raise MerchantAuthenticationError(
+                "The store's payment settings are not working. Please contact the store.",
+                merchant_message=f"Authorize.Net refused the API Login ID / Transaction Key: {text}")
+        if result == HELD:
+            self._decline_held(answer, request, test)
+            raise CardDeclined("We could not complete this payment. Please use another card.", code="held_for_review",
+                               merchant_message="held for review by Authorize.Net's fraud filters and declined")
+        if code == DUPLICATE:
+            raise CardDeclined("This card was declined a moment ago. Please use another card or wait a few minutes.",
+                               code="duplicate", merchant_message=text)
+        if result == DECLINED:
+            raise CardDeclined(SHOPPER_MESSAGES.get(code, DECLINED_MESSAGE), code=f"authorizenet_{code}",
+                               merchant_message=text)
+        raise ProcessorError(SHOPPER_MESSAGES.get(code, "We could not process this card. Please try another card."),
+                             code=f"authorizenet_{code}", merchant_message=f"Authorize.Net error {code}: {text}")
+
+    def _decline_held(self, answer: dict[str, Any], request: SaleRequest, test: bool) -> None:
+        """A sale held for review is not an approval: decline it so no money stays authorised."""
+        try:
+            self._call({"updateHeldTransactionRequest": {
+                "merchantAuthentication": _auth(request.credentials),
+                "heldTransactionRequest": {"action": "decline", "refTransId": _trans_id(answer)},
+            }}, test)
+        except ProcessorError as exc:
+            log.error("could not decline held transaction %s: %s", _trans_id(answer), exc.merchant_message)
+
+    def _raise_top_level(self, answer: dict[str, Any], error: type[ProcessorError]) -> None:
+        messages = answer.get("messages") or {}
+        if messages.get("resultCode") == "Ok":
+            return
+        code, text = _first_error(answer)
+        if code in AUTHENTICATION_CODES:
+            raise MerchantAuthenticationError("The merchant credentials were refused.",
+                                              merchant_message=f"Authorize.Net refused the API login: {text}")
+        raise error(f"Authorize.Net error {code}: {text}", code=f"authorizenet_{code}")
+
+    def _call(self, payload: dict[str, Any], test: bool) -> dict[str, Any]:
+        url = SANDBOX_URL if test else PRODUCTION_URL
+        try:
+            response = self.http.post(url, data=json.dumps(payload), timeout=self.timeout,
+                                      headers={"Content-Type": "application/json"})
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            raise ProcessorUnavailable("The card network did not answer. Please try again.",
+                                       merchant_message=f"Authorize.Net unreachable: {exc.__class__.__name__}") from exc
+        if response.status_code >= 500:
+            raise ProcessorUnavailable("The card network did not answer. Please try again.",
+                                       merchant_message=f"Authorize.Net answered HTTP {response.status_code}")
+        try:
+            answer = json.loads(response.content.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ProcessorUnavailable("The card network did not answer. Please try again.",
+                                       merchant_message="Authorize.Net's answer was not JSON") from exc
+        if not isinstance(answer, dict):
+            raise ProcessorUnavailable("The card network did not answer. Please try again.",
+                                       merchant_message="Authorize.Net's answer was not a JSON object")
+        return answer
+
+
+def decimal_amount(amount: int, currency: str) -> str:
+    """``12312`` cents -> ``"123.12"``, as Authorize.Net wants amounts."""
+    return str(Decimal(amount).scaleb(-minor_digits(currency)))
+
+
+def ref_id(reference: str) -> str:
+    """Authorize.Net's refId holds 20 characters; longer references are hashed down, stably."""
+    return reference if len(reference) <= 20 else hashlib.sha256(reference.encode()).hexdigest()[:20]
+
+
+def _auth(credentials: Credentials) -> dict[str, str]:
+    return {"name": credentials.login, "transactionKey": credentials.secret}
+
+
+def _trans_id(answer: dict[str, Any]) -> str:
+    trans_id = str((answer.get("transactionResponse") or {}).get("transId") or "")
+    return "" if trans_id == "0" else trans_id
+
+
+def _first_error(answer: dict[str, Any]) -> tuple[str, str]:
+    """The most specific message: transaction errors, then transaction messages, then top-level ones."""
+    response = answer.get("transactionResponse") or {}
+    for error in response.get("errors") or []:
+        return str(error.get("errorCode", "")), str(error.get("errorText", ""))
+    top = (answer.get("messages") or {}).get("message") or []
+    if (answer.get("messages") or {}).get("resultCode") == "Error" and top:
+        return str(top[0].get("code", "")), str(top[0].get("text", ""))
+    for message in response.get("messages") or []:
+        return str(message.get("code", "")), str(message.get("description", ""))
+    for message in top:
+        return str(message.get("code", "")), str(message.get("text", ""))
+    return "", ""

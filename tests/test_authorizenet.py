@@ -1,0 +1,258 @@
+"""Authorize.Net connector against answers shaped as in its published API reference (via `responses`)."""
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import requests
+import responses
+
+from gateway.cards import Card
+from gateway.processors.authorizenet import PRODUCTION_URL, SANDBOX_URL, AuthorizeNetProcessor, decimal_amount, ref_id
+from gateway.processors.base import (
+    AdjustmentRefused,
+    CardDeclined,
+    ChargeRef,
+    MerchantAuthenticationError,
+    ProcessorError,
+    ProcessorUnavailable,
+    SaleLookup,
+    SaleRequest,
+)
+from gateway.vault import Credentials
+
+NUMBER, CVC = "4111111111111111", "987"
+CREDENTIALS = Credentials("5KP3u95bQpv", "346HZ32z3fP4hTG2")
+OK = {"resultCode": "Ok", "message": [{"code": "I00001", "text": "Successful."}]}
+FAILED = {"resultCode": "Error", "message": [{"code": "E00027", "text": "The transaction was unsuccessful."}]}
+
+
+def sale_request(test_mode: bool = False, reference: str = "ps12a1", invoice: str = "AB-12234") -> SaleRequest:
+    card = Card(number=NUMBER, exp_month=7, exp_year=2031, cvc=CVC, holder="Ada Shopper", brand="visa")
+    return SaleRequest(amount=12312, currency="USD", card=card, credentials=CREDENTIALS, reference=reference,
+                       invoice=invoice, order_id=123, test_mode=test_mode, email="ada@example.com")
+
+
+def charge_ref() -> ChargeRef:
+    return ChargeRef("60123456789", 12312, "USD", "1111", 7, 2031)
+
+
+def answer(transaction_response: dict | None = None, messages: dict = OK, **extra) -> bytes:
+    body = {**({"transactionResponse": transaction_response} if transaction_response is not None else {}),
+            "refId": "ps12a1", "messages": messages, **extra}
+    return b"\xef\xbb\xbf" + json.dumps(body).encode()  # Authorize.Net answers start with a BOM
+
+
+def approved(trans_id: str = "60123456789") -> bytes:
+    return answer({"responseCode": "1", "authCode": "HW617E", "transId": trans_id, "accountNumber": "XXXX1111",
+                   "accountType": "Visa", "messages": [{"code": "1", "description": "This transaction has been approved."}]})
+
+
+def refused(response_code: str, code: str, text: str, messages: dict = FAILED, **extra) -> bytes:
+    return answer({"responseCode": response_code, "authCode": "", "transId": "0", **extra,
+                   "errors": [{"errorCode": code, "errorText": text}]}, messages)
+
+
+@pytest.fixture
+def api():  # type: ignore[no-untyped-def]
+    with responses.RequestsMock() as mock:
+        yield mock
+
+
+def sent(api, index: int = 0) -> dict:  # type: ignore[no-untyped-def]
+    return json.loads(api.calls[index].request.body)
+
+
+def test_approved_sale_sends_what_the_reference_asks(api):
+    api.add(responses.POST, PRODUCTION_URL, body=approved())
+    charge = AuthorizeNetProcessor().sale(sale_request())
+    assert (charge.transaction_id, charge.amount, charge.card_last4, charge.card_brand) == ("60123456789", 12312, "1111", "visa")
+    body = sent(api)["createTransactionRequest"]
+    assert list(body) == ["merchantAuthentication", "refId", "transactionRequest"]
+    assert body["merchantAuthentication"] == {"name": "5KP3u95bQpv", "transactionKey": "346HZ32z3fP4hTG2"}
+    assert body["refId"] == "ps12a1"
+    transaction = body["transactionRequest"]
+    assert list(transaction)[:4] == ["transactionType", "amount", "currencyCode", "payment"]
+    assert transaction["transactionType"] == "authCaptureTransaction" and transaction["amount"] == "123.12"
+    assert transaction["payment"]["creditCard"] == {"cardNumber": NUMBER, "expirationDate": "2031-07", "cardCode": CVC}
+    assert transaction["order"]["invoiceNumber"] == "AB-12234"
+    assert transaction["transactionSettings"]["setting"] == [{"settingName": "duplicateWindow", "settingValue": "1800"}]
+
+
+def test_long_invoice_and_reference_are_cut_to_the_api_limits(api):
+    api.add(responses.POST, PRODUCTION_URL, body=approved())
+    AuthorizeNetProcessor().sale(sale_request(reference="r" * 40, invoice="INV-" + "9" * 30))
+    body = sent(api)["createTransactionRequest"]
+    assert len(body["refId"]) == 20 and body["refId"] == ref_id("r" * 40)
+    assert body["transactionRequest"]["order"]["invoiceNumber"] == ("INV-" + "9" * 30)[:20]
+
+
+@pytest.mark.parametrize("test_mode, forced, url", [(True, False, SANDBOX_URL), (False, True, SANDBOX_URL),
+                                                    (False, False, PRODUCTION_URL)])
+def test_endpoint_follows_testmode_and_configuration(api, test_mode, forced, url):
+    api.add(responses.POST, url, body=approved())
+    AuthorizeNetProcessor(force_test_mode=forced).sale(sale_request(test_mode=test_mode))
+    assert api.calls[0].request.url == url
+
+
+@pytest.mark.parametrize(
+    "code, text, shopper",
+    [("2", "This transaction has been declined.", "Your card was declined."),
+     ("8", "The credit card has expired.", "Your card has expired."),
+     ("65", "This transaction has been declined.", "security code is incorrect"),
+     ("27", "The transaction has been declined because of an AVS mismatch.", "billing address")],
+)
+def test_declines_speak_to_the_shopper(api, code, text, shopper):
+    api.add(responses.POST, PRODUCTION_URL, body=refused("2", code, text))
+    with pytest.raises(CardDeclined) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert shopper in caught.value.message
+    assert caught.value.merchant_message == text
+
+
+def test_authentication_failure_at_top_level_only(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, {"resultCode": "Error", "message": [
+        {"code": "E00007", "text": "User authentication failed due to invalid authentication values."}]}))
+    with pytest.raises(MerchantAuthenticationError) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert "invalid authentication values" in caught.value.merchant_message
+
+
+def test_error_carried_only_in_the_transaction_response(api):
+    api.add(responses.POST, PRODUCTION_URL, body=refused("3", "19", "An error occurred during processing.", OK))
+    with pytest.raises(ProcessorError) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert caught.value.code == "authorizenet_19" and "error 19" in caught.value.merchant_message
+
+
+def test_held_for_review_is_declined_at_the_processor_and_to_the_shopper(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer({"responseCode": "4", "authCode": "A1", "transId": "6077",
+                                                         "messages": [{"code": "253", "description": "held"}]}))
+    api.add(responses.POST, PRODUCTION_URL, body=answer({"transId": "6077"}))
+    with pytest.raises(CardDeclined) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert caught.value.code == "held_for_review"
+    assert sent(api, 1)["updateHeldTransactionRequest"]["heldTransactionRequest"] == {"action": "decline", "refTransId": "6077"}
+
+
+def test_timeout_then_duplicate_answer_returns_the_original_charge_once(api):
+    api.add(responses.POST, PRODUCTION_URL, body=requests.Timeout())
+    api.add(responses.POST, PRODUCTION_URL, body=refused("3", "11", "A duplicate transaction has been submitted.",
+                                                         authCode="HW617E", transId="60123456789"))
+    charge = AuthorizeNetProcessor().sale(sale_request())
+    assert charge.transaction_id == "60123456789"
+    assert len(api.calls) == 2 and sent(api, 0) == sent(api, 1)  # the same request: the duplicate window applies
+
+
+def test_timeout_then_first_real_answer_is_used(api):
+    api.add(responses.POST, PRODUCTION_URL, body=requests.ConnectionError())
+    api.add(responses.POST, PRODUCTION_URL, body=approved("777"))
+    assert AuthorizeNetProcessor().sale(sale_request()).transaction_id == "777"
+
+
+def test_duplicate_of_a_declined_sale_is_a_decline(api):
+    api.add(responses.POST, PRODUCTION_URL, body=refused("3", "11", "A duplicate transaction has been submitted."))
+    with pytest.raises(CardDeclined) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert caught.value.code == "duplicate"
+
+
+@pytest.mark.parametrize("failure", [requests.Timeout(), requests.ConnectionError()])
+def test_no_answer_twice_is_an_unknown_outcome(api, failure, caplog):
+    caplog.set_level(logging.DEBUG)
+    api.add(responses.POST, PRODUCTION_URL, body=failure)
+    api.add(responses.POST, PRODUCTION_URL, body=failure)
+    with pytest.raises(ProcessorUnavailable) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert "unknown" in caught.value.merchant_message
+    for secret in (NUMBER, CVC, CREDENTIALS.secret):
+        assert secret not in caplog.text and secret not in str(caught.value) and secret not in caught.value.merchant_message
+
+
+@pytest.mark.parametrize("body, status", [(b"\xef\xbb\xbf<html>gateway timeout</html>", 200), (b"", 502), (b"[]", 200)])
+def test_unreadable_answers_are_unavailability(api, body, status):
+    api.add(responses.POST, PRODUCTION_URL, body=body, status=status)
+    api.add(responses.POST, PRODUCTION_URL, body=body, status=status)
+    with pytest.raises(ProcessorUnavailable):
+        AuthorizeNetProcessor().sale(sale_request())
+
+
+def test_void(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer({"responseCode": "1", "transId": "60123456789"}))
+    adjustment = AuthorizeNetProcessor().void(charge_ref(), CREDENTIALS)
+    assert (adjustment.kind, adjustment.amount) == ("void", 12312)
+    assert sent(api)["createTransactionRequest"]["transactionRequest"] == {
+        "transactionType": "voidTransaction", "refTransId": "60123456789"}
+
+
+def test_refund_sends_last_four_and_masked_expiry(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer({"responseCode": "1", "transId": "60999"}))
+    adjustment = AuthorizeNetProcessor().refund(charge_ref(), 500, CREDENTIALS)
+    assert (adjustment.transaction_id, adjustment.amount, adjustment.kind) == ("60999", 500, "refund")
+    transaction = sent(api)["createTransactionRequest"]["transactionRequest"]
+    assert transaction == {"transactionType": "refundTransaction", "amount": "5.00",
+                           "payment": {"creditCard": {"cardNumber": "1111", "expirationDate": "XXXX"}},
+                           "refTransId": "60123456789"}
+
+
+def test_refund_refused(api):
+    api.add(responses.POST, PRODUCTION_URL, body=refused(
+        "3", "54", "The referenced transaction does not meet the criteria for issuing a credit."))
+    with pytest.raises(AdjustmentRefused) as caught:
+        AuthorizeNetProcessor().refund(charge_ref(), 500, CREDENTIALS)
+    assert "criteria for issuing a credit" in caught.value.merchant_message
+
+
+@pytest.mark.parametrize("status, settled", [("settledSuccessfully", True), ("capturedPendingSettlement", False),
+                                             ("voided", False), ("refundSettledSuccessfully", False)])
+def test_is_settled(api, status, settled):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transaction={"transId": "1", "transactionStatus": status}))
+    assert AuthorizeNetProcessor().is_settled(charge_ref(), CREDENTIALS) is settled
+    assert sent(api)["getTransactionDetailsRequest"]["transId"] == "60123456789"
+
+
+def test_find_sale_after_a_crash_uses_the_unsettled_list(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[
+        {"transId": "1", "invoiceNumber": "AB-12234", "settleAmount": 123.12, "transactionStatus": "declined"},
+        {"transId": "2", "invoiceNumber": "AB-12234", "settleAmount": 123.12, "transactionStatus": "capturedPendingSettlement",
+         "accountType": "Visa", "accountNumber": "XXXX1111"},
+    ]))
+    lookup = SaleLookup("ps12a1", "AB-12234", 12312, "USD", CREDENTIALS)
+    charge = AuthorizeNetProcessor().find_sale(lookup)
+    assert charge is not None and (charge.transaction_id, charge.card_last4) == ("2", "1111")
+
+
+def test_find_sale_finds_nothing(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[]))
+    assert AuthorizeNetProcessor().find_sale(SaleLookup("ps1a1", "AB-1", 100, "USD", CREDENTIALS)) is None
+
+
+def test_amounts_use_the_currency_minor_units():
+    assert (decimal_amount(12312, "USD"), decimal_amount(5, "USD"), decimal_amount(500, "JPY")) == ("123.12", "0.05", "500")
+
+
+def test_gateway_flow_with_authorize_net(settings, api):
+    """Checkout with testmode, pay, and refund through the whole gateway with Authorize.Net configured."""
+    from dataclasses import replace
+
+    from gateway import create_app
+
+    from .flow_helpers import open_session, pay
+    from .protocol_helpers import NOTIFY_URL, post_json, signed_refund
+
+    app = create_app(replace(settings, processor="authorizenet"))
+    client = app.test_client()
+    api.add(responses.POST, SANDBOX_URL, body=approved("4000111"))
+    api.add(responses.POST, NOTIFY_URL, json={"processed": 1, "errorcode": "", "errormessage": ""})
+    token, csrf = open_session(client, testmode=1)
+    assert pay(client, token, csrf, number=NUMBER, cvc=CVC).status_code == 303
+    assert json.loads(api.calls[1].request.body)["transactionid"] == "4000111"
+
+    api.add(responses.POST, SANDBOX_URL, body=answer({"responseCode": "1", "transId": "4000222"}))
+    refund = post_json(client, "/post-order", signed_refund(transactionid="4000111", type="refund", amounttotal=2000))
+    assert refund["approved"] == 1 and refund["transactionid"] == "4000222"
+    request = json.loads(api.calls[-1].request.body)["createTransactionRequest"]
+    assert request["merchantAuthentication"] == {"name": "user1", "transactionKey": "password1"}
+    assert request["transactionRequest"]["payment"]["creditCard"]["cardNumber"] == "1111"
+    app.extensions["gateway"].db.dispose()
