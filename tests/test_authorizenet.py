@@ -15,6 +15,7 @@ from gateway.processors.base import (
     CardDeclined,
     ChargeRef,
     MerchantAuthenticationError,
+    OutcomeUnknown,
     ProcessorError,
     ProcessorUnavailable,
     SaleLookup,
@@ -163,7 +164,7 @@ def test_no_answer_twice_is_an_unknown_outcome(api, failure, caplog):
     caplog.set_level(logging.DEBUG)
     api.add(responses.POST, PRODUCTION_URL, body=failure)
     api.add(responses.POST, PRODUCTION_URL, body=failure)
-    with pytest.raises(ProcessorUnavailable) as caught:
+    with pytest.raises(OutcomeUnknown) as caught:
         AuthorizeNetProcessor().sale(sale_request())
     assert "unknown" in caught.value.merchant_message
     for secret in (NUMBER, CVC, CREDENTIALS.secret):
@@ -256,3 +257,39 @@ def test_gateway_flow_with_authorize_net(settings, api):
     assert request["merchantAuthentication"] == {"name": "user1", "transactionKey": "password1"}
     assert request["transactionRequest"]["payment"]["creditCard"]["cardNumber"] == "1111"
     app.extensions["gateway"].db.dispose()
+
+
+def test_unknown_outcome_waits_for_the_lookup_instead_of_reopening(settings, api):
+    """No answer twice: the shopper waits, and the worker finds the charge and tells the store."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway import create_app
+    from gateway.models import PaymentSession, utcnow
+    from gateway.notifications.worker import run_once
+
+    from .flow_helpers import open_session, pay, payment_row
+    from .protocol_helpers import NOTIFY_URL
+
+    app = create_app(replace(settings, processor="authorizenet"))
+    services = app.extensions["gateway"]
+    client = app.test_client()
+    api.add(responses.POST, PRODUCTION_URL, body=requests.Timeout())
+    api.add(responses.POST, PRODUCTION_URL, body=requests.Timeout())
+    token, csrf = open_session(client)
+    waiting = pay(client, token, csrf, number=NUMBER, cvc=CVC)
+    assert waiting.status_code == 202 and "Processing your payment" in waiting.get_data(as_text=True)
+    assert payment_row(services, token).state == "authorizing"
+
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[
+        {"transId": "6055", "invoiceNumber": "AB-12234", "settleAmount": 123.12,
+         "transactionStatus": "capturedPendingSettlement", "accountType": "Visa", "accountNumber": "XXXX1111"}]))
+    api.add(responses.POST, NOTIFY_URL, json={"processed": 1, "errorcode": "", "errormessage": ""})
+    with services.db.transaction() as session:
+        session.execute(update(PaymentSession).values(updated_at=utcnow() - timedelta(minutes=5)))
+    run_once(services)
+    assert payment_row(services, token).state == "completed"
+    assert json.loads(api.calls[-1].request.body)["transactionid"] == "6055"
+    services.db.dispose()

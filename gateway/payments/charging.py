@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..cards import Card, CardFormError, parse_card
 from ..models import PaymentSession, SessionState, Transaction, utcnow
-from ..processors.base import Charge, MerchantAuthenticationError, ProcessorError, SaleLookup, SaleRequest
+from ..processors.base import (
+    Charge,
+    MerchantAuthenticationError,
+    OutcomeUnknown,
+    ProcessorError,
+    SaleLookup,
+    SaleRequest,
+)
 from ..protocol.errors import ErrorCode
 from ..services import Services
 from ..vault import Credentials
@@ -73,6 +80,11 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
     )
     try:
         charge = services.processor.sale(request)
+    except OutcomeUnknown as exc:
+        # Maybe charged: stay `authorizing` (the shopper waits on the status page) until
+        # recover_stale_authorizations asks the processor what became of this attempt.
+        log.warning("order %s attempt %s: outcome unknown (%s)", payment.orderid, attempt, exc.merchant_message)
+        return SubmitResult(_reload(services, payment.id))
     except ProcessorError as exc:
         return _record_decline(services, payment.id, exc)
     notification_id = _record_charge(services, payment.id, attempt, charge)

@@ -29,6 +29,7 @@ from .base import (
     Charge,
     ChargeRef,
     MerchantAuthenticationError,
+    OutcomeUnknown,
     ProcessorError,
     ProcessorUnavailable,
     SaleLookup,
@@ -93,8 +94,8 @@ class AuthorizeNetProcessor:
             try:
                 answer = self._call(payload, test)
             except ProcessorUnavailable as exc:
-                raise ProcessorUnavailable(
-                    "We could not confirm your payment with the card network. Please wait a minute before trying again.",
+                raise OutcomeUnknown(
+                    "We are confirming your payment with the card network.",
                     merchant_message=f"Authorize.Net did not answer twice; the outcome of sale {request.invoice} is unknown",
                 ) from exc
         return self._charge(answer, request, test)

@@ -103,6 +103,12 @@ class ProcessorUnavailable(ProcessorError):
     code = "processor_unavailable"
 
 
+class OutcomeUnknown(ProcessorUnavailable):
+    """The request may or may not have been carried out; only a later lookup can tell."""
+
+    code = "outcome_unknown"
+
+
 class AdjustmentRefused(ProcessorError):
     """A void or refund was refused (already settled, already voided, amount too large...)."""
 
