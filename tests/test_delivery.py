@@ -212,3 +212,14 @@ def test_oversized_store_answer_is_not_read_whole(client, services, store):
     token, csrf = open_session(client)
     assert pay(client, token, csrf).status_code == 202
     assert "larger than" in notification(services).last_error
+
+
+def test_abandoned_sessions_lose_their_merchant_credentials(client, services):
+    token, _ = open_session(client)
+    fresh, _ = open_session(client, orderid=124)
+    with services.db.transaction() as session:
+        session.execute(update(PaymentSession).where(PaymentSession.token == token)
+                        .values(expires_at=utcnow() - timedelta(seconds=1)))
+    run_once(services)
+    assert payment_row(services, token).credentials_sealed is None
+    assert payment_row(services, fresh).credentials_sealed is not None

@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from ..payments.charging import recover_stale_authorizations
+from ..payments.charging import forget_expired_credentials, recover_stale_authorizations
 from ..payments.completion import deliver_claimed, reverse_unfinished_rejections
 from ..services import Services
 from . import outbox
@@ -24,11 +24,13 @@ class Round:
 
 
 def run_once(services: Services, batch: int = 20) -> Round:
-    """One pass: recover interrupted charges, deliver what is due, reverse unfinished rejections."""
+    """One pass: recover interrupted charges, deliver what is due, reverse unfinished rejections,
+    and erase the merchant credentials of abandoned sessions."""
     recovered = recover_stale_authorizations(services)
     claimed = outbox.claim_due(services, batch)
     delivered = sum(1 for notification in claimed if deliver_claimed(services, notification) is not None)
     recovered += reverse_unfinished_rejections(services)
+    forget_expired_credentials(services)
     return Round(delivered=delivered, attempted=len(claimed), recovered=recovered)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from ..cards import Card, CardFormError, parse_card
-from ..models import PaymentSession, SessionState, Transaction, utcnow
+from ..models import LedgerEntry, PaymentSession, SessionState, Transaction, utcnow
 from ..processors.base import (
     Charge,
     MerchantAuthenticationError,
@@ -108,6 +108,20 @@ def recover_stale_authorizations(services: Services, older_than: timedelta = STA
     for payment in stale:
         _recover(services, payment)
     return len(stale)
+
+
+def forget_expired_credentials(services: Services) -> int:
+    """An abandoned payment page needs no merchant credentials any more."""
+    with services.db.transaction() as session:
+        return session.execute(
+            update(PaymentSession)
+            .where(
+                PaymentSession.state == SessionState.OPEN.value,
+                PaymentSession.expires_at <= utcnow(),
+                PaymentSession.credentials_sealed.is_not(None),
+            )
+            .values(credentials_sealed=None)
+        ).rowcount
 
 
 def _recover(services: Services, payment: PaymentSession) -> None:
@@ -204,7 +218,7 @@ def _record_charge(services: Services, payment_id: int, attempt: int, charge: Ch
         session.add(transaction)
         session.flush()
         session.add(
-            ledger.LedgerEntry(
+            LedgerEntry(
                 transaction_id=transaction.id,
                 kind=ledger.SALE,
                 amount=charge.amount,
