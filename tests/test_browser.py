@@ -24,10 +24,14 @@ def browser():  # type: ignore[no-untyped-def]
     yield from launch()
 
 
-@pytest.fixture
-def servers(clean_database):  # type: ignore[no-untyped-def]
-    """The gateway (2 workers) and the store emulator (one process: it keeps orders in memory)."""
-    gateway = Gunicorn(gateway_env(clean_database, PRIVATE_KEY), workers=2)
+@pytest.fixture(params=["GET", "POST"])
+def servers(request, clean_database):  # type: ignore[no-untyped-def]
+    """The gateway (2 workers) and the store emulator (one process: it keeps orders in memory).
+
+    Both redirect methods: GET appends ?paymenttoken=, POST has the emulator post it in a form.
+    """
+    env = {**gateway_env(clean_database, PRIVATE_KEY), "GATEWAY_REDIRECT_METHOD": request.param}
+    gateway = Gunicorn(env, workers=2)
     store = Gunicorn({"EMULATOR_GATEWAY_URL": gateway.url, "GATEWAY_PRIVATE_KEY": PRIVATE_KEY},
                      workers=1, app="gateway.emulator.wsgi:app", health="/")
     with gateway, store:
@@ -49,7 +53,8 @@ def check_out(page, store, *options: str) -> None:  # type: ignore[no-untyped-de
     for option in options:
         page.get_by_label(option).check()
     page.get_by_role("button", name="Check out").click()
-    page.wait_for_url("**/pay?paymenttoken=*")
+    page.wait_for_url("**/pay**")
+    page.get_by_role("button", name="Pay $39.00").wait_for()
 
 
 def fill_card(page, number: str, cvc: str = "123") -> None:  # type: ignore[no-untyped-def]
@@ -59,9 +64,11 @@ def fill_card(page, number: str, cvc: str = "123") -> None:  # type: ignore[no-u
     page.get_by_label("Name on card").fill("Ada Shopper")
 
 
-def test_purchase(page, servers):
+def test_purchase(page, servers, request):
     gateway, store = servers
     check_out(page, store)
+    arrived_by_get = "paymenttoken=" in page.url
+    assert arrived_by_get == (request.node.callspec.params["servers"] == "GET")
     assert page.get_by_test_id("total").inner_text() == "$39.00"
     assert page.get_by_text("Espresso cup").is_visible()
     screenshot(page, "hosted-page")

@@ -8,17 +8,20 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from gateway.db import Database
-from gateway.models import Notification, PaymentSession, SandboxCharge
+from gateway.models import Notification, PaymentSession, SandboxCharge, utcnow
 
-from .live import Gunicorn, StoreReceiver, gateway_env, wait_for
+from .live import ROOT, Gunicorn, StoreReceiver, gateway_env, wait_for
 from .protocol_helpers import CARDS, PRIVATE_KEY, md5, signed_checkout, signed_refund
 
 HOOKS = Path(__file__).with_name("crash_hooks.py")
@@ -145,3 +148,22 @@ def test_concurrent_refunds_on_several_workers_never_exceed_the_charge(db):
             thread.join()
         assert sum(approved) == 3  # 3 x 4000 fit in 12312; the other five are refused
         assert scalar(db, select(SandboxCharge.refunded)) == 12000
+
+
+def test_two_worker_processes_racing_deliver_each_notification_once(db):
+    """The store is down while six orders are paid; then two worker processes run at the same time."""
+    with StoreReceiver() as store, Gunicorn(gateway_env(db.url, PRIVATE_KEY)) as gateway:
+        store.answer = 503
+        for orderid in range(1, 7):
+            token, csrf = checkout(gateway, store, orderid=orderid)
+            assert submit(gateway, token, csrf).status_code == 202
+        store.answer = {"processed": 1, "errorcode": "", "errormessage": ""}
+        with db.transaction() as session:
+            session.execute(update(Notification).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        workers = [subprocess.Popen([sys.executable, "-m", "gateway.cli", "notifications", "work", "--once", "--batch", "2"],
+                                    cwd=ROOT, env=gateway.env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        outputs = [worker.communicate(timeout=60)[0] for worker in workers]
+        assert all(worker.returncode == 0 for worker in workers)
+        gateway.cli("notifications", "work", "--once", "--batch", "10")
+        assert sorted(sent["orderid"] for sent in store.received) == [1, 2, 3, 4, 5, 6], outputs
+        assert scalar(db, select(func.count()).select_from(Notification).where(Notification.state == "delivered")) == 6
