@@ -32,6 +32,7 @@ from .completion import enqueue_outcome, notify_store
 
 log = logging.getLogger(__name__)
 STALE_AFTER = timedelta(minutes=2)
+ORDER_BUSY = "This order has already been paid, or is being paid in another window. Nothing was charged."
 BUSY_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value, SessionState.COMPLETED.value)
 
 
@@ -65,7 +66,10 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
         return SubmitResult(payment, field_errors=exc.errors)
     claimed = _claim(services, payment.id, card)
     if claimed is None:
-        return SubmitResult(_reload(services, payment.id))
+        current = _reload(services, payment.id)
+        if current.state == SessionState.OPEN.value and not is_expired(current):
+            return SubmitResult(current, decline=ORDER_BUSY)
+        return SubmitResult(current)
     attempt, credentials = claimed
     request = SaleRequest(
         amount=payment.amount_total,

@@ -123,14 +123,16 @@ def _message(title: str, text: str, payment: PaymentSession, code: int) -> tuple
 
 
 def _order_view(payment: PaymentSession) -> dict[str, object]:
-    money = lambda cents: format_money(int(cents), payment.currency)  # noqa: E731
+    def money(cents: int) -> str:
+        return format_money(cents, payment.currency)
+
     items = [
         {
             "name": item.get("itemname", ""),
             "sku": item.get("itemid", ""),
             "quantity": item.get("quantity", ""),
-            "unit": money(item.get("unitprice", 0)),
-            "line": money((Decimal(item.get("quantity", "1")) * int(item.get("unitprice", 0))).to_integral_value()),
+            "unit": money(int(item.get("unitprice", 0))),
+            "line": money(int((Decimal(item.get("quantity", "1")) * int(item.get("unitprice", 0))).to_integral_value())),
         }
         for item in payment.items
     ]
