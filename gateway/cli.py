@@ -13,7 +13,9 @@ from . import create_app
 from .emulator import create_emulator_app
 from .migrate import upgrade
 from .openapi import build_spec
+from .notifications import outbox
 from .notifications.worker import run_forever, run_once
+from .payments import ledger
 from .services import Services
 
 
@@ -106,3 +108,47 @@ def notifications_work(once: bool, interval: float, batch: int) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@notifications.command("list")
+@click.option("--state", type=click.Choice(["pending", "delivered", "dead"]), default="dead", show_default=True)
+def notifications_list(state: str) -> None:
+    """Show notifications in one state, with their last error."""
+    for row in outbox.by_state(_services(), state):
+        click.echo(f"{row.id}\torder {row.payload.get('orderid')}\tattempts {row.attempts}\t{row.url}\t{row.last_error}")
+
+
+@notifications.command("requeue")
+@click.argument("notification_id", type=int)
+def notifications_requeue(notification_id: int) -> None:
+    """Send a dead notification again from the first attempt."""
+    if not outbox.requeue(_services(), notification_id):
+        raise click.ClickException(f"notification {notification_id} is not dead")
+    click.echo(f"notification {notification_id} is pending again")
+
+
+@main.group("ledger")
+def ledger_group() -> None:
+    """Voids and refunds whose outcome is unknown."""
+
+
+@ledger_group.command("unresolved")
+def ledger_unresolved() -> None:
+    """List voids and refunds still pending or unknown (each holds its amount back)."""
+    with _services().db.transaction() as session:
+        for entry in ledger.unresolved(session):
+            click.echo(f"{entry.id}\t{entry.kind}\t{entry.amount}\t{entry.outcome}\ttransaction {entry.transaction_id}"
+                       f"\t{entry.created_at:%Y-%m-%d %H:%M}\t{entry.message}")
+
+
+@ledger_group.command("resolve")
+@click.argument("entry_id", type=int)
+@click.option("--happened/--did-not-happen", required=True, help="What the processor's own records show.")
+@click.option("--note", required=True, help="Who checked, and where.")
+def ledger_resolve(entry_id: int, happened: bool, note: str) -> None:
+    """Settle an unresolved void or refund after checking it at the processor."""
+    with _services().db.transaction() as session:
+        if entry_id not in {entry.id for entry in ledger.unresolved(session)}:
+            raise click.ClickException(f"ledger entry {entry_id} is not unresolved")
+        entry = ledger.resolve(session, entry_id, happened, note)
+    click.echo(f"ledger entry {entry_id} is now {entry.outcome}")

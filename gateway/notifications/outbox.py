@@ -116,3 +116,24 @@ def _schedule_retry(services: Services, row: Notification, error: str) -> None:
         row.state = NotificationState.DEAD.value
     else:
         row.next_attempt_at = utcnow() + backoff(row.attempts)
+
+
+def by_state(services: Services, state: str, limit: int = 100) -> list[Notification]:
+    with services.db.transaction() as session:
+        return list(
+            session.scalars(
+                select(Notification).where(Notification.state == state).order_by(Notification.id).limit(limit)
+            )
+        )
+
+
+def requeue(services: Services, notification_id: int) -> bool:
+    """An operator sends a dead notification round again (after fixing the store, say)."""
+    with services.db.transaction() as session:
+        return bool(
+            session.execute(
+                update(Notification)
+                .where(Notification.id == notification_id, Notification.state == NotificationState.DEAD.value)
+                .values(state=NotificationState.PENDING.value, attempts=0, next_attempt_at=utcnow(), claimed_until=None)
+            ).rowcount
+        )

@@ -102,3 +102,17 @@ def settle(session: Session, entry_id: int, outcome: str, processor_ref: str | N
     if outcome == APPROVED and entry.kind == REFUND:
         transaction.amount_refunded += entry.amount
     return entry
+
+
+def unresolved(session: Session) -> list[LedgerEntry]:
+    """Voids and refunds whose outcome nobody knows: each holds its amount until an operator checks it."""
+    return list(
+        session.scalars(
+            select(LedgerEntry).where(LedgerEntry.outcome.in_((PENDING, UNKNOWN))).order_by(LedgerEntry.id)
+        )
+    )
+
+
+def resolve(session: Session, entry_id: int, happened: bool, note: str) -> LedgerEntry:
+    """Record what the operator found at the processor for an unresolved entry."""
+    return settle(session, entry_id, APPROVED if happened else DECLINED, message=f"resolved by operator: {note}")
