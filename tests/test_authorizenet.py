@@ -78,7 +78,8 @@ def test_approved_sale_sends_what_the_reference_asks(api):
     assert transaction["transactionType"] == "authCaptureTransaction" and transaction["amount"] == "123.12"
     assert transaction["payment"]["creditCard"] == {"cardNumber": NUMBER, "expirationDate": "2031-07", "cardCode": CVC}
     assert transaction["order"]["invoiceNumber"] == "AB-12234"
-    assert transaction["transactionSettings"]["setting"] == [{"settingName": "duplicateWindow", "settingValue": "1800"}]
+    assert transaction["transactionSettings"]["setting"] == [{"settingName": "allowPartialAuth", "settingValue": "false"},
+                                                             {"settingName": "duplicateWindow", "settingValue": "300"}]
 
 
 def test_long_invoice_and_reference_are_cut_to_the_api_limits(api):
@@ -86,7 +87,7 @@ def test_long_invoice_and_reference_are_cut_to_the_api_limits(api):
     AuthorizeNetProcessor().sale(sale_request(reference="r" * 40, invoice="INV-" + "9" * 30))
     body = sent(api)["createTransactionRequest"]
     assert len(body["refId"]) == 20 and body["refId"] == ref_id("r" * 40)
-    assert body["transactionRequest"]["order"]["invoiceNumber"] == ("INV-" + "9" * 30)[:20]
+    assert body["transactionRequest"]["order"]["invoiceNumber"] == ("INV-" + "9" * 30)[-20:]
 
 
 @pytest.mark.parametrize("test_mode, forced, url", [(True, False, SANDBOX_URL), (False, True, SANDBOX_URL),
@@ -141,9 +142,46 @@ def test_timeout_then_duplicate_answer_returns_the_original_charge_once(api):
     api.add(responses.POST, PRODUCTION_URL, body=requests.Timeout())
     api.add(responses.POST, PRODUCTION_URL, body=refused("3", "11", "A duplicate transaction has been submitted.",
                                                          authCode="HW617E", transId="60123456789"))
+    api.add(responses.POST, PRODUCTION_URL, body=details("capturedPendingSettlement"))
     charge = AuthorizeNetProcessor().sale(sale_request())
     assert charge.transaction_id == "60123456789"
-    assert len(api.calls) == 2 and sent(api, 0) == sent(api, 1)  # the same request: the duplicate window applies
+    assert sent(api, 0) == sent(api, 1)  # the same request: the duplicate window applies
+    assert sent(api, 2)["getTransactionDetailsRequest"]["transId"] == "60123456789"  # and the original is checked
+    assert len(api.calls) == 3
+
+
+def details(status: str) -> bytes:
+    return answer(None, transaction={"transId": "60123456789", "transactionStatus": status})
+
+
+def test_duplicate_naming_a_transaction_that_was_not_captured_is_a_decline(api):
+    api.add(responses.POST, PRODUCTION_URL, body=refused("3", "11", "A duplicate transaction has been submitted.",
+                                                         authCode="HW617E", transId="60123456789"))
+    api.add(responses.POST, PRODUCTION_URL, body=details("declined"))
+    with pytest.raises(CardDeclined):
+        AuthorizeNetProcessor().sale(sale_request())
+
+
+def test_duplicate_that_cannot_be_checked_is_an_unknown_outcome(api):
+    api.add(responses.POST, PRODUCTION_URL, body=refused("3", "11", "A duplicate transaction has been submitted.",
+                                                         authCode="HW617E", transId="60123456789"))
+    api.add(responses.POST, PRODUCTION_URL, body=requests.Timeout())
+    with pytest.raises(OutcomeUnknown):
+        AuthorizeNetProcessor().sale(sale_request())
+
+
+def test_account_in_test_mode_is_not_taken_for_a_charge(api):
+    api.add(responses.POST, PRODUCTION_URL, body=approved("0"))
+    with pytest.raises(MerchantAuthenticationError) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert "Test Mode" in caught.value.merchant_message
+
+
+def test_processor_text_quoting_the_card_is_redacted(api):
+    api.add(responses.POST, PRODUCTION_URL, body=refused("3", "E00003", f"The value '{NUMBER}' is invalid; cvc {CVC}."))
+    with pytest.raises(ProcessorError) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert NUMBER not in caught.value.merchant_message and CVC not in caught.value.merchant_message
 
 
 def test_timeout_then_first_real_answer_is_used(api):
@@ -221,7 +259,7 @@ def test_find_sale_after_a_crash_uses_the_unsettled_list(api):
     ]))
     lookup = SaleLookup("ps12a1", "AB-12234", 12312, "USD", CREDENTIALS)
     charge = AuthorizeNetProcessor().find_sale(lookup)
-    assert charge is not None and (charge.transaction_id, charge.card_last4) == ("2", "1111")
+    assert charge is not None and (charge.transaction_id, charge.card_last4, charge.card_brand) == ("2", "1111", "visa")
 
 
 def test_find_sale_finds_nothing(api):

@@ -39,7 +39,9 @@ from .base import (
 log = logging.getLogger(__name__)
 PRODUCTION_URL = "https://api.authorize.net/xml/v1/request.api"
 SANDBOX_URL = "https://apitest.authorize.net/xml/v1/request.api"
-DUPLICATE_WINDOW_SECONDS = 1800  # as long as a payment session lives
+# Long enough to catch our own resend after a timeout; short, because the CVC is not part of the
+# duplicate check and a shopper who mistyped it must soon be able to try the same card again.
+DUPLICATE_WINDOW_SECONDS = 300
 APPROVED, DECLINED, ERROR, HELD = "1", "2", "3", "4"
 DUPLICATE = "11"
 AUTHENTICATION_CODES = {"E00007", "E00008", "E00011", "13"}
@@ -54,6 +56,9 @@ SHOPPER_MESSAGES = {
 }
 DECLINED_MESSAGE = "Your card was declined."
 UNSETTLED_CAPTURED = "capturedPendingSettlement"
+CAPTURED = (UNSETTLED_CAPTURED, "settledSuccessfully")
+BRANDS = {"Visa": "visa", "MasterCard": "mastercard", "AmericanExpress": "amex", "Discover": "discover",
+          "DinersClub": "diners", "JCB": "jcb"}
 
 
 class AuthorizeNetProcessor:
@@ -77,9 +82,11 @@ class AuthorizeNetProcessor:
                     "expirationDate": f"{request.card.exp_year:04d}-{request.card.exp_month:02d}",
                     "cardCode": request.card.cvc,
                 }},
-                "order": {"invoiceNumber": request.invoice[:20], "description": f"3dcart order {request.order_id}"[:255]},
+                "order": {"invoiceNumber": invoice_number(request.invoice, request.order_id),
+                          "description": f"3dcart order {request.order_id}"[:255]},
                 "customer": {"email": request.email[:255]} if request.email else {},
                 "transactionSettings": {"setting": [
+                    {"settingName": "allowPartialAuth", "settingValue": "false"},
                     {"settingName": "duplicateWindow", "settingValue": str(DUPLICATE_WINDOW_SECONDS)},
                 ]},
             },
@@ -134,13 +141,13 @@ class AuthorizeNetProcessor:
         amount = decimal_amount(lookup.amount, lookup.currency)
         for item in answer.get("transactions") or []:
             if (
-                item.get("invoiceNumber") == lookup.invoice[:20]
+                item.get("invoiceNumber") == invoice_number(lookup.invoice, None)
                 and Decimal(str(item.get("settleAmount", "0"))) == Decimal(amount)
                 and item.get("transactionStatus") == UNSETTLED_CAPTURED
             ):
                 number = str(item.get("accountNumber", ""))
                 return Charge(str(item["transId"]), lookup.amount, lookup.currency,
-                              str(item.get("accountType", "")).lower(), number[-4:])
+                              BRANDS.get(str(item.get("accountType", "")), "unknown"), number[-4:])
         return None
 
     def _test(self, requested: bool) -> bool:
@@ -164,11 +171,19 @@ class AuthorizeNetProcessor:
     def _charge(self, answer: dict[str, Any], request: SaleRequest, test: bool) -> Charge:
         response = answer.get("transactionResponse") or {}
         result = response.get("responseCode")
-        code, text = _first_error(answer)
-        if result == APPROVED or (code == DUPLICATE and response.get("authCode") and _trans_id(answer)):
-            # A duplicate of an approved sale carries the original's id and auth code: that is our charge.
+        code, raw_text = _first_error(answer)
+        text = _redact(raw_text, request)
+        if result == APPROVED and not _trans_id(answer):
+            raise MerchantAuthenticationError(
+                "The store's payment settings are not working. Please contact the store.",
+                merchant_message="the Authorize.Net account is in Test Mode: it approves without charging anything")
+        if result == APPROVED:
             return Charge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
                           message=text or "Approved")
+        if code == DUPLICATE and _trans_id(answer) and self._captured(_trans_id(answer), request.credentials, test):
+            # Our resend of a sale that went through: the answer names the original, which is our charge.
+            return Charge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
+                          message=text)
         if code in AUTHENTICATION_CODES:
             raise MerchantAuthenticationError(
                 "The store's payment settings are not working. Please contact the store.",
@@ -185,6 +200,17 @@ class AuthorizeNetProcessor:
                                merchant_message=text)
         raise ProcessorError(SHOPPER_MESSAGES.get(code, "We could not process this card. Please try another card."),
                              code=f"authorizenet_{code}", merchant_message=f"Authorize.Net error {code}: {text}")
+
+    def _captured(self, trans_id: str, credentials: Credentials, test: bool) -> bool:
+        """Is the transaction a duplicate answer names really a captured sale? Unknown if we cannot ask."""
+        try:
+            answer = self._call({"getTransactionDetailsRequest": {
+                "merchantAuthentication": _auth(credentials), "transId": trans_id}}, test)
+            self._raise_top_level(answer, ProcessorError)
+        except ProcessorError as exc:
+            raise OutcomeUnknown("We are confirming your payment with the card network.",
+                                 merchant_message=f"duplicate of {trans_id} could not be checked: {exc.merchant_message}")
+        return answer.get("transaction", {}).get("transactionStatus") in CAPTURED
 
     def _decline_held(self, answer: dict[str, Any], request: SaleRequest, test: bool) -> None:
         """A sale held for review is not an approval: decline it so no money stays authorised."""
@@ -213,7 +239,7 @@ class AuthorizeNetProcessor:
                                       headers={"Content-Type": "application/json"})
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise ProcessorUnavailable("The card network did not answer. Please try again.",
-                                       merchant_message=f"Authorize.Net unreachable: {exc.__class__.__name__}") from exc
+                                       merchant_message=f"Authorize.Net unreachable: {exc.__class__.__name__}") from None
         if response.status_code >= 500:
             raise ProcessorUnavailable("The card network did not answer. Please try again.",
                                        merchant_message=f"Authorize.Net answered HTTP {response.status_code}")
@@ -236,6 +262,18 @@ def decimal_amount(amount: int, currency: str) -> str:
 def ref_id(reference: str) -> str:
     """Authorize.Net's refId holds 20 characters; longer references are hashed down, stably."""
     return reference if len(reference) <= 20 else hashlib.sha256(reference.encode()).hexdigest()[:20]
+
+
+def invoice_number(invoice: str, order_id: int | None) -> str:
+    """Authorize.Net keeps 20 characters; the end of an invoice number is what tells orders apart."""
+    return (invoice or str(order_id or ""))[-20:]
+
+
+def _redact(text: str, request: SaleRequest) -> str:
+    """Validation messages may quote what was sent; the card number and CVC must not travel on."""
+    for secret in (request.card.number, request.card.cvc):
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _auth(credentials: Credentials) -> dict[str, str]:
