@@ -1,28 +1,32 @@
 """A local 3dcart store emulator: plays the store platform's part of the protocol against the gateway.
 
-A development and demonstration tool. It keeps its orders in memory, so it runs as one process
+A development and demonstration tool. It keeps its orders in memory, so it runs as ONE process
 (`gunicorn -w 1 --threads 4 'gateway.emulator.wsgi:app'`).
 """
 from __future__ import annotations
 
+import secrets
+
 from flask import Flask
 
 from .. import TEMPLATES
+from ..money import format_money
+from . import merchant, shop
 from .store import Store
 
 
 def create_emulator_app(gateway_url: str, private_key: str, public_url: str | None = None,
                         credentials: tuple[str, str] = ("user1", "password1")) -> Flask:
+    """`gateway_url` is the gateway's base URL (its /checkout and /post-order); `public_url` the emulator's own."""
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config.update(
         EMULATOR_GATEWAY_URL=gateway_url.rstrip("/"),
         EMULATOR_PRIVATE_KEY=private_key,
         EMULATOR_PUBLIC_URL=(public_url or "").rstrip("/"),
-        EMULATOR_CREDENTIALS=credentials,
-        SECRET_KEY=private_key,
+        SECRET_KEY=secrets.token_hex(32),  # flash messages only; the private key signs protocol objects, nothing else
     )
-    app.extensions["store"] = Store()
-    from .views import bp
-
-    app.register_blueprint(bp)
+    app.extensions["emulator_store"] = Store(credentials)
+    app.add_template_filter(format_money, "money")
+    app.register_blueprint(shop.bp)
+    app.register_blueprint(merchant.bp)
     return app
