@@ -311,7 +311,18 @@ def test_an_unpaid_order_cannot_be_refunded(emulator):
     assert "no payment left to void or refund" in page and request is None
 
 
-# Log
+# Settings and log
+
+def test_merchant_credentials_from_the_settings_page_are_sent(emulator):
+    assert 'value="user1"' in text(emulator.get("/settings"))
+    emulator.post("/settings", data={"username": "api-login", "password": "tx-key"})
+    _, sent = check_out(emulator)
+    assert (sent["username"], sent["password"]) == ("api-login", "tx-key")
+    emulator.post("/settings", data={"username": "api-login-2", "password": ""})  # blank keeps the password
+    _, sent = check_out(emulator)
+    assert (sent["username"], sent["password"]) == ("api-login-2", "tx-key")
+    assert "tx-key" not in text(emulator.get("/settings"))
+
 
 def test_log_lists_every_exchange_newest_first_with_credentials_masked(emulator):
     sent = paid_order(emulator)

@@ -1,9 +1,9 @@
-"""The merchant's pages: orders with Void/Refund and the log of every exchange."""
+"""The merchant's pages: orders with Void/Refund, gateway credentials, and the log of every exchange."""
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, redirect, render_template, request
+from flask import Blueprint, Response, flash, redirect, render_template, request
 
 from ..money import format_money
 from ..protocol.signing import wire_text
@@ -44,6 +44,21 @@ def refund(orderid: int) -> Response:
     store().record_refund(order, amount)
     return _show_result(f"Order {order.invoice}: approved: {format_money(amount, order.currency)} back, "
                         f"transaction {wire_text(answer.get('transactionid'))}")
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings() -> Response | str:
+    """The merchant's Credential 1 and 2 for the gateway; a blank password keeps the current one."""
+    username, password = store().credentials
+    if request.method == "POST":
+        username = request.form.get("username", "").strip()
+        if not username:
+            flash("Credential 1 (username) may not be blank.")
+            return redirect("/settings")
+        store().set_credentials(username, request.form.get("password") or password)
+        flash("Merchant credentials saved.")
+        return redirect("/settings")
+    return render_template("emulator/settings.html", username=username)
 
 
 @bp.get("/log")

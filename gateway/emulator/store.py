@@ -83,6 +83,10 @@ class Store:
         with self._lock:
             return self._credentials
 
+    def set_credentials(self, username: str, password: str) -> None:
+        with self._lock:
+            self._credentials = (username, password)
+
     def new_order(self, cart: Cart, answer_processed: bool, currency: str = CURRENCY) -> Order:
         with self._lock:
             orderid = next(self._ids)
