@@ -11,7 +11,7 @@ from werkzeug.serving import make_server, run_simple
 
 from . import create_app
 from .emulator import create_emulator_app
-from .migrate import upgrade
+from .migrate import revision, upgrade
 from .openapi import build_spec
 from .notifications import outbox
 from .notifications.worker import run_forever, run_once
@@ -70,6 +70,13 @@ def db_upgrade() -> None:
     """Apply every pending Alembic migration."""
     upgrade(_services().settings.database_url)
     click.echo("database is up to date")
+
+
+@db.command("revision")
+@click.argument("message")
+def db_revision(message: str) -> None:
+    """Write a new migration from the difference between the models and the database (developers)."""
+    revision(_services().settings.database_url, message)
 
 
 @main.group()

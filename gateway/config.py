@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -41,7 +41,6 @@ class Settings:
     notify_max_attempts: int = 12
     notify_allow_private: bool = False
     authorizenet_test_mode: bool = False
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_production(self) -> bool:
