@@ -23,7 +23,6 @@ from .flow_helpers import approve_all, notifications_sent, open_session, pay, pa
 from .protocol_helpers import (
     CANCEL_URL,
     CARDS,
-    ERROR_URL,
     PRIVATE_KEY,
     RETURN_URL,
     complete_order_answer,

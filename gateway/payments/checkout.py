@@ -1,58 +1,23 @@
 """Exchange 1: a signed CheckoutRequest becomes a payment session the shopper can pay."""
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import PAID_STATES, PaymentSession, utcnow
 from ..protocol.errors import ErrorCode, ProtocolError
-from ..protocol.jsonbody import BodyError, parse_object
-from ..protocol.schemas import CheckoutRequestSchema, describe_errors
-from ..protocol.signing import verify
+from ..protocol.requests import SignedRequest, load_signed
+from ..protocol.schemas import CheckoutRequestSchema
 from ..services import Services
 from ..vault import Credentials
 
 CHECKOUT_REQUEST = CheckoutRequestSchema()  # schemas are stateless on load; building one per request is slow
-
-
-@dataclass(frozen=True)
-class SignedRequest:
-    """A validated request body: ``raw`` as received (for signatures), ``data`` as loaded."""
-
-    raw: dict[str, Any]
-    data: dict[str, Any]
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()
-
-
-def load_signed(body: bytes, schema: Any, private_key: str, signed_fields: tuple[str, ...], kind: str) -> SignedRequest:
-    """Parse, validate and authenticate a request body, or raise a ProtocolError that says what is wrong."""
-    try:
-        raw = parse_object(body)
-    except BodyError as exc:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc)) from exc
-    try:
-        data = schema.load(raw)
-    except ValidationError as exc:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"invalid {kind}: {describe_errors(exc.messages)}") from exc
-    if not verify(raw["signature"], raw["randomkey"], private_key, *(raw[name] for name in signed_fields)):
-        raise ProtocolError(
-            ErrorCode.BAD_REQUEST,
-            f"signature does not match md5(randomkey + private key + {' + '.join(signed_fields)})",
-        )
-    return SignedRequest(raw, data)
 
 
 def store_key(notification_url: str) -> str:

@@ -16,12 +16,12 @@ from ..models import PostOrderRequest, Transaction
 from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorError, ProcessorUnavailable
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import refund_response
+from ..protocol.requests import SignedRequest, load_signed
 from ..protocol.schemas import RefundRequestSchema
 from ..services import Services
 from ..vault import Credentials
 from . import ledger
 from .adjustments import charge_ref, execute_adjustment
-from .checkout import SignedRequest, load_signed
 
 log = logging.getLogger(__name__)
 SIGNED_FIELDS = ("orderid", "invoice", "transactionid")
