@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..models import Notification, PaymentSession, SessionState, Transaction
+from ..models import Notification, PaymentSession, SessionState, Transaction, utcnow
 from ..notifications import outbox
 from ..notifications.client import StoreAnswer
 from ..processors.base import ProcessorError
@@ -98,16 +98,15 @@ def reverse_rejected_charge(services: Services, session_id: int) -> None:
             return
         credentials = services.vault.open(payment.credentials_sealed)
         current = ledger.balance(session, ledger.lock_transaction(session, transaction.id))
-        in_flight = ledger.pending_entry(session, transaction.id, ledger.VOID)
-        interrupted = ledger.pending_entry(session, transaction.id, ledger.VOID, INTERRUPTED_AFTER)
-        if in_flight is not None and interrupted is None:
+        pending = ledger.pending_entry(session, transaction.id, ledger.VOID)
+        if pending is not None and pending.created_at > utcnow() - INTERRUPTED_AFTER:
             return  # another process is voiding it right now
-        if interrupted is None and (current.voided or current.remaining <= 0):
+        if pending is None and (current.voided or current.remaining <= 0):
             payment.credentials_sealed = None
             return
     ref = charge_ref(transaction)
-    if interrupted is not None:
-        if resume_void(services, interrupted.id, ref, credentials):
+    if pending is not None:  # its process died mid-call
+        if resume_void(services, pending.id, ref, credentials):
             with services.db.transaction() as session:
                 _forget_credentials(session, session_id)
         return

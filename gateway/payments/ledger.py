@@ -8,7 +8,6 @@ move more than was captured, and no lock is held across a network call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -53,16 +52,11 @@ def balance(session: Session, transaction: Transaction) -> Balance:
     )
 
 
-def pending_entry(
-    session: Session, transaction_id: int, kind: str, older_than: timedelta = timedelta(0)
-) -> LedgerEntry | None:
+def pending_entry(session: Session, transaction_id: int, kind: str) -> LedgerEntry | None:
     """A reservation not yet settled; one older than any processor call belongs to a process that died."""
     return session.scalars(
         select(LedgerEntry).where(
-            LedgerEntry.transaction_id == transaction_id,
-            LedgerEntry.kind == kind,
-            LedgerEntry.outcome == PENDING,
-            LedgerEntry.created_at < utcnow() - older_than,
+            LedgerEntry.transaction_id == transaction_id, LedgerEntry.kind == kind, LedgerEntry.outcome == PENDING
         )
     ).first()
 
