@@ -55,6 +55,7 @@ SHOPPER_MESSAGES = {
     "65": "Your card's security code is incorrect.",
 }
 DECLINED_MESSAGE = "Your card was declined."
+SETTINGS_BROKEN = "The store's payment settings are not working. Please contact the store."
 UNSETTLED_CAPTURED = "capturedPendingSettlement"
 CAPTURED = (UNSETTLED_CAPTURED, "settledSuccessfully")
 BRANDS = {"Visa": "visa", "MasterCard": "mastercard", "AmericanExpress": "amex", "Discover": "discover",
@@ -164,8 +165,7 @@ class AuthorizeNetProcessor:
             return answer
         code, text = _first_error(answer)
         if code in AUTHENTICATION_CODES:
-            raise MerchantAuthenticationError("The merchant credentials were refused.",
-                                              merchant_message=f"Authorize.Net refused the API login: {text}")
+            raise _login_refused(text)
         raise AdjustmentRefused(f"Authorize.Net refused it: {text}", code=f"authorizenet_{code}")
 
     def _charge(self, answer: dict[str, Any], request: SaleRequest, test: bool) -> Charge:
@@ -175,7 +175,7 @@ class AuthorizeNetProcessor:
         text = _redact(raw_text, request)
         if result == APPROVED and not _trans_id(answer):
             raise MerchantAuthenticationError(
-                "The store's payment settings are not working. Please contact the store.",
+                SETTINGS_BROKEN,
                 merchant_message="the Authorize.Net account is in Test Mode: it approves without charging anything")
         if result == APPROVED:
             return Charge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
@@ -185,9 +185,7 @@ class AuthorizeNetProcessor:
             return Charge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
                           message=text)
         if code in AUTHENTICATION_CODES:
-            raise MerchantAuthenticationError(
-                "The store's payment settings are not working. Please contact the store.",
-                merchant_message=f"Authorize.Net refused the API Login ID / Transaction Key: {text}")
+            raise _login_refused(text)
         if result == HELD:
             self._decline_held(answer, request, test)
             raise CardDeclined("We could not complete this payment. Please use another card.", code="held_for_review",
@@ -228,8 +226,7 @@ class AuthorizeNetProcessor:
             return
         code, text = _first_error(answer)
         if code in AUTHENTICATION_CODES:
-            raise MerchantAuthenticationError("The merchant credentials were refused.",
-                                              merchant_message=f"Authorize.Net refused the API login: {text}")
+            raise _login_refused(text)
         raise error(f"Authorize.Net error {code}: {text}", code=f"authorizenet_{code}")
 
     def _call(self, payload: dict[str, Any], test: bool) -> dict[str, Any]:
@@ -262,6 +259,12 @@ def decimal_amount(amount: int, currency: str) -> str:
 def ref_id(reference: str) -> str:
     """Authorize.Net's refId holds 20 characters; longer references are hashed down, stably."""
     return reference if len(reference) <= 20 else hashlib.sha256(reference.encode()).hexdigest()[:20]
+
+
+def _login_refused(text: str) -> MerchantAuthenticationError:
+    return MerchantAuthenticationError(
+        SETTINGS_BROKEN, merchant_message=f"Authorize.Net refused the API Login ID / Transaction Key: {text}"
+    )
 
 
 def invoice_number(invoice: str, order_id: int | None) -> str:
