@@ -17,6 +17,7 @@ from .notifications import outbox
 from .notifications.worker import run_forever, run_once
 from .payments import ledger
 from .services import Services
+from . import stores
 
 
 def _services() -> Services:
@@ -113,9 +114,6 @@ def notifications_work(once: bool, interval: float, batch: int) -> None:
     run_forever(services, interval, batch)
 
 
-if __name__ == "__main__":
-    main()
-
 
 @notifications.command("list")
 @click.option("--state", type=click.Choice(["pending", "delivered", "dead"]), default="dead", show_default=True)
@@ -159,3 +157,36 @@ def ledger_resolve(entry_id: int, happened: bool, note: str) -> None:
             raise click.ClickException(f"ledger entry {entry_id} is not unresolved")
         entry = ledger.resolve(session, entry_id, happened, note)
     click.echo(f"ledger entry {entry_id} is now {entry.outcome}")
+
+
+@main.group("stores")
+def stores_group() -> None:
+    """How each store is shown to its shoppers (name, logo, support contact)."""
+
+
+@stores_group.command("list")
+def stores_list() -> None:
+    """Show every store that has a saved identity."""
+    for store in stores.all_identities(_services()):
+        click.echo(f"{store.store_key}\t{store.display_name}\t{store.support_email}\t{store.support_url}")
+
+
+@stores_group.command("set")
+@click.argument("store_key")
+@click.option("--name", "display_name", help="Name shown to shoppers.")
+@click.option("--logo", "logo_url", help="https:// address of the store's logo.")
+@click.option("--support-email")
+@click.option("--support-phone")
+@click.option("--support-url", help="https:// address of the store's help page.")
+def stores_set(store_key: str, **values: str | None) -> None:
+    """Save a store's identity; STORE_KEY is the host of its notification URL."""
+    given = {name: value for name, value in values.items() if value is not None}
+    try:
+        store = stores.save_identity(_services(), store_key.lower(), **given)
+    except stores.ProfileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{store.store_key}: {store.display_name}")
+
+
+if __name__ == "__main__":
+    main()

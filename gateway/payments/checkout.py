@@ -4,7 +4,6 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -15,14 +14,10 @@ from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.requests import SignedRequest, load_signed
 from ..protocol.schemas import CheckoutRequestSchema
 from ..services import Services
+from ..stores import store_key
 from ..vault import Credentials
 
 CHECKOUT_REQUEST = CheckoutRequestSchema()  # schemas are stateless on load; building one per request is slow
-
-
-def store_key(notification_url: str) -> str:
-    """Orders are numbered per store; the store's host keeps two stores' order 123 apart."""
-    return (urlsplit(notification_url).hostname or "").lower()
 
 
 def start_checkout(services: Services, body: bytes) -> PaymentSession:
