@@ -59,7 +59,7 @@ class PaymentSession(Base):
     store_key: Mapped[str] = mapped_column(String(255), index=True)
     orderid: Mapped[int] = mapped_column(BigInteger, index=True)
     invoice: Mapped[str] = mapped_column(String(64))
-    randomkey: Mapped[str] = mapped_column(String(128))
+    randomkey: Mapped[str] = mapped_column(String(128), index=True)
     request_digest: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
     amount_total: Mapped[int] = mapped_column(BigInteger)
@@ -229,3 +229,18 @@ class StoreProfile(Base):
     support_phone: Mapped[str] = mapped_column(String(40), default="")
     support_url: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class SeenRequest(Base):
+    """Every randomkey a signed request from the platform has used: each is accepted once.
+
+    The protocol's md5 signature covers only a few fields and carries no time, so a captured
+    request could otherwise be sent again, or with its unsigned fields changed, forever.
+    """
+
+    __tablename__ = "seen_requests"
+
+    randomkey: Mapped[str] = mapped_column(String(128), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -48,6 +48,7 @@ def build_spec() -> dict[str, Any]:
     plugin.map_to_openapi_type(WholeNumber, "integer", None)
     plugin.map_to_openapi_type(Quantity, "number", None)
     plugin.map_to_openapi_type(Flag, "boolean", None)
+    plugin.converter.add_attribute_function(_whole_number_bounds)  # type: ignore[union-attr]
     for name, schema in (
         ("CheckoutRequest", CheckoutRequestSchema),
         ("CheckoutResponse", CheckoutResponseSchema),
@@ -81,6 +82,16 @@ def build_spec() -> dict[str, Any]:
             _ref("CompleteOrderRequest"), _ref("CompleteOrderResponse"))}
     }
     return document
+
+
+def _whole_number_bounds(_converter: Any, field: Any, **_: Any) -> dict[str, int]:
+    """The bounds a WholeNumber enforces before converting, so integrators see them."""
+    if not isinstance(field, WholeNumber):
+        return {}
+    bounds = {"maximum": field.maximum}
+    if field.minimum is not None:
+        bounds["minimum"] = field.minimum
+    return bounds
 
 
 def _ref(name: str) -> dict[str, str]:

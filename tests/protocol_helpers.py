@@ -51,7 +51,7 @@ EXAMPLE_REFUND: dict[str, Any] = {
     "currency": "USD",
     "amounttotal": 12312,
     "is_full_refund": True,
-    "randomkey": "abc321123xyz",
+    "randomkey": "refund321123xyz",
 }
 
 

@@ -175,7 +175,7 @@ def test_reused_randomkey_with_a_different_body_is_refused(client, services):
 
 def test_same_order_number_from_two_stores_are_separate(client, services):
     post_json(client, "/checkout", signed_checkout())
-    other = signed_checkout(notificationurl="https://other-store.example/notify")
+    other = signed_checkout(notificationurl="https://other-store.example/notify", randomkey="other-store-rk")
     assert post_json(client, "/checkout", other)["errormessage"] == ""
     assert count_sessions(services) == 2
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from marshmallow import ValidationError
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..protocol.jsonbody import BodyError, parse_object
 from ..protocol.schemas import CompleteOrderResponseSchema, describe_errors
@@ -45,23 +51,96 @@ class UnsafeDestination(ValueError):
     """The notification URL points somewhere a production gateway must not call."""
 
 
-def check_destination(url: str, *, require_https: bool, allow_private: bool) -> None:
+NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+RESOLVE_TIMEOUT = 3.0
+_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """A checked notification URL and the one address it was checked at (``None``: not pinned)."""
+
+    url: str
+    address: str | None
+
+
+def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A globally routed address that does not tunnel back to a private or loopback one."""
+    if not address.is_global:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return embedded.is_global
+    return True
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address inside a NAT64, 6to4, IPv4-mapped or Teredo address."""
+    if any(address in prefix for prefix in NAT64_PREFIXES):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.teredo is not None:
+        return address.teredo[1]
+    return None
+
+
+def resolve(host: str, port: int, timeout: float = RESOLVE_TIMEOUT) -> list[str]:
+    """The host's addresses, within a deadline (getaddrinfo itself has none)."""
+    future = _resolver.submit(socket.getaddrinfo, host, port, proto=socket.IPPROTO_TCP)
+    try:
+        infos = future.result(timeout=timeout)
+    except FutureTimeout as exc:
+        raise UnsafeDestination(f"resolving {host!r} took longer than {timeout:g} s") from exc
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeDestination(f"cannot resolve {host!r}") from exc
+    return [str(info[4][0]) for info in infos]
+
+
+def check_destination(url: str, *, require_https: bool, allow_private: bool) -> Destination:
+    """Apply the delivery rules to a notification URL; return the address to connect to."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeDestination(f"notification URL scheme {parts.scheme!r} is not http(s)")
     if require_https and parts.scheme != "https":
         raise UnsafeDestination("notification URL must use https")
-    if allow_private:
-        return
     host = parts.hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise UnsafeDestination(f"cannot resolve {host!r}: {exc.strerror}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
+    if not host:
+        raise UnsafeDestination("notification URL has no host")
+    if allow_private:
+        return Destination(url, None)
+    addresses = resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        if not is_public(address):
             raise UnsafeDestination(f"{host!r} resolves to a non-public address {address}")
+    return Destination(url, addresses[0])
+
+
+def _pinned(connection_class: type, address: str) -> type:
+    class Pinned(connection_class):  # type: ignore[misc, valid-type]
+        def _new_conn(self):  # type: ignore[no-untyped-def]
+            self._dns_host = address  # the name still goes in Host, SNI and certificate checks
+            return super()._new_conn()
+
+    return Pinned
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Connects to the address the destination check approved, whatever DNS answers a moment later."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        http = type("PinnedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _pinned(HTTPConnection, self.address)})
+        https = type("PinnedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _pinned(HTTPSConnection, self.address)})
+        self.poolmanager.pool_classes_by_scheme = {"http": http, "https": https}
 
 
 class StoreClient:
@@ -71,14 +150,18 @@ class StoreClient:
         self.allow_private = allow_private
         self.http = requests.Session()
 
+    def check(self, url: str) -> Destination:
+        """The rules every notification URL meets, at checkout as at delivery."""
+        return check_destination(url, require_https=self.require_https, allow_private=self.allow_private)
+
     def post(self, url: str, payload: dict[str, Any]) -> Exchange:
         """POST the JSON payload; every outcome, good or bad, comes back as an Exchange."""
         started = time.monotonic()
         status: int | None = None
         body = b""
         try:
-            check_destination(url, require_https=self.require_https, allow_private=self.allow_private)
-            with self.http.post(
+            destination = self.check(url)
+            with self._session_for(destination) as http, http.post(
                 url, json=payload, timeout=(min(5.0, self.timeout), self.timeout), stream=True, allow_redirects=False
             ) as response:
                 status = response.status_code
@@ -89,6 +172,14 @@ class StoreClient:
             return Exchange(_elapsed(started), status, _snippet(body), answer, "")
         except (requests.RequestException, UnsafeDestination, DeliveryFailure) as exc:
             return Exchange(_elapsed(started), status, _snippet(body), None, _describe(exc))
+
+    def _session_for(self, destination: Destination) -> requests.Session:
+        if destination.address is None:
+            return nullcontext(self.http)  # type: ignore[return-value]
+        pinned = requests.Session()
+        pinned.mount("http://", PinnedAdapter(destination.address))
+        pinned.mount("https://", PinnedAdapter(destination.address))
+        return pinned
 
 
 def parse_answer(body: bytes) -> StoreAnswer:

@@ -7,7 +7,7 @@ keeps concurrent requests from together exceeding what was captured.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,38 +20,49 @@ from ..protocol.requests import SignedRequest, load_signed
 from ..protocol.schemas import RefundRequestSchema
 from ..services import Services
 from ..vault import Credentials
-from . import ledger
+from . import ledger, replay
 from .adjustments import charge_ref, execute_adjustment
 
 log = logging.getLogger(__name__)
 SIGNED_FIELDS = ("orderid", "invoice", "transactionid")
+ECHOED = ("orderid", "invoice")  # what a RefundResponse is signed over, besides its own transactionid
 KINDS = ("void", "refund")
 REFUND_REQUEST = RefundRequestSchema()
 
 
-def handle_refund_request(services: Services, body: bytes) -> dict[str, Any]:
-    """Answer a RefundRequest with a signed RefundResponse; every failure is approved=0 with a reason."""
-    request = load_signed(body, REFUND_REQUEST, services.settings.private_key, SIGNED_FIELDS, "RefundRequest")
+def read_refund_request(services: Services, body: bytes) -> SignedRequest:
+    """The protocol edge: a validated, authenticated RefundRequest, or a ProtocolError to sign."""
+    request = load_signed(
+        body, REFUND_REQUEST, services.settings.private_key, SIGNED_FIELDS, "RefundRequest", echo=ECHOED
+    )
     if request.data["type"].strip().lower() not in KINDS:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"type must be 'void' or 'refund', got {request.data['type']!r}")
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST, f"type must be 'void' or 'refund', got {request.data['type']!r}", request.echo(ECHOED)
+        )
+    return request
+
+
+def handle_refund_request(services: Services, request: SignedRequest) -> dict[str, Any]:
+    """Answer a RefundRequest with a signed RefundResponse; every failure is approved=0 with a reason."""
     earlier = _remember(services, request)
     if earlier is not None:
         return earlier
     try:
         answer = _void_or_refund(services, request)
     except ProtocolError as exc:
-        answer = error_response(services, request.raw, exc)
+        answer = error_response(services, request.echo(ECHOED), exc)
     with services.db.transaction() as session:
         record = session.scalars(select(PostOrderRequest).where(*_key(request))).one()
         record.state, record.response = "answered", answer
     return answer
 
 
-def error_response(services: Services, raw: dict[str, Any], error: ProtocolError) -> dict[str, Any]:
+def error_response(services: Services, echo: Mapping[str, str], error: ProtocolError) -> dict[str, Any]:
+    """approved=0, signed over the request's orderid and invoice only where they validated."""
     return refund_response(
         services.settings.private_key,
-        orderid=raw.get("orderid", ""),
-        invoice=raw.get("invoice", ""),
+        orderid=echo.get("orderid", ""),
+        invoice=echo.get("invoice", ""),
         approved=False,
         transactionid="",
         errorcode=error.code.value,
@@ -65,22 +76,19 @@ def _key(request: SignedRequest) -> tuple[Any, ...]:
 
 def _remember(services: Services, request: SignedRequest) -> dict[str, Any] | None:
     """Claim this randomkey, or return the answer already given for it."""
+    digest = request.digest(services.settings.secret_key)
     try:
         with services.db.transaction() as session:
-            record = session.scalars(select(PostOrderRequest).where(*_key(request))).first()
-            if record is None:
+            if replay.first_use(session, replay.POST_ORDER, request.data["randomkey"], digest):
                 session.add(
                     PostOrderRequest(
-                        orderid=request.data["orderid"], randomkey=request.data["randomkey"], request_digest=request.digest
+                        orderid=request.data["orderid"], randomkey=request.data["randomkey"], request_digest=digest
                     )
                 )
                 return None
+            record = session.scalars(select(PostOrderRequest).where(*_key(request))).one()
     except IntegrityError:
         return _remember(services, request)
-    if record.request_digest != request.digest:
-        raise ProtocolError(
-            ErrorCode.BAD_REQUEST, f"randomkey {request.data['randomkey']!r} was already used for a different request"
-        )
     if record.state != "answered" or record.response is None:
         raise ProtocolError(ErrorCode.REFUND_FAILED, "this request is still being processed; try again in a moment")
     return record.response

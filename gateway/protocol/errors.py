@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from enum import Enum
+from typing import Mapping
 
 
 class ErrorCode(str, Enum):
@@ -16,9 +17,14 @@ class ErrorCode(str, Enum):
 
 
 class ProtocolError(Exception):
-    """A request we must answer with errorcode/errormessage instead of success."""
+    """A request we must answer with errorcode/errormessage instead of success.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    ``echo`` holds the request's own fields that passed validation, as they were sent, so an
+    error answer can be signed over them; a field that did not validate is never signed.
+    """
+
+    def __init__(self, code: ErrorCode, message: str, echo: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.echo: Mapping[str, str] = echo or {}

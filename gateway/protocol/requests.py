@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +22,22 @@ class SignedRequest:
     raw: dict[str, Any]
     data: dict[str, Any]
 
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()
+    def digest(self, key: str) -> str:
+        """A keyed fingerprint of the whole body: it holds the merchant's password, so no plain hash."""
+        canonical = json.dumps(self.raw, sort_keys=True).encode()
+        return hmac.new(b"request:" + key.encode(), canonical, hashlib.sha256).hexdigest()
+
+    def echo(self, names: tuple[str, ...]) -> dict[str, str]:
+        return {name: str(self.raw.get(name, "")) for name in names}
 
 
-def load_signed(body: bytes, schema: Schema, private_key: str, signed_fields: tuple[str, ...], kind: str) -> SignedRequest:
-    """Parse, validate and authenticate a request body, or raise a ProtocolError that says what is wrong."""
+def load_signed(
+    body: bytes, schema: Schema, private_key: str, signed_fields: tuple[str, ...], kind: str, echo: tuple[str, ...] = ()
+) -> SignedRequest:
+    """Parse, validate and authenticate a request body, or raise a ProtocolError that says what is wrong.
+
+    ``echo`` names the fields an error answer is signed over; only those that validated are echoed.
+    """
     try:
         raw = parse_object(body)
     except BodyError as exc:
@@ -35,10 +45,14 @@ def load_signed(body: bytes, schema: Schema, private_key: str, signed_fields: tu
     try:
         data = schema.load(raw)
     except ValidationError as exc:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"invalid {kind}: {describe_errors(exc.messages)}") from exc
+        valid = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+        safe = {name: str(raw[name]) for name in echo if name in valid and name in raw}
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"invalid {kind}: {describe_errors(exc.messages)}", safe) from exc
+    request = SignedRequest(raw, data)
     if not verify(raw["signature"], raw["randomkey"], private_key, *(raw[name] for name in signed_fields)):
         raise ProtocolError(
             ErrorCode.BAD_REQUEST,
             f"signature does not match md5(randomkey + private key + {' + '.join(signed_fields)})",
+            request.echo(echo),
         )
-    return SignedRequest(raw, data)
+    return request

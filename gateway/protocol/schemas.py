@@ -6,7 +6,7 @@ from typing import Any
 from babel.numbers import list_currencies
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
-from .fields import Flag, Quantity, WholeNumber
+from .fields import MAX_MINOR_UNITS, Flag, Quantity, WholeNumber
 
 CENTS = " of minor units (cents)"
 _CURRENCIES = frozenset(list_currencies())
@@ -23,8 +23,12 @@ def _text(max_length: int, *, min_length: int = 0, **kwargs: Any) -> fields.Stri
     return fields.String(validate=validate.Length(min=min_length, max=max_length), **kwargs)
 
 
+def _money(**kwargs: Any) -> WholeNumber:
+    return WholeNumber(unit=CENTS, maximum=MAX_MINOR_UNITS, **kwargs)
+
+
 def _store_url() -> fields.Url:
-    return fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
+    return fields.Url(required=True, schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2000))
 
 
 class AddressSchema(WireSchema):
@@ -43,22 +47,22 @@ class AddressSchema(WireSchema):
 class ItemSchema(WireSchema):
     itemid = _text(100, load_default="")
     itemname = _text(500, required=True)
-    unitprice = WholeNumber(required=True, unit=CENTS)
+    unitprice = _money(required=True)
     quantity = Quantity(required=True)
 
 
 class CheckoutRequestSchema(WireSchema):
-    type = fields.String(required=True)
+    type = _text(20, required=True)
     orderid = WholeNumber(required=True, minimum=1)
     invoice = _text(64, required=True)
     email = _text(254, load_default="")
     billing = fields.Nested(AddressSchema, load_default=dict)
     shipping = fields.Nested(AddressSchema, load_default=dict)
-    currency = fields.String(required=True)
-    amounttotal = WholeNumber(required=True, minimum=1, unit=CENTS)
-    taxtotal = WholeNumber(load_default=0, minimum=0, unit=CENTS)
-    shippingtotal = WholeNumber(load_default=0, minimum=0, unit=CENTS)
-    discount = WholeNumber(load_default=0, minimum=0, unit=CENTS)
+    currency = _text(3, required=True)
+    amounttotal = _money(required=True, minimum=1)
+    taxtotal = _money(load_default=0, minimum=0)
+    shippingtotal = _money(load_default=0, minimum=0)
+    discount = _money(load_default=0, minimum=0)
     items = fields.List(fields.Nested(ItemSchema), load_default=list, validate=validate.Length(max=1000))
     username = _text(500, min_length=1, required=True)
     password = _text(500, min_length=1, required=True)
@@ -105,14 +109,14 @@ class CompleteOrderResponseSchema(WireSchema):
 
 
 class RefundRequestSchema(WireSchema):
-    type = fields.String(required=True)
+    type = _text(20, required=True)
     orderid = WholeNumber(required=True, minimum=1)
     invoice = _text(64, required=True)
     transactionid = _text(128, min_length=1, required=True)
     username = _text(500, required=True)
     password = _text(500, required=True)
-    currency = fields.String(load_default="")
-    amounttotal = WholeNumber(required=True, minimum=1, unit=CENTS)
+    currency = _text(3, load_default="")
+    amounttotal = _money(required=True, minimum=1)
     is_full_refund = Flag(load_default=False)
     randomkey = _text(128, min_length=1, required=True)
     signature = _text(64, required=True)

@@ -1,8 +1,12 @@
 """HTTP blueprints: thin adapters between requests and the payments package."""
 from __future__ import annotations
 
-from flask import current_app, request
+from typing import Any
 
+from flask import Response, current_app, jsonify, request
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+
+from ..protocol.errors import ErrorCode, ProtocolError
 from ..services import Services
 
 
@@ -14,3 +18,21 @@ def public_url(path: str) -> str:
     """An absolute URL of ours; behind a proxy GATEWAY_PUBLIC_URL says what the world sees."""
     base = services().settings.public_url or request.url_root.rstrip("/")
     return base + path
+
+
+def read_body() -> bytes:
+    """The whole request body (sized or chunked), within the app's MAX_CONTENT_LENGTH."""
+    try:
+        return request.get_data(cache=False)
+    except RequestEntityTooLarge as exc:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"request body is too large (more than {limit} bytes)") from exc
+    except ClientDisconnected as exc:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "request body ended before its declared length") from exc
+
+
+def signed_json(message: dict[str, Any]) -> Response:
+    """A signed protocol answer: it carries a payment token or a money outcome, so no cache keeps it."""
+    response = jsonify(message)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, Response
 
 from ..payments.checkout import start_checkout
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import checkout_error, checkout_response
-from . import public_url, services
+from . import public_url, read_body, services, signed_json
 
 bp = Blueprint("checkout", __name__)
 log = logging.getLogger(__name__)
@@ -19,16 +18,14 @@ log = logging.getLogger(__name__)
 def checkout() -> Response:
     key = services().settings.private_key
     try:
-        payment = start_checkout(services(), request.get_data(cache=False))
+        payment = start_checkout(services(), read_body())
     except ProtocolError as exc:
         log.info("checkout refused: %s %s", exc.code.value, exc.message)
-        return jsonify(checkout_error(key, exc))
-    except RequestEntityTooLarge:
-        return jsonify(checkout_error(key, ProtocolError(ErrorCode.BAD_REQUEST, "request body is too large")))
+        return signed_json(checkout_error(key, exc))
     except Exception:  # noqa: BLE001 - the platform must always get a signed answer
         log.exception("checkout failed")
         error = ProtocolError(ErrorCode.CHECKOUT_FAILED, "the gateway could not start the checkout; try again")
-        return jsonify(checkout_error(key, error))
-    return jsonify(
+        return signed_json(checkout_error(key, error))
+    return signed_json(
         checkout_response(key, payment.token, public_url("/pay"), services().settings.redirect_method)
     )

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, Response, request
 
-from ..payments.refunds import error_response, handle_refund_request
+from ..payments.refunds import ECHOED, error_response, handle_refund_request, read_refund_request
 from ..protocol.errors import ErrorCode, ProtocolError
-from ..protocol.jsonbody import BodyError, parse_object
-from . import services
+from . import read_body, services, signed_json
 
 bp = Blueprint("post_order", __name__)
 log = logging.getLogger(__name__)
@@ -18,23 +16,16 @@ log = logging.getLogger(__name__)
 @bp.post("/post-order")
 def post_order() -> Response:
     try:
-        body = request.get_data(cache=True)
-        return jsonify(handle_refund_request(services(), body))
+        refund_request = read_refund_request(services(), read_body())
     except ProtocolError as exc:
         log.info("post-order refused: %s %s", exc.code.value, exc.message)
-        return jsonify(error_response(services(), _raw_or_empty(), exc))
-    except RequestEntityTooLarge:
-        error = ProtocolError(ErrorCode.BAD_REQUEST, "request body is too large")
-        return jsonify(error_response(services(), {}, error))
+        return signed_json(error_response(services(), exc.echo, exc))
+    try:
+        return signed_json(handle_refund_request(services(), refund_request))
+    except ProtocolError as exc:
+        log.info("post-order refused: %s %s", exc.code.value, exc.message)
+        return signed_json(error_response(services(), refund_request.echo(ECHOED), exc))
     except Exception:  # noqa: BLE001 - the platform must always get a signed answer
         log.exception("post-order failed")
         error = ProtocolError(ErrorCode.REFUND_FAILED, "the gateway could not process this request; contact support before retrying")
-        return jsonify(error_response(services(), _raw_or_empty(), error))
-
-
-def _raw_or_empty() -> dict:  # type: ignore[type-arg]
-    """The request's own fields, so even an error answer is signed over what the store sent."""
-    try:
-        return parse_object(request.get_data(cache=True))
-    except (BodyError, RequestEntityTooLarge):
-        return {}
+        return signed_json(error_response(services(), refund_request.echo(ECHOED), error))

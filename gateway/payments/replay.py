@@ -1,0 +1,36 @@
+"""Each randomkey the platform signs with is accepted once, on one endpoint, for one body.
+
+The md5 signature covers a handful of fields concatenated without separators and no time, so a
+signed request could be replayed forever, sent with a different (unsigned) notification host, or
+reshaped across a field boundary. The randomkey is inside every signature: remembering each one
+closes all three, while an exact retry of the same body still gets its first answer back.
+"""
+from __future__ import annotations
+
+import hmac
+
+from sqlalchemy.orm import Session
+
+from ..models import SeenRequest, utcnow
+from ..protocol.errors import ErrorCode, ProtocolError
+
+CHECKOUT, POST_ORDER = "checkout", "post-order"
+
+
+def first_use(session: Session, endpoint: str, randomkey: str, digest: str) -> bool:
+    """True the first time a randomkey is seen, False for an exact retry; any other reuse is refused.
+
+    Runs inside the caller's transaction, so a request that is refused leaves no trace; two
+    first uses racing each other collide on the primary key and the caller retries.
+    """
+    seen = session.get(SeenRequest, randomkey)
+    if seen is None:
+        session.add(SeenRequest(randomkey=randomkey, endpoint=endpoint, digest=digest, created_at=utcnow()))
+        session.flush()
+        return True
+    if seen.endpoint != endpoint or not hmac.compare_digest(seen.digest, digest):
+        raise ProtocolError(
+            ErrorCode.BAD_REQUEST,
+            f"randomkey {randomkey!r} was already used for a different request; every request needs a fresh randomkey",
+        )
+    return False
