@@ -7,10 +7,21 @@ from pathlib import Path
 from flask import Flask
 
 from .config import Settings, load_settings
+from .limits import init_limits
 from .services import Services
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_BODY_BYTES = 1024 * 1024
+
+
+def announce(settings: Settings) -> None:
+    """Every start-up says which mode runs, loudly when it is not safe for real money."""
+    log = logging.getLogger("gateway")
+    log.info("gateway starting: %s", settings.describe())
+    if not settings.is_production:
+        log.warning("DEVELOPMENT MODE: public development keys and defaults; never take real payments like this")
+    elif settings.processor == "sandbox":
+        log.warning("SANDBOX IN %s: every valid card is approved and nobody is charged", settings.environment.upper())
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -20,8 +31,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     app.extensions["gateway"] = Services.build(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    announce(settings)
+    init_limits(app, settings)
 
-    from .web import api_docs, checkout, errors, health, payment_page, post_order
+    from .web import api_docs, checkout, errors, hardening, health, payment_page, post_order
 
     app.register_blueprint(checkout.bp)
     app.register_blueprint(payment_page.bp)
@@ -29,4 +42,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(api_docs.bp)
     errors.register(app)
+    hardening.register(app, settings)
     return app

@@ -11,13 +11,19 @@ DEV_SECRET_KEY = "dev-secret-key-change-me"
 # A valid Fernet key, used only when GATEWAY_ENV is not production.
 DEV_ENCRYPTION_KEY = "ZGV2LWVuY3J5cHRpb24ta2V5LW5vdC1mb3ItcHJvZCE="
 
+DEVELOPMENT = "development"
 REQUIRED_IN_PRODUCTION = (
     "GATEWAY_PRIVATE_KEY",
     "GATEWAY_SECRET_KEY",
     "GATEWAY_ENCRYPTION_KEY",
     "DATABASE_URL",
     "GATEWAY_PUBLIC_URL",
+    "GATEWAY_PROCESSOR",
+    "GATEWAY_RATELIMIT_STORAGE",
 )
+# The sandbox approves every valid card number and charges nobody: outside development it runs
+# only when this exact value is set, and every start-up says so.
+SANDBOX_IN_PRODUCTION_OPT_IN = "yes-approve-cards-without-charging"
 
 
 class ConfigError(RuntimeError):
@@ -41,10 +47,25 @@ class Settings:
     notify_max_attempts: int = 12
     notify_allow_private: bool = False
     authorizenet_test_mode: bool = False
+    sandbox_in_production: bool = False
+    ratelimit_storage: str = "memory://"
+    trusted_proxies: int = 0
+    limit_card_per_address: str = "10 per minute; 30 per hour"
+    limit_card_per_store: str = "600 per minute"
+    limit_page_per_address: str = "120 per minute"
+    limit_unknown_token_per_address: str = "20 per minute"
 
     @property
     def is_production(self) -> bool:
-        return self.environment == "production"
+        """Anything but development runs with production's rules: a typo never loosens them."""
+        return self.environment != DEVELOPMENT
+
+    def describe(self) -> str:
+        """One start-up line saying what runs, without any secret."""
+        keys = "development keys" if self.private_key == DEV_PRIVATE_KEY else "configured keys"
+        database = self.database_url.split("://", 1)[0]
+        return (f"environment={self.environment} processor={self.processor} database={database} "
+                f"ratelimit-storage={self.ratelimit_storage.split('://', 1)[0]} {keys}")
 
 
 def _default_database_url() -> str:
@@ -60,15 +81,11 @@ def _flag(value: str | None, default: bool) -> bool:
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Build settings from the environment; in production every secret must be given explicitly."""
+    """Build settings from the environment; outside development every secret must be given explicitly."""
     env = os.environ if environ is None else environ
-    environment = env.get("GATEWAY_ENV", "development").strip().lower()
-    if environment == "production":
-        missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name)]
-        if missing:
-            raise ConfigError(
-                "refusing to start in production: set " + ", ".join(missing)
-            )
+    environment = (env.get("GATEWAY_ENV") or DEVELOPMENT).strip().lower()
+    if environment != DEVELOPMENT:
+        _refuse_unsafe_production(env, environment)
     redirect_method = env.get("GATEWAY_REDIRECT_METHOD", "GET").strip().upper()
     if redirect_method not in {"GET", "POST"}:
         raise ConfigError("GATEWAY_REDIRECT_METHOD must be GET or POST")
@@ -87,8 +104,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             sandbox_settle_seconds=int(env.get("SANDBOX_SETTLE_SECONDS") or 86400),
             notify_timeout_seconds=float(env.get("GATEWAY_NOTIFY_TIMEOUT") or 10),
             notify_max_attempts=int(env.get("GATEWAY_NOTIFY_MAX_ATTEMPTS") or 12),
-            notify_allow_private=_flag(env.get("GATEWAY_NOTIFY_ALLOW_PRIVATE"), environment != "production"),
+            notify_allow_private=_flag(env.get("GATEWAY_NOTIFY_ALLOW_PRIVATE"), environment == DEVELOPMENT),
             authorizenet_test_mode=_flag(env.get("AUTHORIZENET_TEST_MODE"), False),
+            sandbox_in_production=env.get("GATEWAY_SANDBOX_IN_PRODUCTION") == SANDBOX_IN_PRODUCTION_OPT_IN,
+            ratelimit_storage=env.get("GATEWAY_RATELIMIT_STORAGE") or "memory://",
+            trusted_proxies=int(env.get("GATEWAY_TRUSTED_PROXIES") or 0),
+            **{name: env.get(f"GATEWAY_{name.upper()}") or default for name, default in _LIMITS.items()},
         )
     except ValueError as exc:
         raise ConfigError(f"a numeric setting is not a number: {exc}") from exc
@@ -96,3 +117,32 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     if not values["database_url"]:
         values["database_url"] = _default_database_url()
     return Settings(**values)  # type: ignore[arg-type]
+
+
+_LIMITS = {
+    name: Settings.__dataclass_fields__[name].default
+    for name in ("limit_card_per_address", "limit_card_per_store", "limit_page_per_address", "limit_unknown_token_per_address")
+}
+
+
+_DEVELOPMENT_SECRETS = {
+    "GATEWAY_PRIVATE_KEY": DEV_PRIVATE_KEY,
+    "GATEWAY_SECRET_KEY": DEV_SECRET_KEY,
+    "GATEWAY_ENCRYPTION_KEY": DEV_ENCRYPTION_KEY,
+}
+
+
+def _refuse_unsafe_production(env: Mapping[str, str], environment: str) -> None:
+    missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name)]
+    if missing:
+        raise ConfigError(f"refusing to start in {environment}: set " + ", ".join(missing))
+    published = [name for name, value in _DEVELOPMENT_SECRETS.items() if env[name] == value]
+    if published:
+        raise ConfigError(f"refusing to start in {environment}: {', '.join(published)} is the public development value")
+    if env["GATEWAY_PROCESSOR"].strip().lower() == "sandbox" and (
+        env.get("GATEWAY_SANDBOX_IN_PRODUCTION") != SANDBOX_IN_PRODUCTION_OPT_IN
+    ):
+        raise ConfigError(
+            f"refusing to start in {environment} on the sandbox processor, which approves cards without charging "
+            f"anyone; name a real processor, or set GATEWAY_SANDBOX_IN_PRODUCTION={SANDBOX_IN_PRODUCTION_OPT_IN}"
+        )

@@ -8,6 +8,7 @@ recorded (charge, ledger entry and outbox notification together) in one transact
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -31,6 +32,7 @@ from . import ledger
 from .completion import enqueue_outcome, notify_store
 
 log = logging.getLogger(__name__)
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # secrets.token_urlsafe's alphabet
 STALE_AFTER = timedelta(minutes=2)
 ORDER_BUSY = "This order has already been paid, or is being paid in another window. Nothing was charged."
 BUSY_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value, SessionState.COMPLETED.value)
@@ -44,8 +46,8 @@ class SubmitResult:
 
 
 def find_session(services: Services, token: str) -> PaymentSession | None:
-    if not token or len(token) > 64:
-        return None
+    if not TOKEN_SHAPE.fullmatch(token):
+        return None  # not one of ours (and never a NUL or a megabyte sent on to the database)
     with services.db.transaction() as session:
         return session.scalars(
             select(PaymentSession).where(PaymentSession.token == token).options(selectinload(PaymentSession.notification))

@@ -12,7 +12,9 @@ log = logging.getLogger(__name__)
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-        return render_template("message.html", title=exc.name, message=exc.description), exc.code
+        # Keep what the exception says about itself: Allow on a 405, Retry-After on a 429.
+        headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
+        return render_template("message.html", title=exc.name, message=exc.description), exc.code, headers
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ from ..money import format_money
 from ..payments.charging import SubmitResult, cancel, find_session, is_expired, submit_card
 from ..payments.completion import notify_store
 from ..protocol.errors import ErrorCode
+from .. import limits
 from . import services
 
 bp = Blueprint("payment_page", __name__)
@@ -26,12 +27,16 @@ def private_page(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = "default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self' https: http:"
+    # The forms post here and redirect to the store's pages, which are https outside development.
+    form_action = "'self' https:" if services().settings.is_production else "'self' https: http:"
+    response.headers["Content-Security-Policy"] = f"default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action {form_action}"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
 @bp.route("/pay", methods=["GET", "POST"])
+@limits.page_lookups
+@limits.unknown_tokens
 def show() -> Response | str | tuple[str, int]:
     """The platform sends the shopper here by GET (?paymenttoken=) or POST (form field)."""
     payment = _session_or_404(request.values.get("paymenttoken", ""))
@@ -39,14 +44,18 @@ def show() -> Response | str | tuple[str, int]:
 
 
 @bp.post("/pay/submit")
+@limits.unknown_tokens
+@limits.card_attempts
 def submit() -> Response | str | tuple[str, int]:
     payment = _checked_session()
+    limits.check_store(payment.store_key)
     form = {name: request.form.get(name, "") for name in ("card_number", "expiry", "cvc", "holder")}
     result = submit_card(services(), payment, form)
     return _render_state(result.payment, result)
 
 
 @bp.post("/pay/cancel")
+@limits.unknown_tokens
 def cancel_payment() -> Response | str | tuple[str, int]:
     payment = _checked_session()
     if cancel(services(), payment) or payment.state == SessionState.CANCELLED.value:
@@ -55,6 +64,8 @@ def cancel_payment() -> Response | str | tuple[str, int]:
 
 
 @bp.get("/pay/status")
+@limits.page_lookups
+@limits.unknown_tokens
 def status() -> Response | str | tuple[str, int]:
     """The "confirming with the store" page polls here; a due notification is retried on the way."""
     payment = _session_or_404(request.args.get("paymenttoken", ""))

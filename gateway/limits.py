@@ -1,0 +1,74 @@
+"""Rate limits on the shopper-facing routes: card testing and token guessing cost time.
+
+Counters live in a shared store (``GATEWAY_RATELIMIT_STORAGE``: Redis in production, so every
+worker on every host counts together; memory by default for one development process). Client
+addresses come from the socket, or from X-Forwarded-For only as far as ``GATEWAY_TRUSTED_PROXIES``
+says; IPv6 clients are counted per /64, the block one subscriber usually holds.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Callable
+
+from flask import Flask, abort, current_app, request
+from flask_limiter import Limiter
+from limits import parse_many
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+CARD_ATTEMPTS = "Too many card attempts from your network. Please wait a few minutes before trying again."
+PAGE_LOOKUPS = "Too many requests from your network. Please wait a minute and try again."
+UNKNOWN_TOKENS = "Too many unknown payment links from your network. Please wait a minute and try again."
+STORE_BUSY = "This store is receiving an unusual number of card attempts. Please wait a few minutes and try again."
+
+
+def client_address() -> str:
+    address = request.remote_addr or "unknown"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
+limiter = Limiter(key_func=client_address, strategy="moving-window", headers_enabled=True, key_prefix="gateway")
+
+
+def _setting(name: str) -> Callable[[], str]:
+    return lambda: getattr(current_app.extensions["gateway"].settings, name)
+
+
+def _not_found(response) -> bool:  # type: ignore[no-untyped-def]
+    return response.status_code == 404
+
+
+card_attempts = limiter.limit(_setting("limit_card_per_address"), error_message=CARD_ATTEMPTS, scope="card")
+page_lookups = limiter.limit(_setting("limit_page_per_address"), error_message=PAGE_LOOKUPS, scope="page")
+unknown_tokens = limiter.limit(
+    _setting("limit_unknown_token_per_address"), error_message=UNKNOWN_TOKENS, scope="token", deduct_when=_not_found
+)
+
+
+def check_store(store_key: str) -> None:
+    """Card attempts across one store's pages, from any number of addresses (a card-testing botnet)."""
+    settings: Settings = current_app.extensions["gateway"].settings
+    for item in parse_many(settings.limit_card_per_store):
+        if not limiter.limiter.hit(item, "gateway", "card-store", store_key):
+            abort(429, STORE_BUSY)
+
+
+def init_limits(app: Flask, settings: Settings) -> None:
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
+    app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage
+    limiter.init_app(app)
+    if settings.is_production and settings.ratelimit_storage.startswith("memory"):
+        log.warning("rate limits are counted in memory: each worker process counts on its own; use Redis")
