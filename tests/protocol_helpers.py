@@ -60,7 +60,10 @@ def md5(*parts: object) -> str:
 
 
 def signed_checkout(**overrides: Any) -> dict[str, Any]:
+    """The example, changed; a changed body gets its own randomkey (each is accepted once) unless one is given."""
     body = copy.deepcopy(EXAMPLE_CHECKOUT)
+    if overrides and "randomkey" not in overrides:
+        body["randomkey"] = "rk" + md5(json.dumps(overrides, sort_keys=True, default=str))[:20]
     body.update(overrides)
     body["signature"] = md5(body["randomkey"], PRIVATE_KEY, body["orderid"], body["invoice"], body["amounttotal"])
     return body

@@ -168,7 +168,7 @@ def test_retry_of_the_same_request_returns_the_same_session(client, services):
 
 def test_reused_randomkey_with_a_different_body_is_refused(client, services):
     post_json(client, "/checkout", signed_checkout())
-    answer = post_json(client, "/checkout", signed_checkout(amounttotal=999))
+    answer = post_json(client, "/checkout", signed_checkout(amounttotal=999, randomkey="abc321123xyz"))
     assert answer["errorcode"] == "100" and "already used" in answer["errormessage"]
     assert count_sessions(services) == 1
 

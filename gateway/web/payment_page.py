@@ -117,7 +117,8 @@ def csrf_token(payment_token: str) -> str:
 
 def _checked_session() -> PaymentSession:
     payment = _session_or_404(request.form.get("paymenttoken", ""))
-    if not hmac.compare_digest(request.form.get("csrf", ""), csrf_token(payment.token)):
+    sent = request.form.get("csrf", "").encode("utf-8", "replace")  # compare_digest refuses non-ASCII text
+    if not hmac.compare_digest(sent, csrf_token(payment.token).encode()):
         abort(400, "This form has expired or was not sent by our payment page. Go back and try again.")
     return payment
 
