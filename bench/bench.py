@@ -3,7 +3,8 @@
     python bench/bench.py [--database-url URL] [--seconds 3]
 
 Baseline: `GET /healthz` (one trivial database round trip through the same app and engine).
-Each exchange's figure is requests per second and how many health checks one of them costs.
+Each exchange's figure is requests per second and how many health checks one of them costs; the
+hostile inputs (which once took a worker 25 s each) show what refusing them costs.
 """
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ def main() -> None:
     url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
     upgrade(url)
     logging.disable(logging.INFO)
-    app = create_app(load_settings({}, database_url=url, private_key=PRIVATE_KEY))
+    unlimited = "1000000 per minute"  # one client address makes every request here: measure work, not limits
+    app = create_app(load_settings({}, database_url=url, private_key=PRIVATE_KEY, limit_card_per_address=unlimited,
+                                   limit_card_per_store=unlimited, limit_page_per_address=unlimited))
     client = app.test_client()
     base = int(time.time())
 
@@ -71,6 +74,17 @@ def main() -> None:
         body = signed_refund(orderid=orderid, transactionid="unknown", randomkey=f"r{i}")
         client.post("/post-order", data=json.dumps(body), content_type="application/json")
 
+    hostile = {
+        "hostile: 1e1000000 amount (26 bytes)": ("/checkout", b'{"amounttotal": 1e1000000}'),
+        "hostile: 600,000-digit orderid": ("/checkout", b'{"orderid": ' + b"9" * 600_000 + b"}"),
+        "hostile: 100,000-deep array": ("/post-order", b"[" * 100_000 + b"]" * 100_000),
+    }
+
+    def refused(path: str, body: bytes) -> Callable[[int], None]:
+        def run(i: int) -> None:
+            assert client.post(path, data=body, content_type="application/json").get_json()["errorcode"] == "100"
+        return run
+
     with responses.RequestsMock() as store:
         store.add(responses.POST, NOTIFY_URL, json={"processed": 1, "errorcode": "", "errormessage": ""})
         baseline = rate(health, args.seconds)
@@ -78,6 +92,7 @@ def main() -> None:
             "checkout (exchange 1)": rate(checkout, args.seconds),
             "purchase (exchanges 1-3, 3 requests)": rate(purchase, args.seconds),
             "refused refund (exchange 4)": rate(refund, args.seconds),
+            **{name: rate(refused(*request), args.seconds) for name, request in hostile.items()},
         }
         tracemalloc.start()  # measured apart: tracing slows everything it watches
         for i in range(50):
