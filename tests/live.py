@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,7 +69,7 @@ class Gunicorn:
     """The gateway as production runs it: gunicorn workers in their own processes."""
 
     def __init__(self, env: dict[str, str], workers: int = 2, config: Path | None = None, app: str = "wsgi:app",
-                 health: str = "/healthz") -> None:
+                 health: str = "/healthz", access_log: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{self.port}"}
@@ -76,12 +77,15 @@ class Gunicorn:
                    "--timeout", "60", "--graceful-timeout", "2"]
         if config is not None:
             command += ["--config", str(config)]
+        if access_log:
+            command += ["--access-logfile", "-"]
         self.command = [*command, app]
         self.health = health
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Gunicorn":
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=self.log,
                                         stderr=subprocess.PIPE, start_new_session=True)
         wait_until_up(self.url + self.health, self.process)
         return self
@@ -94,6 +98,11 @@ class Gunicorn:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+    def output(self) -> str:
+        """What the server wrote to standard output (its access log, when asked for)."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def cli(self, *args: str) -> str:
         result = subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT, env=self.env,

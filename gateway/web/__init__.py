@@ -22,13 +22,17 @@ def public_url(path: str) -> str:
 
 def read_body() -> bytes:
     """The whole request body (sized or chunked), within the app's MAX_CONTENT_LENGTH."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    too_large = ProtocolError(ErrorCode.BAD_REQUEST, f"request body is too large (more than {limit} bytes)")
     try:
-        return request.get_data(cache=False)
+        body = request.get_data(cache=False)
     except RequestEntityTooLarge as exc:
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"request body is too large (more than {limit} bytes)") from exc
+        raise too_large from exc
     except ClientDisconnected as exc:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "request body ended before its declared length") from exc
+    if request.content_length is None and len(body) >= limit:
+        raise too_large  # a chunked body is cut at the limit, not refused, by the stream itself
+    return body
 
 
 def signed_json(message: dict[str, Any]) -> Response:
