@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import requests
 from marshmallow import ValidationError
 
+from .. import budget
 from ..protocol.jsonbody import BodyError, parse_object
 from ..protocol.schemas import CompleteOrderResponseSchema, describe_errors
 
@@ -76,10 +77,11 @@ class StoreClient:
         started = time.monotonic()
         status: int | None = None
         body = b""
+        timeout = budget.cap(self.timeout)  # the shopper's request waits for this call
         try:
             check_destination(url, require_https=self.require_https, allow_private=self.allow_private)
             with self.http.post(
-                url, json=payload, timeout=(min(5.0, self.timeout), self.timeout), stream=True, allow_redirects=False
+                url, json=payload, timeout=(min(5.0, timeout), timeout), stream=True, allow_redirects=False
             ) as response:
                 status = response.status_code
                 body = _read_capped(response)
