@@ -33,12 +33,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.teardown_request(lambda _error: budget.clear())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from .web import api_docs, checkout, errors, health, payment_page, post_order
+    from .web import api_docs, checkout, errors, health, home, payment_page, post_order
 
     app.register_blueprint(checkout.bp)
     app.register_blueprint(payment_page.bp)
     app.register_blueprint(post_order.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_docs.bp)
+    app.register_blueprint(home.bp)
     errors.register(app)
     return app

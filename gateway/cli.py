@@ -10,7 +10,6 @@ from flask.cli import FlaskGroup
 from werkzeug.serving import make_server, run_simple
 
 from . import create_app
-from .emulator import create_emulator_app
 from .migrate import revision, upgrade
 from .openapi import build_spec
 from .notifications import outbox
@@ -47,7 +46,11 @@ def serve(host: str, port: int, emulator_port: int) -> None:
     click.echo(f"Private Key:            {services.settings.private_key}")
     click.echo(f"Database:               {services.settings.database_url}")
     click.echo(f"Processor:              {services.settings.processor}")
+    click.echo("Delivery worker:        NOT running: the first notification is sent while the shopper waits;"
+               " retries and crash recovery need `gateway notifications work` in another terminal")
     if emulator_port:
+        from .emulator import create_emulator_app  # development only: production processes never import it
+
         store = create_emulator_app(base, services.settings.private_key)
         server = make_server(host, emulator_port, store, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -30,11 +30,13 @@ class StoreReceiver:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.answer: dict[str, Any] | int = {"processed": 1, "errorcode": "", "errormessage": ""}
+        self.delay = 0.0  # seconds before answering: a slow store
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(receiver.delay)
                 answer = receiver.answer
                 if isinstance(answer, int):
                     self.send_response(answer)
