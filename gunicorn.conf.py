@@ -13,7 +13,9 @@ def _number(name: str, default: float) -> float:
 
 
 bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT') or 8000}"
-workers = int(_number("WEB_CONCURRENCY", 2))  # one per core
+# One more worker than cores: each worker runs Python on one core at a time, and connections are
+# not spread evenly between workers, so a spare one keeps both cores busy during a rush.
+workers = int(_number("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
 worker_class = "gthread"
 threads = int(_number("GUNICORN_THREADS", 64))  # requests in flight per worker, mostly waiting
 # Each thread may hold one database connection; the pool opens them only as they are needed.
