@@ -90,3 +90,23 @@ def test_installed_wheel_serves_hosted_page_from_any_directory(installed: Path, 
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_every_dependency_is_pinned_in_the_constraints_file() -> None:
+    """A dependency added to pyproject.toml without `bash scripts/lock.sh` would install unpinned."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    pinned = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[_canonical(name)] = version
+    for requirement in wanted:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)  # type: ignore[union-attr]
+        assert _canonical(name) in pinned, f"{name} is not in constraints.txt: run bash scripts/lock.sh"
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
