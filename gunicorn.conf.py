@@ -16,7 +16,7 @@ bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT') or 8
 # One more worker than cores: each worker runs Python on one core at a time, and connections are
 # not spread evenly between workers, so a spare one keeps both cores busy during a rush.
 workers = int(_number("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
-worker_class = "gthread"
+worker_class = "gthread"  # measured against gevent with bench/load.py: no faster, and no monkey-patching
 threads = int(_number("GUNICORN_THREADS", 64))  # requests in flight per worker, mostly waiting
 # Each thread may hold one database connection; the pool opens them only as they are needed.
 os.environ.setdefault("GATEWAY_DB_POOL_SIZE", str(threads))

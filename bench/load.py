@@ -105,7 +105,9 @@ class Gateway:
     def __init__(self, database_url: str, processor_latency: float, extra_env: dict[str, str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PORT": str(self.port), "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+        # The Procfile's `gunicorn` from this interpreter's environment first.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        self.env = {**os.environ, "PATH": path, "PORT": str(self.port), "GUNICORN_BIND": f"127.0.0.1:{self.port}",
                     "DATABASE_URL": database_url, "GATEWAY_ENV": "development", "GATEWAY_PRIVATE_KEY": PRIVATE_KEY,
                     "GATEWAY_PUBLIC_URL": self.url, "SANDBOX_LATENCY": str(processor_latency), **extra_env}
         self.process: subprocess.Popen[bytes] | None = None
