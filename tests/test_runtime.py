@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -129,3 +130,12 @@ def test_gunicorn_config_uses_threads_and_outlives_the_budget(monkeypatch):
     assert config["timeout"] > budget_seconds and config["graceful_timeout"] > budget_seconds
     procfile = (ROOT / "Procfile").read_text()
     assert "web: gunicorn --config gunicorn.conf.py wsgi:app" in procfile
+
+
+def test_docs_stand_alone():
+    """Someone who clones only this repository can follow every reference in the README and docs/."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        assert "../" not in text and "shared/reference" not in text, page.name
+        for path in set(re.findall(r"`((?:docs|bench|scripts|gateway|templates|tests)/[\w./-]+)`", text)):
+            assert (ROOT / path).exists(), f"{page.name} names {path}, which does not exist"
