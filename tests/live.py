@@ -104,6 +104,30 @@ class Gunicorn:
         return result.stdout
 
 
+class ConfiguredGunicorn:
+    """Gunicorn as the Procfile runs it: every setting from gunicorn.conf.py and the environment."""
+
+    def __init__(self, env: dict[str, str], python: Path = Path(sys.executable), app: str = "wsgi:app",
+                 cwd: Path = ROOT) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, "GATEWAY_PUBLIC_URL": self.url, **env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+        self.command = [str(python), "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), app]
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> "ConfiguredGunicorn":
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+        wait_until_up(self.url + "/healthz", self.process)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=30)
+
+
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

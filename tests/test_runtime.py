@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from gateway import budget, cli, create_app
@@ -19,8 +20,8 @@ from gateway.notifications.worker import run_once
 from gateway.processors import sandbox
 
 from .flow_helpers import approve_all, notifications_sent, open_session, pay, payment_row
-from .live import ROOT, StoreReceiver
-from .protocol_helpers import PRIVATE_KEY
+from .live import ROOT, ConfiguredGunicorn, StoreReceiver, gateway_env
+from .protocol_helpers import PRIVATE_KEY, card_form, csrf_from, signed_checkout
 
 
 def test_home_page_says_what_this_is(client):
@@ -139,3 +140,17 @@ def test_docs_stand_alone():
         assert "../" not in text and "shared/reference" not in text, page.name
         for path in set(re.findall(r"`((?:docs|bench|scripts|gateway|templates|tests)/[\w./-]+)`", text)):
             assert (ROOT / path).exists(), f"{page.name} names {path}, which does not exist"
+
+
+def test_slow_processor_never_gets_a_worker_killed_mid_charge(clean_database):
+    """The processor takes longer than gunicorn's watchdog: the charge still completes, once."""
+    env = {**gateway_env(clean_database, PRIVATE_KEY), "SANDBOX_LATENCY": "3", "GUNICORN_TIMEOUT": "1",
+           "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
+    with StoreReceiver() as receiver, ConfiguredGunicorn(env) as server:
+        body = signed_checkout(notificationurl=receiver.url)
+        answer = requests.post(server.url + "/checkout", json=body, timeout=10).json()
+        page = requests.get(answer["redirecturl"], params={"paymenttoken": answer["paymenttoken"]}, timeout=10)
+        paid = requests.post(server.url + "/pay/submit", data=card_form(answer["paymenttoken"], csrf_from(page.text)),
+                             allow_redirects=False, timeout=30)
+        assert paid.status_code == 303 and "paymentreceive.asp" in paid.headers["Location"]
+        assert len(receiver.received) == 1 and receiver.received[0]["approved"] == 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import zipfile
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .live import ROOT, free_port, gateway_env, wait_until_up
+from .live import ROOT, ConfiguredGunicorn, gateway_env
 from .protocol_helpers import PRIVATE_KEY, signed_checkout
 
 SOURCES = ("pyproject.toml", "README.md", "gateway", "templates")
@@ -63,33 +62,21 @@ def test_installed_wheel_serves_hosted_page_from_any_directory(installed: Path, 
                                                                tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    port = free_port()
-    env = {**os.environ, **gateway_env(clean_database, PRIVATE_KEY), "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{port}",
-           "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
-    env.pop("PYTHONPATH", None)
-    bin_dir = installed / "bin"
-    where = subprocess.run([str(bin_dir / "python"), "-c", "import gateway; print(gateway.__file__)"], cwd=elsewhere,
-                           env=env, check=True, capture_output=True, text=True).stdout
+    env = {**gateway_env(clean_database, PRIVATE_KEY), "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
+    python = installed / "bin" / "python"
+    where = subprocess.run([str(python), "-c", "import gateway; print(gateway.__file__)"], cwd=elsewhere,
+                           env={**os.environ, **env}, check=True, capture_output=True, text=True).stdout
     assert where.startswith(str(installed)), where
-    subprocess.run([str(bin_dir / "gateway"), "db", "upgrade"], cwd=elsewhere, env=env, check=True, timeout=120)
-    server = subprocess.Popen(
-        [str(bin_dir / "python"), "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "gateway:create_app()"],
-        cwd=elsewhere, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_up(base + "/healthz", server)
-        answer = requests.post(base + "/checkout", json=signed_checkout(), timeout=10).json()
+    subprocess.run([str(installed / "bin" / "gateway"), "db", "upgrade"], cwd=elsewhere, env={**os.environ, **env},
+                   check=True, timeout=120)
+    with ConfiguredGunicorn(env, python=python, app="gateway:create_app()", cwd=elsewhere) as server:
+        answer = requests.post(server.url + "/checkout", json=signed_checkout(), timeout=10).json()
         assert answer["errormessage"] == "", answer
         page = requests.get(answer["redirecturl"], params={"paymenttoken": answer["paymenttoken"]}, timeout=10)
         assert page.status_code == 200
-        assert re.search(r'name="card_number"', page.text)
-        assert "item name 123" in page.text
-        missing = requests.get(base + "/pay", params={"paymenttoken": "nope"}, timeout=10)
+        assert 'name="card_number"' in page.text and "item name 123" in page.text
+        missing = requests.get(server.url + "/pay", params={"paymenttoken": "nope"}, timeout=10)
         assert missing.status_code == 404 and "We could not find this payment" in missing.text
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def test_every_dependency_is_pinned_in_the_constraints_file() -> None:
