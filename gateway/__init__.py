@@ -6,11 +6,21 @@ from pathlib import Path
 
 from flask import Flask
 
+from . import budget
 from .config import Settings, load_settings
 from .limits import init_limits
 from .services import Services
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+PACKAGE = Path(__file__).resolve().parent
+
+
+def _templates_folder() -> Path:
+    """Inside the package once installed from a wheel; the checkout's top-level templates/ otherwise."""
+    shipped = PACKAGE / "templates"
+    return shipped if shipped.is_dir() else PACKAGE.parent / "templates"
+
+
+TEMPLATES = _templates_folder()
 MAX_BODY_BYTES = 1024 * 1024
 
 
@@ -30,17 +40,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     app.extensions["gateway"] = Services.build(settings)
+    app.before_request(lambda: budget.start(settings.request_budget_seconds))
+    app.teardown_request(lambda _error: budget.clear())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     announce(settings)
     init_limits(app, settings)
 
-    from .web import api_docs, checkout, errors, hardening, health, payment_page, post_order
+    from .web import api_docs, checkout, errors, hardening, health, home, payment_page, post_order
 
     app.register_blueprint(checkout.bp)
     app.register_blueprint(payment_page.bp)
     app.register_blueprint(post_order.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(api_docs.bp)
+    app.register_blueprint(home.bp)
     errors.register(app)
     hardening.register(app, settings)
     return app

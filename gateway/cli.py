@@ -10,7 +10,6 @@ from flask.cli import FlaskGroup
 from werkzeug.serving import make_server, run_simple
 
 from . import create_app
-from .emulator import create_emulator_app
 from .migrate import revision, upgrade
 from .openapi import build_spec
 from .notifications import outbox
@@ -37,7 +36,9 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
 @click.option("--emulator-port", default=5001, show_default=True, help="0 to run without the store emulator.")
-def serve(host: str, port: int, emulator_port: int) -> None:
+@click.option("--store-delay", default=0.0, show_default=True, type=click.FloatRange(0, 60),
+              help="Seconds the emulated store takes to answer each notification (a slow store).")
+def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
     """Migrate the database and serve the gateway, with a 3dcart store emulator beside it (development)."""
     services = _services()
     upgrade(services.settings.database_url)
@@ -47,8 +48,12 @@ def serve(host: str, port: int, emulator_port: int) -> None:
     click.echo(f"Private Key:            {services.settings.private_key}")
     click.echo(f"Database:               {services.settings.database_url}")
     click.echo(f"Processor:              {services.settings.processor}")
+    click.echo("Delivery worker:        NOT running: the first notification is sent while the shopper waits;"
+               " retries and crash recovery need `gateway notifications work` in another terminal")
     if emulator_port:
-        store = create_emulator_app(base, services.settings.private_key)
+        from .emulator import create_emulator_app  # development only: production processes never import it
+
+        store = create_emulator_app(base, services.settings.private_key, answer_delay=store_delay)
         server = make_server(host, emulator_port, store, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         click.echo(f"Store emulator:         open http://{host}:{emulator_port}/ to shop, pay and refund")

@@ -54,6 +54,11 @@ class Settings:
     limit_card_per_store: str = "600 per minute"
     limit_page_per_address: str = "120 per minute"
     limit_unknown_token_per_address: str = "20 per minute"
+    request_budget_seconds: float = 25.0
+    processor_timeout_seconds: float = 10.0
+    sandbox_latency_seconds: float = 0.0
+    sandbox_jitter_seconds: float = 0.0
+    db_pool_size: int = 10
 
     @property
     def is_production(self) -> bool:
@@ -78,6 +83,17 @@ def _flag(value: str | None, default: bool) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _check_runtime(values: dict[str, object]) -> None:
+    """Refuse time settings that would let a shopper request outlive its own budget."""
+    budget, processor = values["request_budget_seconds"], values["processor_timeout_seconds"]
+    if not 0 < processor < budget:  # type: ignore[operator]
+        raise ConfigError("GATEWAY_PROCESSOR_TIMEOUT must be positive and shorter than GATEWAY_REQUEST_BUDGET")
+    if values["sandbox_latency_seconds"] < 0 or values["sandbox_jitter_seconds"] < 0:  # type: ignore[operator]
+        raise ConfigError("SANDBOX_LATENCY and SANDBOX_JITTER cannot be negative")
+    if values["db_pool_size"] < 1:  # type: ignore[operator]
+        raise ConfigError("GATEWAY_DB_POOL_SIZE must be at least 1")
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -110,10 +126,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             ratelimit_storage=env.get("GATEWAY_RATELIMIT_STORAGE") or "memory://",
             trusted_proxies=int(env.get("GATEWAY_TRUSTED_PROXIES") or 0),
             **{name: env.get(f"GATEWAY_{name.upper()}") or default for name, default in _LIMITS.items()},
+            request_budget_seconds=float(env.get("GATEWAY_REQUEST_BUDGET") or 25),
+            processor_timeout_seconds=float(env.get("GATEWAY_PROCESSOR_TIMEOUT") or 10),
+            sandbox_latency_seconds=float(env.get("SANDBOX_LATENCY") or 0),
+            sandbox_jitter_seconds=float(env.get("SANDBOX_JITTER") or 0),
+            db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or 10),
         )
     except ValueError as exc:
         raise ConfigError(f"a numeric setting is not a number: {exc}") from exc
     values.update(overrides)
+    _check_runtime(values)
     if not values["database_url"]:
         values["database_url"] = _default_database_url()
     return Settings(**values)  # type: ignore[arg-type]

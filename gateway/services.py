@@ -25,7 +25,7 @@ class Services:
             vault = Vault(settings.encryption_key, settings.secret_key)
         except ValueError as exc:
             raise ConfigError("GATEWAY_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from exc
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, settings.db_pool_size)
         return cls(
             settings=settings,
             db=db,

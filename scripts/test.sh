@@ -9,5 +9,6 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium is not installed and this is not root: browser tests will be skipped" >&2
   fi
 fi
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# The versions in constraints.txt, every time (scripts/lock.sh regenerates it).
+python3 -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 exec python3 -m pytest "$@"

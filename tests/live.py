@@ -31,11 +31,13 @@ class StoreReceiver:
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
         self.answer: dict[str, Any] | int = {"processed": 1, "errorcode": "", "errormessage": ""}
+        self.delay = 0.0  # seconds before answering: a slow store
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                time.sleep(receiver.delay)
                 answer = receiver.answer
                 if isinstance(answer, int):
                     self.send_response(answer)
@@ -109,6 +111,30 @@ class Gunicorn:
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         return result.stdout
+
+
+class ConfiguredGunicorn:
+    """Gunicorn as the Procfile runs it: every setting from gunicorn.conf.py and the environment."""
+
+    def __init__(self, env: dict[str, str], python: Path = Path(sys.executable), app: str = "wsgi:app",
+                 cwd: Path = ROOT) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = {**os.environ, "GATEWAY_PUBLIC_URL": self.url, **env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
+        self.command = [str(python), "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), app]
+        self.cwd = cwd
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> "ConfiguredGunicorn":
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+        wait_until_up(self.url + "/healthz", self.process)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=30)
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:

@@ -335,3 +335,22 @@ def test_log_lists_every_exchange_newest_first_with_credentials_masked(emulator)
     assert all('class="good">valid' in heading for heading in headings)
     assert "password1" not in log and "user1" not in log and '"password": "(hidden)"' in log
     assert '"processed": 1' in log and '"paymenttoken": "tok123"' in log
+
+
+def test_slow_store_setting_delays_the_notification_answer(emulator, monkeypatch):
+    from gateway.emulator import shop
+
+    slept: list[float] = []
+    monkeypatch.setattr(shop.time, "sleep", slept.append)
+    emulator.post("/settings", data={"username": "user1", "answer_delay": "1.5"})
+    assert 'value="1.5"' in text(emulator.get("/settings"))
+    _, sent = check_out(emulator)
+    assert notify(emulator, completion(sent))["processed"] == 1
+    assert slept == [1.5]
+    assert "must be a number of seconds" in text(emulator.post("/settings", data={"username": "u", "answer_delay": "-1"},
+                                                               follow_redirects=True))
+
+
+def test_slow_store_from_the_environment():
+    app = create_emulator_app(GATEWAY, PRIVATE_KEY, answer_delay=2.0)
+    assert 'value="2.0"' in text(app.test_client().get("/settings"))

@@ -16,8 +16,9 @@ from .store import Store
 
 
 def create_emulator_app(gateway_url: str, private_key: str, public_url: str | None = None,
-                        credentials: tuple[str, str] = ("user1", "password1")) -> Flask:
-    """`gateway_url` is the gateway's base URL (its /checkout and /post-order); `public_url` the emulator's own."""
+                        credentials: tuple[str, str] = ("user1", "password1"), answer_delay: float = 0.0) -> Flask:
+    """`gateway_url` is the gateway's base URL (its /checkout and /post-order); `public_url` the emulator's own;
+    `answer_delay` the seconds its notification URL takes to answer (a slow store)."""
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config.update(
         EMULATOR_GATEWAY_URL=gateway_url.rstrip("/"),
@@ -25,7 +26,7 @@ def create_emulator_app(gateway_url: str, private_key: str, public_url: str | No
         EMULATOR_PUBLIC_URL=(public_url or "").rstrip("/"),
         SECRET_KEY=secrets.token_hex(32),  # flash messages only; the private key signs protocol objects, nothing else
     )
-    app.extensions["emulator_store"] = Store(credentials)
+    app.extensions["emulator_store"] = Store(credentials, answer_delay=answer_delay)
     app.add_template_filter(format_money, "money")
     app.register_blueprint(shop.bp)
     app.register_blueprint(merchant.bp)

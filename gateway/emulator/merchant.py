@@ -14,6 +14,7 @@ from .gateway_calls import GatewayTrouble, call_gateway
 from .store import Order
 
 bp = Blueprint("merchant", __name__)
+MAX_ANSWER_DELAY = 60
 
 
 @bp.get("/admin/orders")
@@ -48,17 +49,32 @@ def refund(orderid: int) -> Response:
 
 @bp.route("/settings", methods=["GET", "POST"])
 def settings() -> Response | str:
-    """The merchant's Credential 1 and 2 for the gateway; a blank password keeps the current one."""
+    """The merchant's Credential 1 and 2 for the gateway (a blank password keeps the current one),
+    and how slowly the store answers the gateway's notifications."""
     username, password = store().credentials
     if request.method == "POST":
         username = request.form.get("username", "").strip()
         if not username:
             flash("Credential 1 (username) may not be blank.")
             return redirect("/settings")
+        delay = _answer_delay(request.form.get("answer_delay", ""))
+        if delay is None:
+            flash(f"The store's answer delay must be a number of seconds from 0 to {MAX_ANSWER_DELAY}.")
+            return redirect("/settings")
         store().set_credentials(username, request.form.get("password") or password)
-        flash("Merchant credentials saved.")
+        store().set_answer_delay(delay)
+        flash("Settings saved.")
         return redirect("/settings")
-    return render_template("emulator/settings.html", username=username)
+    return render_template("emulator/settings.html", username=username, answer_delay=store().answer_delay)
+
+
+def _answer_delay(text: str) -> float | None:
+    """Seconds, blank meaning none; None when it is not a number in range."""
+    try:
+        seconds = float(text.strip() or 0)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_ANSWER_DELAY else None
 
 
 @bp.get("/log")

@@ -1,6 +1,7 @@
 """The shopper's pages and the store's notification URL: cart, checkout hand-off, notify, return, error."""
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
@@ -52,6 +53,7 @@ def checkout() -> Response | tuple[str, int]:
 @bp.post("/notify")
 def notify() -> Response:
     """The notificationurl: the gateway's CompleteOrderRequest, answered with a CompleteOrderResponse."""
+    time.sleep(store().answer_delay)
     try:
         body = parse_object(request.get_data())
     except BodyError as exc:

@@ -70,8 +70,9 @@ class Exchange:
 
 
 class Store:
-    def __init__(self, credentials: tuple[str, str], first_orderid: int = 1001) -> None:
+    def __init__(self, credentials: tuple[str, str], first_orderid: int = 1001, answer_delay: float = 0.0) -> None:
         self._lock = threading.Lock()
+        self._answer_delay = answer_delay
         self._ids = itertools.count(first_orderid)
         self._orders: dict[int, Order] = {}
         self._log: list[Exchange] = []
@@ -86,6 +87,16 @@ class Store:
     def set_credentials(self, username: str, password: str) -> None:
         with self._lock:
             self._credentials = (username, password)
+
+    @property
+    def answer_delay(self) -> float:
+        """A slow store: seconds the notification URL waits before it answers (real ones take 0.3-2 s)."""
+        with self._lock:
+            return self._answer_delay
+
+    def set_answer_delay(self, seconds: float) -> None:
+        with self._lock:
+            self._answer_delay = seconds
 
     def new_order(self, cart: Cart, answer_processed: bool, currency: str = CURRENCY) -> Order:
         with self._lock:

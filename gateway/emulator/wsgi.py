@@ -9,4 +9,5 @@ app = create_emulator_app(
     private_key=os.environ.get("GATEWAY_PRIVATE_KEY") or DEV_PRIVATE_KEY,
     public_url=os.environ.get("EMULATOR_PUBLIC_URL") or None,
     credentials=(os.environ.get("EMULATOR_USERNAME", "user1"), os.environ.get("EMULATOR_PASSWORD", "password1")),
+    answer_delay=float(os.environ.get("EMULATOR_STORE_DELAY") or 0),
 )

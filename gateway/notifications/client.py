@@ -17,6 +17,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from .. import budget
 from ..protocol.jsonbody import BodyError, parse_object
 from ..protocol.schemas import CompleteOrderResponseSchema, describe_errors
 
@@ -112,7 +113,7 @@ def check_destination(url: str, *, require_https: bool, allow_private: bool) -> 
         raise UnsafeDestination("notification URL has no host")
     if allow_private:
         return Destination(url, None)
-    addresses = resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+    addresses = resolve(host, parts.port or (443 if parts.scheme == "https" else 80), budget.cap(RESOLVE_TIMEOUT))
     for text in addresses:
         address = ipaddress.ip_address(text.split("%", 1)[0])
         if not is_public(address):
@@ -159,10 +160,11 @@ class StoreClient:
         started = time.monotonic()
         status: int | None = None
         body = b""
+        timeout = budget.cap(self.timeout)  # the shopper's request waits for this call
         try:
             destination = self.check(url)
             with self._session_for(destination) as http, http.post(
-                url, json=payload, timeout=(min(5.0, self.timeout), self.timeout), stream=True, allow_redirects=False
+                url, json=payload, timeout=(min(5.0, timeout), timeout), stream=True, allow_redirects=False
             ) as response:
                 status = response.status_code
                 body = _read_capped(response)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from .. import budget
 from ..models import Notification, PaymentSession, SessionState, Transaction, utcnow
 from ..notifications import outbox
 from ..notifications.client import StoreAnswer
@@ -61,7 +62,10 @@ def apply_store_answer(session: Session, notification: Notification, answer: Sto
 
 
 def notify_store(services: Services, notification_id: int, *, only_due: bool = False) -> StoreAnswer | None:
-    """Deliver one notification now, unless it is not due or somebody else is delivering it."""
+    """Deliver one notification now, unless it is not due, somebody else is delivering it, or the
+    shopper's request has no time left for it (the delivery worker then sends it)."""
+    if not budget.allows_call():
+        return None
     claimed = outbox.claim(services, notification_id, only_due=only_due)
     return None if claimed is None else deliver_claimed(services, claimed)
 

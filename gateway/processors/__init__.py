@@ -10,11 +10,13 @@ from .base import Processor
 
 def build_processor(settings: Settings, db: Database) -> Processor:
     if settings.processor == "sandbox":
-        from .sandbox import SandboxProcessor
+        from .sandbox import Latency, SandboxProcessor
 
-        return SandboxProcessor(db, timedelta(seconds=settings.sandbox_settle_seconds))
+        return SandboxProcessor(db, timedelta(seconds=settings.sandbox_settle_seconds),
+                                Latency(settings.sandbox_latency_seconds, settings.sandbox_jitter_seconds))
     if settings.processor == "authorizenet":
         from .authorizenet import AuthorizeNetProcessor
 
-        return AuthorizeNetProcessor(force_test_mode=settings.authorizenet_test_mode)
+        return AuthorizeNetProcessor(timeout=settings.processor_timeout_seconds,
+                                     force_test_mode=settings.authorizenet_test_mode)
     raise ConfigError(f"unknown GATEWAY_PROCESSOR {settings.processor!r} (known: sandbox, authorizenet)")

@@ -18,10 +18,16 @@ card number            brand       outcome
 
 Any other valid card number is approved. Merchant credentials whose Credential 1 is
 ``invalid`` are refused, to exercise the merchant-authentication path.
+
+Every call can be made to take as long as a real processor's (``SANDBOX_LATENCY`` seconds, give
+or take ``SANDBOX_JITTER``), so the gateway can be watched under real-world delays.
 """
 from __future__ import annotations
 
+import random
 import secrets
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -51,14 +57,29 @@ DECLINES: dict[str, tuple[type[CardDeclined | ProcessorUnavailable], str, str]] 
 INVALID_LOGIN = "invalid"
 
 
+@dataclass(frozen=True)
+class Latency:
+    """How long each call takes: ``seconds``, plus or minus up to ``jitter`` (uniformly)."""
+
+    seconds: float = 0.0
+    jitter: float = 0.0
+
+    def wait(self) -> None:
+        delay = self.seconds + random.uniform(-self.jitter, self.jitter)
+        if delay > 0:
+            time.sleep(delay)
+
+
 class SandboxProcessor:
     name = "sandbox"
 
-    def __init__(self, db: Database, settle_after: timedelta) -> None:
+    def __init__(self, db: Database, settle_after: timedelta, latency: Latency = Latency()) -> None:
         self.db = db
         self.settle_after = settle_after
+        self.latency = latency
 
     def sale(self, request: SaleRequest) -> Charge:
+        self.latency.wait()
         self._authenticate(request.credentials)
         if request.card.number in DECLINES:
             error, code, message = DECLINES[request.card.number]
@@ -81,12 +102,14 @@ class SandboxProcessor:
         return _charge(existing)
 
     def find_sale(self, lookup: SaleLookup) -> Charge | None:
+        self.latency.wait()
         self._authenticate(lookup.credentials)
         with self.db.transaction() as session:
             row = session.scalars(select(SandboxCharge).where(SandboxCharge.reference == lookup.reference)).first()
             return _charge(row) if row is not None else None
 
     def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment:
+        self.latency.wait()
         self._authenticate(credentials)
         self._apply(
             charge.transaction_id,
@@ -98,6 +121,7 @@ class SandboxProcessor:
         return Adjustment("sbx_v_" + secrets.token_hex(10), charge.amount, "void")
 
     def refund(self, charge: ChargeRef, amount: int, credentials: Credentials) -> Adjustment:
+        self.latency.wait()
         self._authenticate(credentials)
         self._apply(
             charge.transaction_id,
@@ -120,6 +144,7 @@ class SandboxProcessor:
                 raise AdjustmentRefused(self._why_not(session, charge_id, action, amount))
 
     def is_settled(self, charge: ChargeRef, credentials: Credentials) -> bool:
+        self.latency.wait()
         self._authenticate(credentials)
         with self.db.transaction() as session:
             row = session.get(SandboxCharge, charge.transaction_id)

@@ -1,0 +1,156 @@
+"""Production runtime: request budgets, slow processors and stores, the gunicorn settings, GET /."""
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from gateway import budget, cli, create_app
+from gateway.config import ConfigError, load_settings
+from gateway.models import NotificationState, SessionState
+from gateway.notifications.client import StoreClient
+from gateway.notifications.worker import run_once
+from gateway.processors import sandbox
+
+from .flow_helpers import approve_all, notifications_sent, open_session, pay, payment_row
+from .live import ROOT, ConfiguredGunicorn, StoreReceiver, gateway_env
+from .protocol_helpers import PRIVATE_KEY, card_form, csrf_from, signed_checkout
+
+
+def test_home_page_says_what_this_is(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "payment gateway" in text
+    assert 'href="/healthz"' in text and 'href="/openapi.json"' in text
+    assert "https://gateway.test/checkout" in text
+
+
+def test_production_processes_never_import_the_emulator():
+    probe = ("import sys, wsgi, gateway.cli, gateway.notifications.worker;"
+             "print(sorted(m for m in sys.modules if m.startswith('gateway.emulator')))")
+    env = {**os.environ, "DATABASE_URL": "sqlite://"}
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_serve_says_the_delivery_worker_is_not_running(monkeypatch, clean_database):
+    monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: None)
+    result = CliRunner().invoke(cli.main, ["serve", "--emulator-port", "0"], env={"DATABASE_URL": clean_database})
+    assert result.exit_code == 0, result.output
+    assert "Delivery worker:        NOT running" in result.output
+    assert "gateway notifications work" in result.output
+
+
+def test_pay_out_of_budget_shows_confirming_page_and_worker_finishes(settings, store):
+    """The processor ate the request's budget: no in-request notification; the worker sends it."""
+    slow = settings.__class__(**{**settings.__dict__, "request_budget_seconds": 1.2, "processor_timeout_seconds": 1.0,
+                                 "sandbox_latency_seconds": 0.5})
+    app = create_app(slow)
+    try:
+        client = app.test_client()
+        services = app.extensions["gateway"]
+        approve_all(store)
+        token, csrf = open_session(client)
+        answer = pay(client, token, csrf)
+        assert answer.status_code == 202  # the "confirming with the store" page
+        assert notifications_sent(store) == []
+        assert payment_row(services, token).state == SessionState.APPROVED.value
+        assert run_once(services).delivered == 1
+        assert len(notifications_sent(store)) == 1
+        assert payment_row(services, token).state == SessionState.COMPLETED.value
+    finally:
+        app.extensions["gateway"].db.dispose()
+
+
+def test_slow_store_is_cut_off_at_the_request_budget():
+    client = StoreClient(timeout=10, require_https=False, allow_private=True)
+    with StoreReceiver() as receiver:
+        receiver.delay = 3
+        budget.start(1.0)
+        try:
+            started = time.monotonic()
+            exchange = client.post(receiver.url, {"orderid": 1})
+            elapsed = time.monotonic() - started
+        finally:
+            budget.clear()
+    assert exchange.answer is None and exchange.error == "store did not answer in time"
+    assert elapsed < 2.5
+
+
+def test_worker_outside_any_request_keeps_the_full_notification_timeout():
+    assert budget.remaining() is None
+    assert budget.cap(10) == 10 and budget.allows_call()
+
+
+def test_sandbox_latency_and_jitter(monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(sandbox.time, "sleep", slept.append)
+    latency = sandbox.Latency(1.0, 0.25)
+    for _ in range(200):
+        latency.wait()
+    assert all(0.75 <= delay <= 1.25 for delay in slept)
+    assert max(slept) - min(slept) > 0.25
+    sandbox.Latency().wait()
+    assert len(slept) == 200
+
+
+def test_runtime_settings_from_the_environment():
+    settings = load_settings({"SANDBOX_LATENCY": "1", "SANDBOX_JITTER": "0.2", "GATEWAY_REQUEST_BUDGET": "20",
+                              "GATEWAY_PROCESSOR_TIMEOUT": "8", "GATEWAY_DB_POOL_SIZE": "64"}, database_url="sqlite://")
+    assert (settings.sandbox_latency_seconds, settings.sandbox_jitter_seconds) == (1.0, 0.2)
+    assert (settings.request_budget_seconds, settings.processor_timeout_seconds, settings.db_pool_size) == (20, 8, 64)
+
+
+@pytest.mark.parametrize("environ", [
+    {"GATEWAY_REQUEST_BUDGET": "10", "GATEWAY_PROCESSOR_TIMEOUT": "10"},
+    {"SANDBOX_LATENCY": "-1"},
+    {"GATEWAY_DB_POOL_SIZE": "0"},
+    {"GATEWAY_REQUEST_BUDGET": "soon"},
+])
+def test_unsafe_runtime_settings_are_refused(environ):
+    with pytest.raises(ConfigError):
+        load_settings(environ, database_url="sqlite://")
+
+
+def test_gunicorn_config_uses_threads_and_outlives_the_budget(monkeypatch):
+    environ = {name: value for name, value in os.environ.items() if name != "GATEWAY_DB_POOL_SIZE"}
+    monkeypatch.setattr(os, "environ", {**environ, "GUNICORN_THREADS": "32", "PORT": "9123"})
+    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert config["worker_class"] == "gthread" and config["threads"] == 32
+    assert config["bind"] == "0.0.0.0:9123"
+    assert os.environ["GATEWAY_DB_POOL_SIZE"] == "32"
+    budget_seconds = load_settings({}, database_url="sqlite://").request_budget_seconds
+    assert config["timeout"] > budget_seconds and config["graceful_timeout"] > budget_seconds
+    procfile = (ROOT / "Procfile").read_text()
+    assert "web: gunicorn --config gunicorn.conf.py wsgi:app" in procfile
+
+
+def test_docs_stand_alone():
+    """Someone who clones only this repository can follow every reference in the README and docs/."""
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text()
+        assert "../" not in text and "shared/reference" not in text, page.name
+        for path in set(re.findall(r"`((?:docs|bench|scripts|gateway|templates|tests)/[\w./-]+)`", text)):
+            assert (ROOT / path).exists(), f"{page.name} names {path}, which does not exist"
+
+
+def test_slow_processor_never_gets_a_worker_killed_mid_charge(clean_database):
+    """The processor takes longer than gunicorn's watchdog: the charge still completes, once."""
+    env = {**gateway_env(clean_database, PRIVATE_KEY), "SANDBOX_LATENCY": "3", "GUNICORN_TIMEOUT": "1",
+           "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
+    with StoreReceiver() as receiver, ConfiguredGunicorn(env) as server:
+        body = signed_checkout(notificationurl=receiver.url)
+        answer = requests.post(server.url + "/checkout", json=body, timeout=10).json()
+        page = requests.get(answer["redirecturl"], params={"paymenttoken": answer["paymenttoken"]}, timeout=10)
+        paid = requests.post(server.url + "/pay/submit", data=card_form(answer["paymenttoken"], csrf_from(page.text)),
+                             allow_redirects=False, timeout=30)
+        assert paid.status_code == 303 and "paymentreceive.asp" in paid.headers["Location"]
+        assert len(receiver.received) == 1 and receiver.received[0]["approved"] == 1
