@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from .live import Gunicorn, gateway_env
+from .live import ConfiguredGunicorn, Gunicorn, gateway_env
 from .protocol_helpers import PRIVATE_KEY, signed_checkout
 
 
@@ -56,3 +56,28 @@ def test_case_7_payment_tokens_never_reach_the_access_log(clean_database):
     log = server.output()
     assert "/pay?paymenttoken=[redacted]" in log
     assert token not in log
+
+
+def test_case_7_slow_clients_trickling_bodies_do_not_take_every_worker(clean_database):
+    """Under the Procfile's settings, more slow clients than workers still leave the gateway answering."""
+    env = {**gateway_env(clean_database, PRIVATE_KEY), "WEB_CONCURRENCY": "2"}
+    with ConfiguredGunicorn(env) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        slow = []
+        for _ in range(8):  # four once took every sync worker
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"POST /checkout HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n{")
+            slow.append(sock)
+        try:
+            for byte in b'"a"':
+                for sock in slow:
+                    sock.sendall(bytes([byte]))
+                time.sleep(0.2)
+            health = requests.get(server.url + "/healthz", timeout=5)
+            checkout = requests.post(server.url + "/checkout", json=signed_checkout(randomkey="busy-rk"), timeout=10)
+        finally:
+            for sock in slow:
+                sock.close()
+    assert health.status_code == 200
+    assert checkout.json()["errorcode"] == "" and checkout.json()["paymenttoken"]
