@@ -21,7 +21,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gateway"] = Services.build(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from .web import api_docs, checkout, errors, health, payment_page, post_order
+    from . import i18n
+    from .web import api_docs, assets, checkout, errors, health, payment_page, post_order
+
+    i18n.init_app(app)
+    assets.init_app(app)
 
     app.register_blueprint(checkout.bp)
     app.register_blueprint(payment_page.bp)
