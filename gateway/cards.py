@@ -26,6 +26,7 @@ MESSAGES = {
     "holder_long": N_("The name on the card is too long."),
 }
 HOLDER_MAX = 100
+EXPIRY_PATTERN = r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*|\s*(\d{2})(\d{2})\s*"
 
 _BRANDS: tuple[tuple[str, re.Pattern[str], tuple[int, ...], int], ...] = (
     # brand, prefix pattern, allowed lengths, CVC length
@@ -89,10 +90,11 @@ def detect_brand(digits: str) -> tuple[str, tuple[int, ...], int] | None:
 
 
 def _parse_expiry(text: str) -> tuple[int, int] | None:
-    match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", text)
+    # "MM/YY", "M/YYYY", or "MMYY" as typed where the page's script did not add the "/".
+    match = re.fullmatch(EXPIRY_PATTERN, text)
     if not match:
         return None
-    month, year = int(match.group(1)), int(match.group(2))
+    month, year = (int(part) for part in (match.groups()[:2] if match.group(1) else match.groups()[2:]))
     if year < 100:
         year += 2000
     if not 1 <= month <= 12:
@@ -146,4 +148,5 @@ def client_rules() -> str:
         "brands": [{"brand": brand, "name": BRAND_NAMES[brand], "pattern": pattern.pattern, "lengths": lengths,
                     "cvc": cvc} for brand, pattern, lengths, cvc in _BRANDS],
         "holderMax": HOLDER_MAX,
+        "expiry": f"^(?:{EXPIRY_PATTERN})$",
     }, separators=(",", ":"))

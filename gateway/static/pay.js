@@ -12,6 +12,7 @@
   var marks = {};
   Array.prototype.forEach.call(form.querySelectorAll("img[data-brand]"), function (img) { marks[img.getAttribute("data-brand")] = img; });
   rules.brands.forEach(function (b) { b.re = new RegExp(b.pattern); });
+  var expiryRe = new RegExp(rules.expiry);
 
   function digitsOf(text) { return text.replace(/\D/g, ""); }
   function detect(digits) {
@@ -55,7 +56,7 @@
     Object.keys(marks).forEach(function (key) { marks[key].classList.toggle("dim", !!brand && key !== brand.brand); });
   }
   function onExpiry(event) {
-    var digits = digitsOf(expiry.value).slice(0, 4);
+    var digits = digitsOf(expiry.value).slice(0, 6);
     if (digits.length === 1 && digits > "1") digits = "0" + digits;
     var deleting = event && event.inputType && event.inputType.indexOf("delete") === 0;
     var text = digits.length > 2 || (digits.length === 2 && !deleting) ? digits.slice(0, 2) + "/" + digits.slice(2) : digits;
@@ -73,7 +74,8 @@
       if (!b) return msg.brand_unknown;
       if (b.lengths.indexOf(d.length) < 0 || !luhn(d)) return msg.number_invalid;
     } else if (name === "expiry") {
-      var m = /^\s*(\d{1,2})\s*\/\s*(\d{2}|\d{4})\s*$/.exec(expiry.value), now = new Date();
+      var m = expiryRe.exec(expiry.value), now = new Date();
+      if (m && !m[1]) m = [m[0], m[3], m[4]];
       if (!m || +m[1] < 1 || +m[1] > 12) return msg.expiry_format;
       var year = +m[2] < 100 ? +m[2] + 2000 : +m[2];
       if (year < now.getFullYear() || (year === now.getFullYear() && +m[1] < now.getMonth() + 1)) return msg.expired;
