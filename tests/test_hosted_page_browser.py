@@ -35,6 +35,8 @@ def browser():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def live(database_url):  # type: ignore[no-untyped-def]
     with StoreReceiver() as receiver, Gunicorn(gateway_env(database_url, PRIVATE_KEY), workers=1) as gateway:
+        # The receiver's host is the store's key: give it the identity a merchant would.
+        gateway.cli("stores", "set", "127.0.0.1", "--name", "Espresso Corner", "--support-email", "help@espresso.test")
         db = Database(database_url)
         yield gateway, receiver, db
         db.dispose()
@@ -152,6 +154,9 @@ def test_every_state_is_accessible_and_fits(browser, shop, state, width):
     try:
         reach(page, shop)
         assert words in page.locator("main").inner_text()
+        if state != "unknown-token":
+            assert "Espresso Corner" in page.locator("header").inner_text()
+            assert "Test mode" in page.locator("header").inner_text()
         assert_accessible(page, f"{state} at {width}px")
         no_horizontal_overflow(page)
         screenshot(page, f"hosted-page-{state}-{width}")
