@@ -1,7 +1,8 @@
 """The shopper's language: Flask-Babel catalogues, chosen by an explicit switch or Accept-Language.
 
-A choice made with the switcher (``?lang=``, or the form's hidden ``lang`` field) is kept in a
-cookie so it survives the form posts of the payment page.
+A choice made with the switcher (``?lang=``, which the page's forms carry in their action URL)
+is kept in a cookie. Only the query string is read: parsing a body here could fail on a request
+whose body is refused anyway, and the error page must still render.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def init_app(app: Flask) -> None:
 
 
 def select_locale() -> str:
-    chosen = request.values.get(COOKIE) or request.cookies.get(COOKIE)
+    chosen = request.args.get(COOKIE) or request.cookies.get(COOKIE)
     if chosen in LANGUAGES:
         return chosen
     return request.accept_languages.best_match(LANGUAGES.keys()) or DEFAULT
@@ -37,7 +38,7 @@ def current_language() -> str:
 
 
 def _remember_choice(response: Response) -> Response:
-    chosen = request.values.get(COOKIE)
+    chosen = request.args.get(COOKIE)
     if chosen in LANGUAGES and request.cookies.get(COOKIE) != chosen:
         response.set_cookie(COOKIE, chosen, max_age=COOKIE_MAX_AGE, secure=request.is_secure, httponly=True, samesite="Lax")
     return response

@@ -130,3 +130,10 @@ def test_focus_goes_to_the_error_summary_without_javascript(client):
     html = pay(client, token, csrf, number="4242424242424241").get_data(as_text=True)
     assert 'id="error-summary" tabindex="-1" autofocus' in html
     assert '<a href="#card_number">This card number is not valid' in html
+
+
+def test_oversized_form_gets_a_friendly_413(client):
+    response = client.post("/pay/submit", data={"paymenttoken": "x", "holder": "x" * (2 * 1024 * 1024)},
+                           headers={"Accept-Language": "fr"})
+    assert response.status_code == 413
+    assert "<h1>Trop de données ont été envoyées</h1>" in response.get_data(as_text=True)

@@ -112,3 +112,12 @@ def test_catalogues_are_complete_and_compiled(tmp_path):
         assert all(translated[key] for key in wanted), lang
         compiled = Translations.load(str(TRANSLATIONS), [lang])
         assert all(compiled.gettext(key) == translated[key] for key in wanted if isinstance(translated[key], str)), lang
+
+
+def test_chosen_language_survives_the_form_post_without_cookies(app, client):
+    token, csrf = open_session(client)
+    html = client.get("/pay", query_string={"paymenttoken": token, "lang": "fr"}).get_data(as_text=True)
+    assert 'action="/pay/submit?lang=fr"' in html and 'action="/pay/cancel?lang=fr"' in html
+    cookieless = app.test_client(use_cookies=False)
+    refused = cookieless.post("/pay/submit?lang=fr", data={"paymenttoken": token, "csrf": csrf, "card_number": ""})
+    assert "Saisissez votre numéro de carte." in refused.get_data(as_text=True)
