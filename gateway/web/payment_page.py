@@ -125,12 +125,13 @@ def _render_state(payment: PaymentSession, result: SubmitResult) -> Response | s
 def _page(payment: PaymentSession) -> dict[str, object]:
     """What every shopper page of a session shows: the order, the store, the language switch, test mode."""
     g.payment = payment
+    here = url_for("payment_page.show", paymenttoken=payment.token)
     return {
         "payment": payment,
         "view": _order_view(payment),
         "merchant": identity(services(), payment.store_key),
         "test_mode": payment.test_mode or services().processor.name == "sandbox",
-        "switch_url": lambda code: url_for("payment_page.show", paymenttoken=payment.token, lang=code),
+        "switch_url": lambda code: f"{here}&lang={code}",
     }
 
 
@@ -167,7 +168,7 @@ def _message(title: str, text: str, payment: PaymentSession, code: int) -> tuple
 
 
 def _order_view(payment: PaymentSession) -> dict[str, object]:
-    locale = str(get_locale() or "en")
+    locale = get_locale() or "en"
 
     def money(cents: int) -> str:
         return format_money(cents, payment.currency, locale)
