@@ -69,6 +69,12 @@ def main() -> None:
         assert done.status_code == 303
         paid.append((orderid, ""))
 
+    shown = client.post("/checkout", data=json.dumps(signed_checkout(orderid=base * 1000 + 900_000, randomkey="s")),
+                        content_type="application/json").get_json()["paymenttoken"]
+
+    def hosted_page(i: int) -> None:
+        assert client.get("/pay", query_string={"paymenttoken": shown}, headers={"Accept-Encoding": "gzip"}).status_code == 200
+
     def refund(i: int) -> None:
         orderid, _ = paid[i % len(paid)]
         body = signed_refund(orderid=orderid, transactionid="unknown", randomkey=f"r{i}")
@@ -90,6 +96,7 @@ def main() -> None:
         baseline = rate(health, args.seconds)
         figures = {
             "checkout (exchange 1)": rate(checkout, args.seconds),
+            "hosted page (GET /pay, gzip)": rate(hosted_page, args.seconds),
             "purchase (exchanges 1-3, 3 requests)": rate(purchase, args.seconds),
             "refused refund (exchange 4)": rate(refund, args.seconds),
             **{name: rate(refused(*request), args.seconds) for name, request in hostile.items()},

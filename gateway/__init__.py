@@ -46,7 +46,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     announce(settings)
     init_limits(app, settings)
 
-    from .web import api_docs, checkout, errors, hardening, health, home, payment_page, post_order
+    from . import i18n
+    from .web import api_docs, assets, checkout, errors, hardening, health, home, payment_page, post_order
+
+    i18n.init_app(app)
+    assets.init_app(app)
 
     app.register_blueprint(checkout.bp)
     app.register_blueprint(payment_page.bp)

@@ -1,9 +1,32 @@
 """Card data as the shopper typed it: validation, brand detection, and a form that never leaks the number."""
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
+
+
+def N_(message: str) -> str:
+    """Marks a shopper message for the catalogues; the page translates it when it shows it."""
+    return message
+
+
+MESSAGES = {
+    "number_missing": N_("Enter your card number."),
+    "number_not_digits": N_("A card number has digits only."),
+    "brand_unknown": N_("We accept Visa, Mastercard, American Express, Discover, Diners Club and JCB."),
+    "number_invalid": N_("This card number is not valid; check it for typing mistakes."),
+    "expiry_format": N_("Enter the expiry date as MM/YY."),
+    "expired": N_("This card has expired."),
+    "cvc_3": N_("Enter the 3-digit security code."),
+    "cvc_4": N_("Enter the 4-digit security code."),
+    "cvc_any": N_("Enter the 3 or 4 digit security code."),
+    "holder_missing": N_("Enter the name shown on the card."),
+    "holder_long": N_("The name on the card is too long."),
+}
+HOLDER_MAX = 100
+EXPIRY_PATTERN = r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*|\s*(\d{2})(\d{2})\s*"
 
 _BRANDS: tuple[tuple[str, re.Pattern[str], tuple[int, ...], int], ...] = (
     # brand, prefix pattern, allowed lengths, CVC length
@@ -67,10 +90,11 @@ def detect_brand(digits: str) -> tuple[str, tuple[int, ...], int] | None:
 
 
 def _parse_expiry(text: str) -> tuple[int, int] | None:
-    match = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{2}|\d{4})\s*", text)
+    # "MM/YY", "M/YYYY", or "MMYY" as typed where the page's script did not add the "/".
+    match = re.fullmatch(EXPIRY_PATTERN, text)
     if not match:
         return None
-    month, year = int(match.group(1)), int(match.group(2))
+    month, year = (int(part) for part in (match.groups()[:2] if match.group(1) else match.groups()[2:]))
     if year < 100:
         year += 2000
     if not 1 <= month <= 12:
@@ -85,36 +109,44 @@ def parse_card(form: dict[str, str], today: date | None = None) -> Card:
     digits = re.sub(r"[\s-]", "", form.get("card_number", ""))
     brand_info = None
     if not digits:
-        errors["card_number"] = "Enter your card number."
+        errors["card_number"] = MESSAGES["number_missing"]
     elif not digits.isdigit():
-        errors["card_number"] = "A card number has digits only."
+        errors["card_number"] = MESSAGES["number_not_digits"]
     else:
         brand_info = detect_brand(digits)
         if brand_info is None:
-            errors["card_number"] = "We accept Visa, Mastercard, American Express, Discover, Diners Club and JCB."
+            errors["card_number"] = MESSAGES["brand_unknown"]
         elif len(digits) not in brand_info[1] or not luhn_valid(digits):
-            errors["card_number"] = "This card number is not valid; check it for typing mistakes."
+            errors["card_number"] = MESSAGES["number_invalid"]
 
     expiry = _parse_expiry(form.get("expiry", ""))
     if expiry is None:
-        errors["expiry"] = "Enter the expiry date as MM/YY."
+        errors["expiry"] = MESSAGES["expiry_format"]
     elif (expiry[1], expiry[0]) < (today.year, today.month):
-        errors["expiry"] = "This card has expired."
+        errors["expiry"] = MESSAGES["expired"]
 
     cvc = form.get("cvc", "").strip()
     expected_cvc = brand_info[2] if brand_info else None
     if not cvc.isdigit() or (expected_cvc and len(cvc) != expected_cvc) or not 3 <= len(cvc) <= 4:
-        errors["cvc"] = (
-            f"Enter the {expected_cvc}-digit security code." if expected_cvc else "Enter the 3 or 4 digit security code."
-        )
+        errors["cvc"] = MESSAGES[f"cvc_{expected_cvc}" if expected_cvc else "cvc_any"]
 
     holder = " ".join(form.get("holder", "").split())
     if not holder:
-        errors["holder"] = "Enter the name shown on the card."
-    elif len(holder) > 100:
-        errors["holder"] = "The name on the card is too long."
+        errors["holder"] = MESSAGES["holder_missing"]
+    elif len(holder) > HOLDER_MAX:
+        errors["holder"] = MESSAGES["holder_long"]
 
     if errors:
         raise CardFormError(errors)
     assert brand_info is not None and expiry is not None
     return Card(number=digits, exp_month=expiry[0], exp_year=expiry[1], cvc=cvc, holder=holder, brand=brand_info[0])
+
+
+def client_rules() -> str:
+    """The brand rules above as JSON, so the page's script checks exactly what the server checks."""
+    return json.dumps({
+        "brands": [{"brand": brand, "name": BRAND_NAMES[brand], "pattern": pattern.pattern, "lengths": lengths,
+                    "cvc": cvc} for brand, pattern, lengths, cvc in _BRANDS],
+        "holderMax": HOLDER_MAX,
+        "expiry": f"^(?:{EXPIRY_PATTERN})$",
+    }, separators=(",", ":"))

@@ -12,6 +12,7 @@ import logging
 from typing import Callable
 
 from flask import Flask, abort, current_app, request
+from flask_babel import gettext
 from flask_limiter import Limiter
 from limits import parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -20,10 +21,20 @@ from .config import Settings
 
 log = logging.getLogger(__name__)
 
-CARD_ATTEMPTS = "Too many card attempts from your network. Please wait a few minutes before trying again."
-PAGE_LOOKUPS = "Too many requests from your network. Please wait a minute and try again."
-UNKNOWN_TOKENS = "Too many unknown payment links from your network. Please wait a minute and try again."
-STORE_BUSY = "This store is receiving an unusual number of card attempts. Please wait a few minutes and try again."
+
+def N_(message: str) -> str:  # noqa: N802 - the catalogue extractor's marker for deferred translation
+    return message
+
+
+# Marked for the catalogues here, translated into the shopper's language when a limit refuses.
+CARD_ATTEMPTS = N_("Too many card attempts from your network. Please wait a few minutes before trying again.")
+PAGE_LOOKUPS = N_("Too many requests from your network. Please wait a minute and try again.")
+UNKNOWN_TOKENS = N_("Too many unknown payment links from your network. Please wait a minute and try again.")
+STORE_BUSY = N_("This store is receiving an unusual number of card attempts. Please wait a few minutes and try again.")
+
+
+def _translated(message: str) -> Callable[[], str]:
+    return lambda: gettext(message)
 
 
 def client_address() -> str:
@@ -50,10 +61,13 @@ def _not_found(response) -> bool:  # type: ignore[no-untyped-def]
     return response.status_code == 404
 
 
-card_attempts = limiter.limit(_setting("limit_card_per_address"), error_message=CARD_ATTEMPTS, scope="card")
-page_lookups = limiter.limit(_setting("limit_page_per_address"), error_message=PAGE_LOOKUPS, scope="page")
+card_attempts = limiter.limit(
+    _setting("limit_card_per_address"), error_message=_translated(CARD_ATTEMPTS), scope="card"
+)
+page_lookups = limiter.limit(_setting("limit_page_per_address"), error_message=_translated(PAGE_LOOKUPS), scope="page")
 unknown_tokens = limiter.limit(
-    _setting("limit_unknown_token_per_address"), error_message=UNKNOWN_TOKENS, scope="token", deduct_when=_not_found
+    _setting("limit_unknown_token_per_address"), error_message=_translated(UNKNOWN_TOKENS), scope="token",
+    deduct_when=_not_found,
 )
 
 
@@ -62,7 +76,7 @@ def check_store(store_key: str) -> None:
     settings: Settings = current_app.extensions["gateway"].settings
     for item in parse_many(settings.limit_card_per_store):
         if not limiter.limiter.hit(item, "gateway", "card-store", store_key):
-            abort(429, STORE_BUSY)
+            abort(429, gettext(STORE_BUSY))
 
 
 def init_limits(app: Flask, settings: Settings) -> None:

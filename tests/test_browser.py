@@ -84,7 +84,7 @@ def test_decline_then_successful_retry(page, servers):
     fill_card(page, CARDS["insufficient"])
     page.get_by_role("button", name="Pay $39.00").click()
     alert = page.get_by_role("alert")
-    assert "insufficient funds" in alert.inner_text() and "try again" in alert.inner_text()
+    assert "insufficient funds" in alert.inner_text() and "2 more attempts" in alert.inner_text()
     screenshot(page, "hosted-page-declined")
     fill_card(page, CARDS["mastercard"])
     page.get_by_role("button", name="Pay $39.00").click()

@@ -140,7 +140,8 @@ def test_unreachable_store_leaves_payment_approved_and_pending(client, services,
 
     assert response.status_code == 202
     html = response.get_data(as_text=True)
-    assert "Payment received" in html and "confirming" in html and 'http-equiv="refresh"' in html
+    assert "Payment received" in html and "confirming" in html and "Check again now" in html
+    assert 'http-equiv="refresh"' not in html and 'role="status"' in html and "status.js" in html
     payment = payment_row(services, token)
     assert payment.state == "approved"
     with services.db.transaction() as session:
@@ -157,13 +158,17 @@ def test_status_page_retries_when_due_and_moves_on(client, services, store):
     pay(client, token, csrf)
     # Not due yet: the status page does not hammer the store.
     assert client.get("/pay/status", query_string={"paymenttoken": token}).status_code == 202
+    polled = client.get("/pay/status", query_string={"paymenttoken": token, "format": "json"}).get_json()
+    assert polled == {"state": "approved", "waiting": True, "next": None}
     assert len(store.calls) == 1
     with services.db.transaction() as session:
         session.execute(update(Notification).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
     store.replace("POST", store.registered()[0].url, json=complete_order_answer(1))
+    polled = client.get("/pay/status", query_string={"paymenttoken": token, "format": "json"}).get_json()
+    assert polled == {"state": "completed", "waiting": False, "next": f"/pay/status?paymenttoken={token}"}
+    assert len(store.calls) == 2
     response = client.get("/pay/status", query_string={"paymenttoken": token})
     assert response.status_code == 303 and response.headers["Location"] == RETURN_URL
-    assert len(store.calls) == 2
     assert payment_row(services, token).state == "completed"
 
 

@@ -349,3 +349,11 @@ def test_case_7_an_open_session_still_pays_after_the_fixes(client, store):
     assert pay(client, token, csrf).status_code == 303
     with client.application.extensions["gateway"].db.transaction() as session:
         assert session.scalars(select(PaymentSession.state)).one() == SessionState.COMPLETED.value
+
+
+def test_case_6_a_refusal_speaks_the_shoppers_language(client):
+    german = {"Accept-Language": "de-DE,de;q=0.9"}
+    for n in range(21):
+        response = client.get(f"/pay?paymenttoken=guess{n:020d}", headers=german)
+    assert response.status_code == 429
+    assert "Zu viele unbekannte Zahlungslinks" in response.get_data(as_text=True)

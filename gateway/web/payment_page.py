@@ -6,19 +6,24 @@ import hmac
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, Response, abort, redirect, render_template, request
+from flask import Blueprint, Response, abort, g, jsonify, redirect, render_template, request, url_for
+from flask_babel import get_locale, gettext
 
-from ..cards import BRAND_NAMES
+from ..cards import BRAND_NAMES, client_rules
 from ..models import NotificationState, PaymentSession, SessionState
 from ..money import format_money
 from ..payments.charging import SubmitResult, cancel, find_session, is_expired, submit_card
 from ..payments.completion import notify_store
 from ..protocol.errors import ErrorCode
 from .. import limits
+from ..stores import identity
 from . import services
+from .assets import compress_page
+from .shopper_text import client_messages, translated
 
 bp = Blueprint("payment_page", __name__)
-REFRESH_SECONDS = 3
+POLL_SECONDS = 3
+WAITING_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value)
 
 
 @bp.after_request
@@ -27,11 +32,24 @@ def private_page(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Frame-Options"] = "DENY"
-    # The forms post here and redirect to the store's pages, which are https outside development.
-    form_action = "'self' https:" if services().settings.is_production else "'self' https: http:"
-    response.headers["Content-Security-Policy"] = f"default-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action {form_action}"
+    response.headers["Content-Security-Policy"] = content_security_policy(g.get("payment"))
     response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return compress_page(response)
+
+
+def content_security_policy(payment: PaymentSession | None) -> str:
+    """Only our own script and styles; forms may lead to the store, over http only in development."""
+    targets = ["'self'", "https:"]
+    if payment is not None and not services().settings.is_production:
+        targets += sorted({_origin(url) for url in (payment.cancel_url, payment.return_url, payment.error_url)
+                           if urlsplit(url).scheme == "http"})
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+            f"frame-ancestors 'none'; base-uri 'none'; form-action {' '.join(targets)}")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @bp.route("/pay", methods=["GET", "POST"])
@@ -73,7 +91,17 @@ def status() -> Response | str | tuple[str, int]:
     if notification is not None and notification.state == NotificationState.PENDING.value:
         notify_store(services(), notification.id, only_due=True)
         payment = _session_or_404(payment.token)
+    if request.args.get("format") == "json":
+        return _status_json(payment)
     return _render_state(payment, SubmitResult(payment))
+
+
+def _status_json(payment: PaymentSession) -> Response:
+    """What the status page's script polls: still waiting, or the page to go to next."""
+    waiting = payment.state in WAITING_STATES and not is_expired(payment)
+    body = {"state": payment.state, "waiting": waiting,
+            "next": None if waiting else url_for("payment_page.status", paymenttoken=payment.token)}
+    return jsonify(body)
 
 
 def _render_state(payment: PaymentSession, result: SubmitResult) -> Response | str | tuple[str, int]:
@@ -83,22 +111,37 @@ def _render_state(payment: PaymentSession, result: SubmitResult) -> Response | s
     if state in (SessionState.REJECTED.value, SessionState.FAILED.value):
         return redirect(error_redirect(payment), 303)
     if state == SessionState.CANCELLED.value:
-        return _message("Payment cancelled", "This payment was cancelled.", payment, 410)
+        return _message(gettext("Payment cancelled"), gettext("This payment was cancelled. You have not been charged."), payment, 410)
     if is_expired(payment):
-        return _message("This payment session has expired", "For your security, payment pages expire. Return to the store and check out again; you have not been charged.", payment, 410)
-    if state in (SessionState.AUTHORIZING.value, SessionState.APPROVED.value):
-        return render_template("status.html", payment=payment, refresh=REFRESH_SECONDS, view=_order_view(payment)), 202
+        return _message(gettext("This payment session has expired"), gettext("For your security, payment pages expire. Return to the store and check out again; you have not been charged."), payment, 410)
+    if state in WAITING_STATES:
+        return render_template("status.html", refresh=POLL_SECONDS, **_page(payment)), 202
     code = 422 if result.field_errors else (402 if result.decline else 200)
     return render_template(
         "pay.html",
-        payment=payment,
-        view=_order_view(payment),
         csrf=csrf_token(payment.token),
-        errors=result.field_errors,
-        decline=result.decline,
+        errors={name: translated(message) for name, message in result.field_errors.items()},
+        decline=translated(result.decline),
         attempts_left=services().settings.max_declines - payment.decline_count,
         values={"holder": request.form.get("holder", ""), "expiry": request.form.get("expiry", "")},
+        brands=BRAND_NAMES,
+        card_rules=client_rules(),
+        card_messages=client_messages(),
+        **_page(payment),
     ), code
+
+
+def _page(payment: PaymentSession) -> dict[str, object]:
+    """What every shopper page of a session shows: the order, the store, the language switch, test mode."""
+    g.payment = payment
+    here = url_for("payment_page.show", paymenttoken=payment.token)
+    return {
+        "payment": payment,
+        "view": _order_view(payment),
+        "merchant": identity(services(), payment.store_key),
+        "test_mode": payment.test_mode or services().processor.name == "sandbox",
+        "switch_url": lambda code: f"{here}&lang={code}",
+    }
 
 
 def error_redirect(payment: PaymentSession) -> str:
@@ -119,24 +162,26 @@ def _checked_session() -> PaymentSession:
     payment = _session_or_404(request.form.get("paymenttoken", ""))
     sent = request.form.get("csrf", "").encode("utf-8", "replace")  # compare_digest refuses non-ASCII text
     if not hmac.compare_digest(sent, csrf_token(payment.token).encode()):
-        abort(400, "This form has expired or was not sent by our payment page. Go back and try again.")
+        abort(400, gettext("This form has expired or was not sent by our payment page. Go back and try again."))
     return payment
 
 
 def _session_or_404(token: str) -> PaymentSession:
     payment = find_session(services(), token)
     if payment is None:
-        abort(404, "We could not find this payment. The link may be incomplete; return to the store and check out again.")
+        abort(404, gettext("We could not find this payment. The link may be incomplete; return to the store and check out again."))
     return payment
 
 
 def _message(title: str, text: str, payment: PaymentSession, code: int) -> tuple[str, int]:
-    return render_template("message.html", title=title, message=text, back_url=payment.cancel_url), code
+    return render_template("message.html", title=title, message=text, back_url=payment.cancel_url, **_page(payment)), code
 
 
 def _order_view(payment: PaymentSession) -> dict[str, object]:
+    locale = get_locale() or "en"
+
     def money(cents: int) -> str:
-        return format_money(cents, payment.currency)
+        return format_money(cents, payment.currency, locale)
 
     items = [
         {

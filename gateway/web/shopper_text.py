@@ -1,0 +1,38 @@
+"""Shopper-facing texts that come from the payment and processor layers, translated at the page.
+
+Those layers speak English; their shopper messages are listed here (marked for extraction) so
+that the catalogues carry them and :func:`translated` can show them in the shopper's language.
+"""
+from __future__ import annotations
+
+import json
+
+from flask_babel import gettext
+
+from ..cards import MESSAGES, N_
+
+PROCESSOR_MESSAGES = (
+    N_("Your card was declined."),
+    N_("Your card has insufficient funds."),
+    N_("Your card has expired."),
+    N_("Your card's security code is incorrect."),
+    N_("We could not reach the card network. Please try again."),
+    N_("The card number is not valid."),
+    N_("The billing address does not match the card."),
+    N_("The billing address or security code does not match the card."),
+    N_("The store's payment settings are not working. Please contact the store."),
+    N_("We could not process this card. Please try another card."),
+    N_("This card was declined a moment ago. Please use another card or wait a few minutes."),
+    N_("This order has already been paid, or is being paid in another window. Nothing was charged."),
+)
+KNOWN = frozenset(PROCESSOR_MESSAGES) | frozenset(MESSAGES.values())
+
+
+def translated(message: str) -> str:
+    """The shopper's language for a known message; an unknown one is shown as it came."""
+    return gettext(message) if message in KNOWN else message
+
+
+def client_messages() -> str:
+    """The card form's messages in the shopper's language, for the page's inline validation."""
+    return json.dumps({key: gettext(text) for key, text in MESSAGES.items()}, ensure_ascii=False, separators=(",", ":"))
