@@ -41,6 +41,9 @@ class Settings:
     notify_max_attempts: int = 12
     notify_allow_private: bool = False
     authorizenet_test_mode: bool = False
+    # An approved charge whose store notification went dead: after this many hours, reverse or keep it.
+    unconfirmed_charge_hours: float = 72.0
+    unconfirmed_charge_action: str = "reverse"
 
     @property
     def is_production(self) -> bool:
@@ -72,6 +75,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     redirect_method = env.get("GATEWAY_REDIRECT_METHOD", "GET").strip().upper()
     if redirect_method not in {"GET", "POST"}:
         raise ConfigError("GATEWAY_REDIRECT_METHOD must be GET or POST")
+    unconfirmed_action = (env.get("GATEWAY_UNCONFIRMED_CHARGE_ACTION") or "reverse").strip().lower()
+    if unconfirmed_action not in {"reverse", "keep"}:
+        raise ConfigError("GATEWAY_UNCONFIRMED_CHARGE_ACTION must be reverse or keep")
     try:
         values = dict(
             environment=environment,
@@ -89,6 +95,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             notify_max_attempts=int(env.get("GATEWAY_NOTIFY_MAX_ATTEMPTS") or 12),
             notify_allow_private=_flag(env.get("GATEWAY_NOTIFY_ALLOW_PRIVATE"), environment != "production"),
             authorizenet_test_mode=_flag(env.get("AUTHORIZENET_TEST_MODE"), False),
+            unconfirmed_charge_hours=float(env.get("GATEWAY_UNCONFIRMED_CHARGE_HOURS") or 72),
+            unconfirmed_charge_action=unconfirmed_action,
         )
     except ValueError as exc:
         raise ConfigError(f"a numeric setting is not a number: {exc}") from exc

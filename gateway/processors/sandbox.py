@@ -38,6 +38,7 @@ from .base import (
     MerchantAuthenticationError,
     ProcessorUnavailable,
     SaleLookup,
+    SaleLookupResult,
     SaleRequest,
 )
 
@@ -80,11 +81,12 @@ class SandboxProcessor:
                 session.add(existing)
         return _charge(existing)
 
-    def find_sale(self, lookup: SaleLookup) -> Charge | None:
+    def find_sale(self, lookup: SaleLookup) -> SaleLookupResult:
+        """The sandbox's own book is complete, so its absence is authoritative."""
         self._authenticate(lookup.credentials)
         with self.db.transaction() as session:
             row = session.scalars(select(SandboxCharge).where(SandboxCharge.reference == lookup.reference)).first()
-            return _charge(row) if row is not None else None
+            return SaleLookupResult.of(_charge(row)) if row is not None else SaleLookupResult.absent()
 
     def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment:
         self._authenticate(credentials)

@@ -1,0 +1,74 @@
+"""Needs attention: what the gateway cannot finish by itself, with the reason, instead of silent
+retries forever or silent give-ups. Also the per-item failure record and backoff of background work."""
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.orm import Session
+
+from ..models import PaymentSession, utcnow
+from ..services import Services
+
+log = logging.getLogger(__name__)
+BASE_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(hours=1)
+REASON_CHARS = 2000
+
+
+def flag(session: Session, payment_id: int, reason: str) -> None:
+    """Mark a payment as needing an operator, keeping the time it first did."""
+    payment = session.get(PaymentSession, payment_id, populate_existing=True)
+    assert payment is not None
+    payment.attention = reason[:REASON_CHARS]
+    payment.attention_at = payment.attention_at or utcnow()
+    log.warning("order %s needs attention: %s", payment.orderid, reason)
+
+
+def clear(session: Session, payment_id: int) -> None:
+    session.execute(
+        update(PaymentSession)
+        .where(PaymentSession.id == payment_id)
+        .values(attention="", attention_at=None, failures=0, retry_at=None)
+    )
+
+
+def due(now: datetime) -> ColumnElement[bool]:
+    """Background work may touch a payment when its backoff has passed, and never while it waits for an
+    operator (flagged without a retry time): asking again would only repeat the same refusal."""
+    return or_(PaymentSession.retry_at <= now, and_(PaymentSession.retry_at.is_(None), PaymentSession.attention == ""))
+
+
+def backoff(failures: int) -> timedelta:
+    """Exponential backoff with jitter, capped at an hour."""
+    ceiling = min(MAX_DELAY, BASE_DELAY * (2 ** max(0, failures - 1)))
+    return ceiling * (0.5 + 0.5 * random.random())
+
+
+def record_failure(services: Services, payment_id: int, reason: str) -> None:
+    """One more failed try on this payment: visible to operators, and not retried before its backoff."""
+    with services.db.transaction() as session:
+        payment = session.get(PaymentSession, payment_id, populate_existing=True)
+        if payment is None:
+            return
+        payment.failures += 1
+        payment.retry_at = utcnow() + backoff(payment.failures)
+        flag(session, payment_id, f"{reason} (failed {payment.failures} time(s); next try after {payment.retry_at:%H:%M:%S} UTC)")
+
+
+def isolated(services: Services, payment_id: int, what: str, work: Callable[[], object]) -> bool:
+    """Run one item of background work so that its failure is recorded on it and stops nothing else."""
+    try:
+        work()
+    except Exception as exc:  # noqa: BLE001 - one bad item must never stop the round for every store
+        log.exception("%s of payment %s failed", what, payment_id)
+        try:
+            record_failure(services, payment_id, f"{what} failed: {exc.__class__.__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the database itself may be the problem; the next round retries
+            log.exception("could not record the failure of payment %s", payment_id)
+        return False
+    return True
