@@ -88,16 +88,17 @@ def _remember(services: Services, request: SignedRequest) -> dict[str, Any] | No
         )
     if record.state == PostOrderState.ANSWERED.value and record.response is not None:
         return record.response
-    if not _take_over(services, record):
+    claimed_at = record.claimed_at or record.created_at
+    if claimed_at > utcnow() - ledger.IN_FLIGHT_FOR:
         raise ProtocolError(ErrorCode.REFUND_FAILED, "this request is still being processed; try again in a moment")
-    return _answer_from_ledger(services, request)
+    answer = _answer_from_ledger(services, request)
+    if answer is None and not _take_over(services, record):
+        raise ProtocolError(ErrorCode.REFUND_FAILED, "this request is still being processed; try again in a moment")
+    return answer
 
 
 def _take_over(services: Services, record: PostOrderRequest) -> bool:
-    """Claim a request whose first process died: only once its claim is older than any processor call."""
-    claimed_at = record.claimed_at or record.created_at
-    if claimed_at > utcnow() - ledger.IN_FLIGHT_FOR:
-        return False
+    """Claim a request whose first process died and moved no money; of two retries, one wins."""
     with services.db.transaction() as session:
         return POST_ORDERS.move(session, record.id, PostOrderState.PROCESSING, PostOrderState.PROCESSING,
                                 PostOrderRequest.claimed_at == record.claimed_at, claimed_at=utcnow())

@@ -75,6 +75,8 @@ def _render_state(payment: PaymentSession, result: SubmitResult) -> Response | s
         return _message("Payment cancelled", "This payment was cancelled.", payment, 410)
     if is_expired(payment):
         return _message("This payment session has expired", "For your security, payment pages expire. Return to the store and check out again; you have not been charged.", payment, 410)
+    if state == SessionState.APPROVED.value and payment.notification and payment.notification.state == NotificationState.DEAD.value:
+        return _message("Payment received, order not yet confirmed", "Your payment went through, but the store has not confirmed your order yet. The store's support will contact you; please do not pay again.", payment, 200)
     if state in (SessionState.AUTHORIZING.value, SessionState.APPROVED.value):
         return render_template("status.html", payment=payment, refresh=REFRESH_SECONDS, view=_order_view(payment)), 202
     code = 422 if result.field_errors else (402 if result.decline else 200)
