@@ -21,11 +21,12 @@ REASON_CHARS = 2000
 
 
 def flag(session: Session, payment_id: int, reason: str) -> None:
-    """Mark a payment as needing an operator, keeping the time it first did."""
+    """Mark a payment as waiting for an operator (no automatic retry), keeping the time it first needed one."""
     payment = session.get(PaymentSession, payment_id, populate_existing=True)
     assert payment is not None
     payment.attention = reason[:REASON_CHARS]
     payment.attention_at = payment.attention_at or utcnow()
+    payment.retry_at = None
     log.warning("order %s needs attention: %s", payment.orderid, reason)
 
 
@@ -56,8 +57,9 @@ def record_failure(services: Services, payment_id: int, reason: str) -> None:
         if payment is None:
             return
         payment.failures += 1
-        payment.retry_at = utcnow() + backoff(payment.failures)
-        flag(session, payment_id, f"{reason} (failed {payment.failures} time(s); next try after {payment.retry_at:%H:%M:%S} UTC)")
+        retry_at = utcnow() + backoff(payment.failures)
+        flag(session, payment_id, f"{reason} (failed {payment.failures} time(s); next try after {retry_at:%H:%M:%S} UTC)")
+        payment.retry_at = retry_at
 
 
 def isolated(services: Services, payment_id: int, what: str, work: Callable[[], object]) -> bool:

@@ -6,11 +6,11 @@ import logging
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..models import Notification, PaymentSession, SessionState, Transaction, utcnow
+from ..models import LedgerEntry, Notification, PaymentSession, SessionState, Transaction, utcnow
 from ..notifications import outbox
 from ..notifications.client import StoreAnswer
 from ..money import format_money
-from ..processors.base import AdjustmentRefused, MerchantAuthenticationError
+from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorUnavailable
 from ..protocol.messages import complete_order_request
 from ..services import Services
 from . import attention, ledger
@@ -114,9 +114,7 @@ def reverse_rejected_charge(services: Services, session_id: int) -> None:
         if unsettled is not None and ledger.is_in_flight(unsettled):
             return  # another process is moving money on it right now
         if unsettled is not None and not (unsettled.kind == ledger.VOID and unsettled.outcome == ledger.PENDING):
-            money = format_money(unsettled.amount, transaction.currency)
-            attention.flag(session, session_id, f"the store rejected the order; the {unsettled.kind} of {money} "
-                           f"(ledger entry {unsettled.id}) has an unknown outcome: check the processor and resolve it")
+            _hold_for_operator(session, session_id, unsettled, transaction.currency)
             return
         if unsettled is None and current.remaining <= 0:
             payment.credentials_sealed = None
@@ -137,9 +135,23 @@ def reverse_rejected_charge(services: Services, session_id: int) -> None:
             attention.flag(session, session_id, f"the store rejected the order, but returning {money} was refused: "
                            f"{exc.merchant_message}; return it at the processor, then record it by hand")
         return
+    except ProcessorUnavailable:
+        with services.db.transaction() as session:
+            unsettled = ledger.unsettled_entry(session, transaction.id)
+            if unsettled is None:
+                raise  # nothing was reserved (the settlement check failed): retried after the backoff
+            _hold_for_operator(session, session_id, unsettled, transaction.currency)
+        return
     with services.db.transaction() as session:
         _forget_credentials(session, session_id)
         attention.clear(session, session_id)
+
+
+def _hold_for_operator(session: Session, session_id: int, entry: LedgerEntry, currency: str) -> None:
+    """A reversal of unknown outcome: the credentials stay, and an operator's "did not happen" reverses again."""
+    money = format_money(entry.amount, currency)
+    attention.flag(session, session_id, f"the store rejected the order; the {entry.kind} of {money} "
+                   f"(ledger entry {entry.id}) has an unknown outcome: check the processor and resolve it")
 
 
 def _forget_credentials(session: Session, session_id: int) -> None:
