@@ -3,6 +3,7 @@ the money invariants are checked after every step, on SQLite and (when configure
 from __future__ import annotations
 
 import itertools
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -249,6 +250,6 @@ def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
 def test_random_interleavings_keep_the_money_invariants(database_url: str) -> None:
     machine = gateway_machine(database_url)
     run_state_machine_as_test(machine, settings=settings(
-        max_examples=10, stateful_step_count=12, deadline=None, database=None,
+        max_examples=int(os.environ.get('STATEFUL_EXAMPLES', '20')), stateful_step_count=15, deadline=None, database=None,
         phases=[Phase.generate, Phase.shrink],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
