@@ -175,6 +175,17 @@ def ledger_resolve(entry_id: int, happened: bool, note: str, actor: str) -> None
     click.echo(f"ledger entry {entry_id} is now {entry.outcome}")
 
 
+@ledger_group.command("acknowledge")
+@click.argument("entry_id", type=int)
+@click.option("--note", required=True, help="How the books were corrected.")
+@ACTOR
+def ledger_acknowledge(entry_id: int, note: str, actor: str) -> None:
+    """Clear a ledger entry's attention after correcting a late, contradicting processor answer."""
+    with _refusals():
+        operations.acknowledge_ledger_conflict(_services(), entry_id, actor=actor, note=note)
+    click.echo(f"ledger entry {entry_id} acknowledged")
+
+
 @contextmanager
 def _refusals() -> Iterator[None]:
     try:

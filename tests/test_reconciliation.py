@@ -231,6 +231,8 @@ def test_case_08_a_late_answer_contradicting_the_operator_needs_attention(client
         entry = session.get(LedgerEntry, entry_id)
         assert entry.outcome == "declined" and "answered approved (refund-9)" in entry.attention
     assert "ledger" in attention_kinds(services)
+    cli("ledger", "acknowledge", str(entry_id), "--note", "refund confirmed, books corrected by journal 12")
+    assert "ledger" not in attention_kinds(services)
 
 
 def test_case_09_a_late_writer_cannot_overwrite_delivered(client, services, store):

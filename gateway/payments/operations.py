@@ -24,13 +24,13 @@ from ..models import (
     utcnow,
 )
 from ..money import format_money
+from ..notifications import outbox
 from ..processors.base import Charge
 from ..services import Services
 from . import attention, ledger
 from .charging import _record_charge, _transition
 from .completion import notify_store
 from .unconfirmed import apply_policy
-from ..notifications import outbox
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,17 @@ def resolve_ledger_entry(services: Services, entry_id: int, *, happened: bool, a
         attention.clear(session, payment_id)  # a rejected order's reversal is tried again if this did not happen
     log.info("%s resolved ledger entry %s as %s: %s", actor, entry_id, entry.outcome, note)
     return entry
+
+
+def acknowledge_ledger_conflict(services: Services, entry_id: int, *, actor: str, note: str) -> None:
+    """The operator corrected the books after a late processor answer contradicted a resolution."""
+    with services.db.transaction() as session:
+        entry = session.get(LedgerEntry, entry_id)
+        if entry is None or not entry.attention:
+            raise OperationRefused(f"ledger entry {entry_id} does not need attention")
+        entry.message = f"{entry.message} | {entry.attention} | acknowledged by {actor}: {note}"[:1000]
+        entry.attention = ""
+    log.info("%s acknowledged ledger entry %s: %s", actor, entry_id, note)
 
 
 def resolve_sale(services: Services, payment_id: int, *, charged: bool, transaction_id: str = "",
