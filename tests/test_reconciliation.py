@@ -322,3 +322,26 @@ def test_case_11_a_reversal_marked_did_not_happen_is_reversed_again(client, serv
     payment = payment_row(services, token)
     assert payment.credentials_sealed is None and payment.attention == ""
     assert [row[2] for row in ledger_rows(services)] == ["approved", "declined", "approved"]
+
+
+def test_a_charge_arriving_after_its_attempt_was_resolved_is_flagged_not_lost(client, services, store):
+    token, csrf = open_session(client)
+    real_sale = services.processor.sale
+
+    def slow_sale(request):  # type: ignore[no-untyped-def]
+        with services.db.transaction() as session:  # meanwhile the attempt was resolved as "not charged"
+            session.execute(update(PaymentSession).values(state="open"))
+        return real_sale(request)
+
+    services.processor.sale = slow_sale  # type: ignore[method-assign]
+    assert pay(client, token, csrf).status_code < 500
+    payment = payment_row(services, token)
+    assert payment.state == "open" and "is not recorded: void it at the processor" in payment.attention
+
+
+def test_resolving_a_sale_still_in_flight_is_refused(client, services, store):
+    token, _ = open_session(client)
+    with services.db.transaction() as session:
+        session.execute(update(PaymentSession).values(state="authorizing", attempt=1))
+    with pytest.raises(operations.OperationRefused, match="still be in flight"):
+        operations.resolve_sale(services, payment_row(services, token).id, charged=False, actor="ops", note="x")

@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.orm import Session
 
@@ -22,19 +22,22 @@ REASON_CHARS = 2000
 
 def flag(session: Session, payment_id: int, reason: str) -> None:
     """Mark a payment as waiting for an operator (no automatic retry), keeping the time it first needed one."""
-    payment = session.get(PaymentSession, payment_id, populate_existing=True)
-    assert payment is not None
-    payment.attention = reason[:REASON_CHARS]
-    payment.attention_at = payment.attention_at or utcnow()
-    payment.retry_at = None
-    log.warning("order %s needs attention: %s", payment.orderid, reason)
+    _mark(session, payment_id, attention=reason[:REASON_CHARS], retry_at=None,
+          attention_at=func.coalesce(PaymentSession.attention_at, utcnow()))
+    log.warning("payment %s needs attention: %s", payment_id, reason)
 
 
 def clear(session: Session, payment_id: int) -> None:
+    _mark(session, payment_id, attention="", attention_at=None, failures=0, retry_at=None)
+
+
+def _mark(session: Session, payment_id: int, **values: object) -> None:
+    """Attention is about the payment, not a step of it: ``updated_at`` (the attempt's age) is kept."""
     session.execute(
         update(PaymentSession)
         .where(PaymentSession.id == payment_id)
-        .values(attention="", attention_at=None, failures=0, retry_at=None)
+        .values(updated_at=PaymentSession.updated_at, **values)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -53,13 +56,12 @@ def backoff(failures: int) -> timedelta:
 def record_failure(services: Services, payment_id: int, reason: str) -> None:
     """One more failed try on this payment: visible to operators, and not retried before its backoff."""
     with services.db.transaction() as session:
-        payment = session.get(PaymentSession, payment_id, populate_existing=True)
-        if payment is None:
+        failures = session.scalar(select(PaymentSession.failures).where(PaymentSession.id == payment_id))
+        if failures is None:
             return
-        payment.failures += 1
-        retry_at = utcnow() + backoff(payment.failures)
-        flag(session, payment_id, f"{reason} (failed {payment.failures} time(s); next try after {retry_at:%H:%M:%S} UTC)")
-        payment.retry_at = retry_at
+        retry_at = utcnow() + backoff(failures + 1)
+        flag(session, payment_id, f"{reason} (failed {failures + 1} time(s); next try after {retry_at:%H:%M:%S} UTC)")
+        _mark(session, payment_id, failures=failures + 1, retry_at=retry_at)
 
 
 def isolated(services: Services, payment_id: int, what: str, work: Callable[[], object]) -> bool:

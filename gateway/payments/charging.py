@@ -94,7 +94,8 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
     except ProcessorError as exc:
         return _record_decline(services, payment.id, exc)
     notification_id = _record_charge(services, payment.id, attempt, charge)
-    notify_store(services, notification_id)
+    if notification_id is not None:
+        notify_store(services, notification_id)
     return SubmitResult(_reload(services, payment.id))
 
 
@@ -157,7 +158,9 @@ def _recover(services: Services, payment: PaymentSession) -> None:
     )
     if result.found is Found.FOUND:
         assert result.charge is not None
-        notify_store(services, _record_charge(services, payment.id, payment.attempt, result.charge))
+        notification_id = _record_charge(services, payment.id, payment.attempt, result.charge)
+        if notification_id is not None:
+            notify_store(services, notification_id)
     elif result.found is Found.ABSENT:
         with services.db.transaction() as session:
             _transition(session, payment.id, payment.attempt, SessionState.OPEN)
@@ -213,9 +216,16 @@ def _open_credentials(services: Services, session: Session, payment: PaymentSess
         return None
 
 
-def _record_charge(services: Services, payment_id: int, attempt: int, charge: Charge) -> int:
+def _record_charge(services: Services, payment_id: int, attempt: int, charge: Charge) -> int | None:
+    """Record an approved charge with its notification; None (and flagged) if the attempt was resolved meanwhile."""
     with services.db.transaction() as session:
-        payment = _transition(session, payment_id, attempt, SessionState.APPROVED)
+        if not SESSIONS.move(session, payment_id, SessionState.AUTHORIZING, SessionState.APPROVED,
+                             PaymentSession.attempt == attempt):
+            attention.flag(session, payment_id, f"charge {charge.transaction_id} of {charge.amount} {charge.currency} "
+                           f"arrived after attempt {attempt} was resolved and is not recorded: void it at the processor")
+            return None
+        payment = session.get(PaymentSession, payment_id, populate_existing=True)
+        assert payment is not None
         transaction = Transaction(
             session_id=payment.id,
             processor=services.processor.name,

@@ -28,7 +28,7 @@ from ..notifications import outbox
 from ..processors.base import Charge
 from ..services import Services
 from . import attention, ledger
-from .charging import _record_charge, _transition
+from .charging import STALE_AFTER, _record_charge, _transition
 from .completion import notify_store
 from .unconfirmed import apply_policy
 
@@ -130,6 +130,8 @@ def resolve_sale(services: Services, payment_id: int, *, charged: bool, transact
         payment = session.get(PaymentSession, payment_id)
         if payment is None or payment.state != SessionState.AUTHORIZING.value:
             raise OperationRefused(f"payment {payment_id} is not waiting for a charge's outcome")
+        if payment.updated_at > utcnow() - STALE_AFTER:
+            raise OperationRefused(f"payment {payment_id}'s charge may still be in flight; check again in a few minutes")
         attempt = payment.attempt
         if not charged:
             _transition(session, payment_id, attempt, SessionState.OPEN)
@@ -137,7 +139,10 @@ def resolve_sale(services: Services, payment_id: int, *, charged: bool, transact
     if charged:
         charge = Charge(transaction_id, payment.amount_total, payment.currency, payment.card_brand, payment.card_last4,
                         message=f"recorded by {actor}: {note}")
-        notify_store(services, _record_charge(services, payment_id, attempt, charge))
+        notification_id = _record_charge(services, payment_id, attempt, charge)
+        if notification_id is None:
+            raise OperationRefused(f"payment {payment_id} was resolved meanwhile")
+        notify_store(services, notification_id)
     log.info("%s resolved the sale of payment %s as %s: %s", actor, payment_id, "charged" if charged else "not charged", note)
     return SessionState.APPROVED.value if charged else SessionState.OPEN.value
 
