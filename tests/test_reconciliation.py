@@ -154,8 +154,9 @@ def test_case_06_a_session_without_credentials_is_never_left_authorizing(client,
     token, csrf = open_session(client)
     with services.db.transaction() as session:
         session.execute(update(PaymentSession).values(credentials_sealed=None))
-    pay(client, token, csrf)
+    page = pay(client, token, csrf)
     assert payment_row(services, token).state == "open"
+    assert "can no longer take payments" in page.get_data(as_text=True)
 
 
 def test_case_06_recovery_flags_an_attempt_whose_credentials_are_gone(client, services, store):

@@ -35,6 +35,7 @@ from .states import SESSIONS
 log = logging.getLogger(__name__)
 STALE_AFTER = timedelta(minutes=2)
 ORDER_BUSY = "This order has already been paid, or is being paid in another window. Nothing was charged."
+CANNOT_CHARGE = "This payment page can no longer take payments. Return to the store and check out again; nothing was charged."
 BUSY_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value, SessionState.COMPLETED.value)
 
 
@@ -70,7 +71,8 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
     if claimed is None:
         current = _reload(services, payment.id)
         if current.state == SessionState.OPEN.value and not is_expired(current):
-            return SubmitResult(current, decline=ORDER_BUSY)
+            unusable = current.credentials_sealed is None or bool(current.attention)
+            return SubmitResult(current, decline=CANNOT_CHARGE if unusable else ORDER_BUSY)
         return SubmitResult(current)
     attempt, credentials = claimed
     request = SaleRequest(
