@@ -204,6 +204,13 @@ def test_case_07_the_keep_policy_keeps_the_charge_and_forgets_the_credentials(ap
     payment = payment_row(services, token)
     assert payment.state == "approved" and payment.credentials_sealed is None
     assert "charge kept" in payment.attention and not sandbox_charge(services).voided
+    with services.db.transaction() as session:  # the store is fixed, the notification requeued ... and rejected
+        notification_id = session.scalars(select(Notification.id)).one()
+    operations.requeue_notification(services, notification_id, actor="ops", note="store fixed")
+    store.replace("POST", NOTIFY_URL, json=complete_order_answer(0))
+    run_once(services)
+    payment = payment_row(services, token)
+    assert payment.state == "rejected" and "return the money at the processor" in payment.attention
 
 
 def test_case_08_resolve_refuses_an_entry_still_in_flight(client, services, store, cli):

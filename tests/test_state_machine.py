@@ -43,3 +43,24 @@ def test_a_guard_beyond_the_state_is_part_of_the_compare(client, services):
 def test_final_states_have_no_way_out(machine, final):
     assert all(machine.is_final(state.value) for state in final)
     assert not machine.is_final(next(iter(machine.moves)).value)
+
+
+def test_racing_writers_on_the_real_database_exactly_one_wins(client, services):
+    import threading
+
+    token, _ = open_session(client)
+    payment_id = payment_row(services, token).id
+    barrier = threading.Barrier(6)
+    results: list[bool] = []
+
+    def race() -> None:
+        barrier.wait()
+        with services.db.transaction() as session:
+            results.append(SESSIONS.move(session, payment_id, SessionState.OPEN, SessionState.AUTHORIZING))
+
+    threads = [threading.Thread(target=race) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 5 + [True]

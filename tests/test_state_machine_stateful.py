@@ -149,6 +149,31 @@ def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
             if retry:
                 assert self.client.post("/post-order", json=body).get_json() == first  # a retry moves no money
 
+        @rule(order=st.sampled_from(ORDERS), amount=st.sampled_from([1000, 12312]))
+        def crash_mid_refund_then_retry(self, order: int, amount: int) -> None:
+            with self.services.db.transaction() as session:
+                transaction = session.scalars(select(Transaction).where(Transaction.orderid == order)).first()
+            if transaction is None:
+                return
+            body = signed_refund(orderid=order, type="refund", transactionid=transaction.processor_txn_id,
+                                 amounttotal=amount, randomkey=f"po{next(self.keys)}")
+            real_refund = self.services.processor.refund
+
+            def die(*args: Any) -> Any:
+                real_refund(*args)
+                raise Crash
+
+            self.services.processor.refund = die  # type: ignore[method-assign]
+            try:
+                self.client.post("/post-order", json=body)
+            except Crash:
+                pass
+            finally:
+                self.services.processor.refund = real_refund  # type: ignore[method-assign]
+            self._age()
+            retried = self.client.post("/post-order", json=body).get_json()
+            assert retried["approved"] in (0, 1) and retried["signature"]
+
         @rule()
         def time_passes_and_recovery_runs(self) -> None:
             self._age()

@@ -50,10 +50,14 @@ def apply_store_answer(session: Session, notification: Notification, answer: Sto
     For a payment that had already failed, the store's error code is kept for the shopper's errorurl.
     """
     target = SessionState.COMPLETED if answer.processed else SessionState.REJECTED
-    if SESSIONS.move(session, notification.session_id, SessionState.APPROVED, target):
-        attention.clear(session, notification.session_id)
+    moved = SESSIONS.move(session, notification.session_id, SessionState.APPROVED, target)
     payment = session.get(PaymentSession, notification.session_id, populate_existing=True)
     assert payment is not None
+    if moved and target is SessionState.REJECTED and payment.credentials_sealed is None:
+        attention.flag(session, payment.id, "the store rejected the order after the merchant credentials were erased "
+                       "(the charge had been kept): return the money at the processor, then record it by hand")
+    elif moved:
+        attention.clear(session, payment.id)
     if not answer.processed and answer.errorcode:
         payment.error_code = answer.errorcode[:64]
         payment.error_message = answer.errormessage[:2000]
