@@ -7,7 +7,6 @@ import os
 from datetime import timedelta
 from typing import Any
 
-import pytest
 import requests
 import responses
 from hypothesis import HealthCheck, Phase, settings
