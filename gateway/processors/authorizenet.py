@@ -212,7 +212,7 @@ class AuthorizeNetProcessor:
         answer = self._call({"getSettledBatchListRequest": {
             "merchantAuthentication": _auth(lookup.credentials),
             "firstSettlementDate": (since - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "lastSettlementDate": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastSettlementDate": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }}, test)
         self._raise_top_level(answer, ProcessorUnavailable)
         return [str(batch["batchId"]) for batch in answer.get("batchList") or []]
