@@ -1,8 +1,12 @@
 """The `gateway` command: run the server, migrate the database, operate the sandbox."""
 from __future__ import annotations
 
+import getpass
 import json
 import threading
+
+from contextlib import contextmanager
+from typing import Iterator
 
 import click
 from flask import Flask, current_app
@@ -14,7 +18,7 @@ from .migrate import revision, upgrade
 from .openapi import build_spec
 from .notifications import outbox
 from .notifications.worker import run_forever, run_once
-from .payments import ledger
+from .payments import ledger, operations
 from .services import Services
 from . import stores
 
@@ -114,7 +118,8 @@ def notifications_work(once: bool, interval: float, batch: int) -> None:
     services = _services()
     if once:
         result = run_once(services, batch)
-        click.echo(f"delivered {result.delivered} of {result.attempted} due notification(s); recovered {result.recovered}")
+        click.echo(f"delivered {result.delivered} of {result.attempted} due notification(s); recovered {result.recovered}; "
+                   f"{operations.attention_count(services)} item(s) need attention")
         return
     run_forever(services, interval, batch)
 
@@ -128,12 +133,24 @@ def notifications_list(state: str) -> None:
         click.echo(f"{row.id}\torder {row.payload.get('orderid')}\tattempts {row.attempts}\t{row.url}\t{row.last_error}")
 
 
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+ACTOR = click.option("--actor", default=_operator, show_default="your login", help="Who acts (kept with the record).")
+
+
 @notifications.command("requeue")
 @click.argument("notification_id", type=int)
-def notifications_requeue(notification_id: int) -> None:
+@click.option("--note", default="requeued by hand", show_default=True)
+@ACTOR
+def notifications_requeue(notification_id: int, note: str, actor: str) -> None:
     """Send a dead notification again from the first attempt."""
-    if not outbox.requeue(_services(), notification_id):
-        raise click.ClickException(f"notification {notification_id} is not dead")
+    with _refusals():
+        operations.requeue_notification(_services(), notification_id, actor=actor, note=note)
     click.echo(f"notification {notification_id} is pending again")
 
 
@@ -154,14 +171,99 @@ def ledger_unresolved() -> None:
 @ledger_group.command("resolve")
 @click.argument("entry_id", type=int)
 @click.option("--happened/--did-not-happen", required=True, help="What the processor's own records show.")
-@click.option("--note", required=True, help="Who checked, and where.")
-def ledger_resolve(entry_id: int, happened: bool, note: str) -> None:
-    """Settle an unresolved void or refund after checking it at the processor."""
-    with _services().db.transaction() as session:
-        if entry_id not in {entry.id for entry in ledger.unresolved(session)}:
-            raise click.ClickException(f"ledger entry {entry_id} is not unresolved")
-        entry = ledger.resolve(session, entry_id, happened, note)
+@click.option("--note", required=True, help="What was checked, and where.")
+@ACTOR
+def ledger_resolve(entry_id: int, happened: bool, note: str, actor: str) -> None:
+    """Settle an unresolved void or refund after checking it at the processor (never one still in flight)."""
+    with _refusals():
+        entry = operations.resolve_ledger_entry(_services(), entry_id, happened=happened, actor=actor, note=note)
     click.echo(f"ledger entry {entry_id} is now {entry.outcome}")
+
+
+@ledger_group.command("acknowledge")
+@click.argument("entry_id", type=int)
+@click.option("--note", required=True, help="How the books were corrected.")
+@ACTOR
+def ledger_acknowledge(entry_id: int, note: str, actor: str) -> None:
+    """Clear a ledger entry's attention after correcting a late, contradicting processor answer."""
+    with _refusals():
+        operations.acknowledge_ledger_conflict(_services(), entry_id, actor=actor, note=note)
+    click.echo(f"ledger entry {entry_id} acknowledged")
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    try:
+        yield
+    except operations.OperationRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group("attention")
+def attention_group() -> None:
+    """What the gateway cannot finish by itself: list it, and act on it."""
+
+
+@attention_group.command("list")
+def attention_list() -> None:
+    """Every item that needs an operator, oldest first: kind, id, order, since, reason."""
+    for item in operations.needs_attention(_services()):
+        click.echo(f"{item.kind}\t{item.id}\torder {item.orderid}\t{item.since:%Y-%m-%d %H:%M}\t{item.reason}")
+
+
+@attention_group.command("count")
+def attention_count() -> None:
+    """How many items need an operator (for monitoring: 0 is healthy)."""
+    click.echo(str(operations.attention_count(_services())))
+
+
+@attention_group.command("resolve-sale")
+@click.argument("payment_id", type=int)
+@click.option("--charged", "transaction_id", help="The processor's transaction id: the charge went through.")
+@click.option("--not-charged", is_flag=True, help="The processor has no such charge: the shopper may pay again.")
+@click.option("--note", required=True, help="What was checked, and where.")
+@ACTOR
+def attention_resolve_sale(payment_id: int, transaction_id: str | None, not_charged: bool, note: str, actor: str) -> None:
+    """Settle a charge attempt of unknown outcome from the processor's own records."""
+    if bool(transaction_id) == not_charged:
+        raise click.ClickException("give exactly one of --charged TRANSACTION_ID or --not-charged")
+    with _refusals():
+        state = operations.resolve_sale(_services(), payment_id, charged=not not_charged,
+                                        transaction_id=transaction_id or "", actor=actor, note=note)
+    click.echo(f"payment {payment_id} is now {state}")
+
+
+@attention_group.command("reverse")
+@click.argument("payment_id", type=int)
+@click.option("--reason", required=True)
+@ACTOR
+def attention_reverse(payment_id: int, reason: str, actor: str) -> None:
+    """Give back a charge the store never confirmed."""
+    with _refusals():
+        operations.reverse_charge(_services(), payment_id, actor=actor, reason=reason)
+    click.echo(f"payment {payment_id}: charge reversed")
+
+
+@attention_group.command("returned-by-hand")
+@click.argument("payment_id", type=int)
+@click.option("--note", required=True, help="Where and how the money was returned.")
+@ACTOR
+def attention_returned(payment_id: int, note: str, actor: str) -> None:
+    """Record that what was left of a rejected order's charge was returned at the processor itself."""
+    with _refusals():
+        operations.record_returned_by_hand(_services(), payment_id, actor=actor, note=note)
+    click.echo(f"payment {payment_id}: recorded as returned")
+
+
+@attention_group.command("retry")
+@click.argument("payment_id", type=int)
+@click.option("--note", default="retry requested", show_default=True)
+@ACTOR
+def attention_retry(payment_id: int, note: str, actor: str) -> None:
+    """Let the worker try a flagged payment again now."""
+    with _refusals():
+        operations.retry(_services(), payment_id, actor=actor, note=note)
+    click.echo(f"payment {payment_id} will be tried again")
 
 
 @main.group("stores")

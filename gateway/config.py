@@ -59,6 +59,9 @@ class Settings:
     sandbox_latency_seconds: float = 0.0
     sandbox_jitter_seconds: float = 0.0
     db_pool_size: int = 10
+    # An approved charge whose store notification went dead: after this many hours, reverse or keep it.
+    unconfirmed_charge_hours: float = 72.0
+    unconfirmed_charge_action: str = "reverse"
 
     @property
     def is_production(self) -> bool:
@@ -105,6 +108,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     redirect_method = env.get("GATEWAY_REDIRECT_METHOD", "GET").strip().upper()
     if redirect_method not in {"GET", "POST"}:
         raise ConfigError("GATEWAY_REDIRECT_METHOD must be GET or POST")
+    unconfirmed_action = (env.get("GATEWAY_UNCONFIRMED_CHARGE_ACTION") or "reverse").strip().lower()
+    if unconfirmed_action not in {"reverse", "keep"}:
+        raise ConfigError("GATEWAY_UNCONFIRMED_CHARGE_ACTION must be reverse or keep")
     try:
         values = dict(
             environment=environment,
@@ -131,6 +137,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             sandbox_latency_seconds=float(env.get("SANDBOX_LATENCY") or 0),
             sandbox_jitter_seconds=float(env.get("SANDBOX_JITTER") or 0),
             db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or 10),
+            unconfirmed_charge_hours=float(env.get("GATEWAY_UNCONFIRMED_CHARGE_HOURS") or 72),
+            unconfirmed_charge_action=unconfirmed_action,
         )
     except ValueError as exc:
         raise ConfigError(f"a numeric setting is not a number: {exc}") from exc

@@ -48,6 +48,18 @@ class SessionState(str, Enum):
 PAID_STATES = (SessionState.APPROVED.value, SessionState.COMPLETED.value)
 
 
+class LedgerOutcome(str, Enum):
+    PENDING = "pending"  # reserved; the processor call is (or was, if its process died) in flight
+    APPROVED = "approved"
+    DECLINED = "declined"
+    UNKNOWN = "unknown"  # nobody knows whether the processor did it: holds its amount until resolved
+
+
+class PostOrderState(str, Enum):
+    PROCESSING = "processing"  # claimed by one request; a crashed claim is taken over once stale
+    ANSWERED = "answered"
+
+
 class PaymentSession(Base):
     """One CheckoutRequest and the shopper's way through the hosted page."""
 
@@ -88,6 +100,12 @@ class PaymentSession(Base):
     # Why the payment ended badly: the store's errorcode if it gave one, else ours; errorurl gets it.
     error_code: Mapped[str] = mapped_column(String(64), default="")
     error_message: Mapped[str] = mapped_column(Text, default="")
+    # Needs attention: why the gateway cannot finish this payment by itself ("" when it can).
+    attention: Mapped[str] = mapped_column(Text, default="")
+    attention_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    # Background work on this session failed `failures` times in a row; next try not before retry_at.
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -138,6 +156,8 @@ class LedgerEntry(Base):
     processor_ref: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     request_key: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
+    # Needs attention: e.g. the processor's late answer contradicts an operator's resolution.
+    attention: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     transaction: Mapped[Transaction] = relationship(back_populates="ledger")
@@ -153,9 +173,10 @@ class PostOrderRequest(Base):
     orderid: Mapped[int] = mapped_column(BigInteger)
     randomkey: Mapped[str] = mapped_column(String(128))
     request_digest: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(12), default="processing")  # processing, answered
+    state: Mapped[str] = mapped_column(String(12), default=PostOrderState.PROCESSING.value)
     response: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True, default=utcnow)
 
 
 class NotificationState(str, Enum):
@@ -177,6 +198,8 @@ class Notification(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     claimed_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
+    # Fencing token: each claim increments it, and only the holder of the latest claim may write.
+    lease: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[Optional[bool]] = mapped_column(Boolean, nullable=True)
     response_errorcode: Mapped[str] = mapped_column(String(64), default="")
     response_errormessage: Mapped[str] = mapped_column(Text, default="")

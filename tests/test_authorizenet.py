@@ -8,12 +8,16 @@ import pytest
 import requests
 import responses
 
+from datetime import timedelta
+
 from gateway.cards import Card
+from gateway.models import utcnow
 from gateway.processors.authorizenet import PRODUCTION_URL, SANDBOX_URL, AuthorizeNetProcessor, decimal_amount, ref_id
 from gateway.processors.base import (
     AdjustmentRefused,
     CardDeclined,
     ChargeRef,
+    Found,
     MerchantAuthenticationError,
     OutcomeUnknown,
     ProcessorError,
@@ -101,12 +105,12 @@ def test_endpoint_follows_testmode_and_configuration(api, test_mode, forced, url
 @pytest.mark.parametrize(
     "code, text, shopper",
     [("2", "This transaction has been declined.", "Your card was declined."),
-     ("8", "The credit card has expired.", "Your card has expired."),
+     ("8", "The credit card has expired.", "Your card has expired."),  # arrives with responseCode 3
      ("65", "This transaction has been declined.", "security code is incorrect"),
      ("27", "The transaction has been declined because of an AVS mismatch.", "billing address")],
 )
 def test_declines_speak_to_the_shopper(api, code, text, shopper):
-    api.add(responses.POST, PRODUCTION_URL, body=refused("2", code, text))
+    api.add(responses.POST, PRODUCTION_URL, body=refused("3" if code == "8" else "2", code, text))
     with pytest.raises(CardDeclined) as caught:
         AuthorizeNetProcessor().sale(sale_request())
     assert shopper in caught.value.message
@@ -258,13 +262,18 @@ def test_find_sale_after_a_crash_uses_the_unsettled_list(api):
          "accountType": "Visa", "accountNumber": "XXXX1111"},
     ]))
     lookup = SaleLookup("ps12a1", "AB-12234", 12312, "USD", CREDENTIALS)
-    charge = AuthorizeNetProcessor().find_sale(lookup)
-    assert charge is not None and (charge.transaction_id, charge.card_last4, charge.card_brand) == ("2", "1111", "visa")
+    result = AuthorizeNetProcessor().find_sale(lookup)
+    assert result.found is Found.FOUND and result.charge is not None
+    assert (result.charge.transaction_id, result.charge.card_last4, result.charge.card_brand) == ("2", "1111", "visa")
 
 
-def test_find_sale_finds_nothing(api):
+def test_find_sale_finds_nothing_only_after_reading_everything(api):
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[]))
-    assert AuthorizeNetProcessor().find_sale(SaleLookup("ps1a1", "AB-1", 100, "USD", CREDENTIALS)) is None
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, batchList=[{"batchId": "77"}]))
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[]))
+    lookup = SaleLookup("ps1a1", "AB-1", 100, "USD", CREDENTIALS, submitted_at=utcnow() - timedelta(days=2))
+    assert AuthorizeNetProcessor().find_sale(lookup).found is Found.ABSENT
+    assert sent(api, 2)["getTransactionListRequest"]["batchId"] == "77"
 
 
 def test_amounts_use_the_currency_minor_units():

@@ -57,7 +57,7 @@ def test_refund_with_unknown_outcome_holds_its_amount_until_resolved(client, ser
     services.processor.refund = real_refund  # type: ignore[method-assign]
     blocked = post_json(client, "/post-order", signed_refund(type="refund", transactionid=transactionid,
                                                              amounttotal=1000, randomkey="second"))
-    assert blocked["approved"] == 0 and "exceeds the 312 left" in blocked["errormessage"]
+    assert blocked["approved"] == 0 and "exceeds the $3.12 left" in blocked["errormessage"]
 
     listed = cli("ledger", "unresolved")
     assert "refund\t12000\tunknown" in listed

@@ -68,7 +68,7 @@ def test_partial_refunds_add_up_and_cannot_exceed_the_charge(client, services, p
     over = post_json(client, "/post-order", signed_refund(
         type="refund", transactionid=paid, amounttotal=313, is_full_refund=False, randomkey="part-over"))
     assert over["approved"] == 0 and over["errorcode"] == "103"
-    assert "exceeds the 312 left" in over["errormessage"]
+    assert "exceeds the $3.12 left" in over["errormessage"]
     assert_signed(over)
     last = post_json(client, "/post-order", signed_refund(
         type="refund", transactionid=paid, amounttotal=312, is_full_refund=False, randomkey="part-last"))

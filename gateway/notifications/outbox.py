@@ -2,10 +2,14 @@
 
 A delivery first claims its row with a short lease (compare-and-set), so two workers never post
 the same notification at the same time; a worker that dies mid-delivery loses its lease and the
-next one retries. The store's answer and whatever it changes are written in one transaction.
+next one retries. Each claim increments the row's ``lease`` number, a fencing token: a worker
+whose lease was taken over may still hear the store, but it may no longer write the outcome, so
+a late writer can never overwrite ``delivered`` with ``dead`` or apply a second answer. The
+store's answer and whatever it changes are written in one transaction.
 """
 from __future__ import annotations
 
+import logging
 import random
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -14,9 +18,11 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import Notification, NotificationAttempt, NotificationState, utcnow
+from ..payments.states import NOTIFICATIONS
 from ..services import Services
 from .client import Exchange, StoreAnswer
 
+log = logging.getLogger(__name__)
 OnAnswer = Callable[[Session, Notification, StoreAnswer], None]
 BASE_DELAY = timedelta(seconds=5)
 MAX_DELAY = timedelta(hours=1)
@@ -54,7 +60,7 @@ def claim(services: Services, notification_id: int, *, only_due: bool = False) -
         conditions.append(Notification.next_attempt_at <= now)
     with services.db.transaction() as session:
         won = session.execute(
-            update(Notification).where(*conditions).values(claimed_until=now + _lease(services))
+            update(Notification).where(*conditions).values(claimed_until=now + _lease(services), lease=Notification.lease + 1)
         ).rowcount
         return session.get(Notification, notification_id) if won else None
 
@@ -72,27 +78,52 @@ def claim_due(services: Services, limit: int) -> list[Notification]:
         ).all()
         for row in rows:
             row.claimed_until = now + _lease(services)
+            row.lease += 1
         return list(rows)
 
 
 def deliver(services: Services, notification: Notification, on_answer: OnAnswer) -> StoreAnswer | None:
-    """Post a claimed notification once and record the attempt; the answer is applied atomically."""
+    """Post a claimed notification once and record the attempt; the answer is applied atomically,
+    and only while this worker's lease is still the latest one."""
     exchange = services.store.post(notification.url, notification.payload)
     with services.db.transaction() as session:
-        row = session.get(Notification, notification.id, populate_existing=True)
-        assert row is not None
+        row = _locked(session, notification.id)
         _log_attempt(session, row, exchange)
-        if exchange.answer is None:
-            _schedule_retry(services, row, exchange.error)
+        if not _holds_lease(row, notification):
+            log.warning("notification %s: answer after losing the lease, discarded (%s)", row.id, exchange.error or "answered")
             return None
-        row.state = NotificationState.DELIVERED.value
-        row.processed = exchange.answer.processed
-        row.response_errorcode = exchange.answer.errorcode[:64]
-        row.response_errormessage = exchange.answer.errormessage[:2000]
-        row.delivered_at = utcnow()
-        row.claimed_until = None
+        if exchange.answer is None:
+            _schedule_retry(services, session, row, exchange.error)
+            return None
+        NOTIFICATIONS.move(
+            session, row.id, NotificationState.PENDING, NotificationState.DELIVERED, Notification.lease == notification.lease,
+            processed=exchange.answer.processed,
+            response_errorcode=exchange.answer.errorcode[:64],
+            response_errormessage=exchange.answer.errormessage[:2000],
+            delivered_at=utcnow(),
+            claimed_until=None,
+        )
         on_answer(session, row, exchange.answer)
         return exchange.answer
+
+
+def release_failed(services: Services, notification: Notification, error: str) -> None:
+    """A delivery broke on our side (not the store's): record why and retry after the backoff."""
+    with services.db.transaction() as session:
+        row = _locked(session, notification.id)
+        if _holds_lease(row, notification):
+            row.attempts += 1
+            _schedule_retry(services, session, row, f"gateway error while delivering: {error}"[:1000])
+
+
+def _locked(session: Session, notification_id: int) -> Notification:
+    row = session.get(Notification, notification_id, populate_existing=True, with_for_update=True)
+    assert row is not None
+    return row
+
+
+def _holds_lease(row: Notification, notification: Notification) -> bool:
+    return row.state == NotificationState.PENDING.value and row.lease == notification.lease
 
 
 def _log_attempt(session: Session, row: Notification, exchange: Exchange) -> None:
@@ -109,11 +140,12 @@ def _log_attempt(session: Session, row: Notification, exchange: Exchange) -> Non
     )
 
 
-def _schedule_retry(services: Services, row: Notification, error: str) -> None:
+def _schedule_retry(services: Services, session: Session, row: Notification, error: str) -> None:
     row.last_error = error
     row.claimed_until = None
     if row.attempts >= services.settings.notify_max_attempts:
-        row.state = NotificationState.DEAD.value
+        session.flush()
+        NOTIFICATIONS.move(session, row.id, NotificationState.PENDING, NotificationState.DEAD)
     else:
         row.next_attempt_at = utcnow() + backoff(row.attempts)
 
@@ -130,10 +162,7 @@ def by_state(services: Services, state: str, limit: int = 100) -> list[Notificat
 def requeue(services: Services, notification_id: int) -> bool:
     """An operator sends a dead notification round again (after fixing the store, say)."""
     with services.db.transaction() as session:
-        return bool(
-            session.execute(
-                update(Notification)
-                .where(Notification.id == notification_id, Notification.state == NotificationState.DEAD.value)
-                .values(state=NotificationState.PENDING.value, attempts=0, next_attempt_at=utcnow(), claimed_until=None)
-            ).rowcount
+        return NOTIFICATIONS.move(
+            session, notification_id, NotificationState.DEAD, NotificationState.PENDING,
+            attempts=0, next_attempt_at=utcnow(), claimed_until=None,
         )

@@ -1,17 +1,23 @@
 """The delivery worker: retries due notifications and finishes work a crashed process left behind.
 
 Run as `gateway notifications work`; any number of workers on any number of hosts may run at once.
+Every item is handled on its own (its own transactions, its own failure record and backoff), so
+one bad item -- credentials that no longer decrypt, a processor error nobody expected -- never
+stops the round for every other store.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from ..payments.charging import forget_expired_credentials, recover_stale_authorizations
 from ..payments.completion import deliver_claimed, reverse_unfinished_rejections
+from ..payments.unconfirmed import settle_unconfirmed_charges
 from ..services import Services
 from . import outbox
+from ..models import Notification
 
 log = logging.getLogger(__name__)
 
@@ -25,21 +31,36 @@ class Round:
 
 def run_once(services: Services, batch: int = 20) -> Round:
     """One pass: recover interrupted charges, deliver what is due, reverse unfinished rejections,
-    and erase the merchant credentials of abandoned sessions."""
-    recovered = recover_stale_authorizations(services)
-    claimed = outbox.claim_due(services, batch)
-    delivered = sum(1 for notification in claimed if deliver_claimed(services, notification) is not None)
-    recovered += reverse_unfinished_rejections(services)
-    forget_expired_credentials(services)
-    return Round(delivered=delivered, attempted=len(claimed), recovered=recovered)
+    act on charges the store was never told of, and erase the credentials of abandoned sessions."""
+    recovered = _step("crash recovery", lambda: recover_stale_authorizations(services))
+    claimed = _step("claiming notifications", lambda: outbox.claim_due(services, batch)) or []
+    delivered = sum(1 for notification in claimed if _deliver(services, notification))
+    recovered += _step("reversing rejected charges", lambda: reverse_unfinished_rejections(services)) or 0
+    _step("unconfirmed charges", lambda: settle_unconfirmed_charges(services))
+    _step("forgetting expired credentials", lambda: forget_expired_credentials(services))
+    return Round(delivered=delivered, attempted=len(claimed), recovered=recovered or 0)
+
+
+def _step(what: str, work: Callable[[], object]):  # type: ignore[no-untyped-def]
+    """A step that fails as a whole (the database is down, say) is logged and the next one still runs."""
+    try:
+        return work()
+    except Exception:  # noqa: BLE001
+        log.exception("%s failed this round", what)
+        return None
+
+
+def _deliver(services: Services, notification: Notification) -> bool:
+    try:
+        return deliver_claimed(services, notification) is not None
+    except Exception as exc:  # noqa: BLE001 - recorded on the notification, which retries after its backoff
+        log.exception("delivering notification %s failed", notification.id)
+        _step("recording a delivery failure", lambda: outbox.release_failed(services, notification, repr(exc)))
+        return False
 
 
 def run_forever(services: Services, interval: float = 2.0, batch: int = 20) -> None:
     while True:
-        try:
-            result = run_once(services, batch)
-        except Exception:  # noqa: BLE001 - a worker outlives one bad round (the database restarting, say)
-            log.exception("delivery round failed")
-            result = Round(0, 0, 0)
+        result = run_once(services, batch)
         if result.attempted < batch:
             time.sleep(interval)

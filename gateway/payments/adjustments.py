@@ -34,20 +34,20 @@ def execute_adjustment(
         return ledger.settle(session, entry_id, ledger.APPROVED, adjustment.transaction_id)
 
 
-def resume_void(services: Services, entry_id: int, ref: ChargeRef, credentials: Credentials) -> bool:
+def resume_void(services: Services, entry_id: int, ref: ChargeRef, credentials: Credentials) -> None:
     """Finish a void whose process died mid-call. A void cannot move money twice, so it is safe to
-    send again; if the processor refuses it now, the entry is left ``unknown`` for an operator."""
+    send again; if the processor refuses it now, the entry is left ``unknown`` for an operator.
+    An unreachable processor raises: the caller's item is retried after its backoff."""
     try:
         adjustment = services.processor.void(ref, credentials)
     except ProcessorUnavailable:
-        return False
+        raise
     except ProcessorError as exc:
         with services.db.transaction() as session:
             ledger.settle(session, entry_id, ledger.UNKNOWN, message=f"void resumed after an interruption was refused: {exc.merchant_message}")
-        return True
+        return
     with services.db.transaction() as session:
         ledger.settle(session, entry_id, ledger.APPROVED, adjustment.transaction_id)
-    return True
 
 
 def charge_ref(transaction: Transaction) -> ChargeRef:

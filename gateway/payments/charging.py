@@ -19,6 +19,7 @@ from ..cards import Card, CardFormError, parse_card
 from ..models import LedgerEntry, PaymentSession, SessionState, Transaction, utcnow
 from ..processors.base import (
     Charge,
+    Found,
     MerchantAuthenticationError,
     OutcomeUnknown,
     ProcessorError,
@@ -27,14 +28,16 @@ from ..processors.base import (
 )
 from ..protocol.errors import ErrorCode
 from ..services import Services
-from ..vault import Credentials
-from . import ledger
+from ..vault import Credentials, VaultError
+from . import attention, ledger
 from .completion import enqueue_outcome, notify_store
+from .states import SESSIONS
 
 log = logging.getLogger(__name__)
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # secrets.token_urlsafe's alphabet
 STALE_AFTER = timedelta(minutes=2)
 ORDER_BUSY = "This order has already been paid, or is being paid in another window. Nothing was charged."
+CANNOT_CHARGE = "This payment page can no longer take payments. Return to the store and check out again; nothing was charged."
 BUSY_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value, SessionState.COMPLETED.value)
 
 
@@ -70,7 +73,8 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
     if claimed is None:
         current = _reload(services, payment.id)
         if current.state == SessionState.OPEN.value and not is_expired(current):
-            return SubmitResult(current, decline=ORDER_BUSY)
+            unusable = current.credentials_sealed is None or bool(current.attention)
+            return SubmitResult(current, decline=CANNOT_CHARGE if unusable else ORDER_BUSY)
         return SubmitResult(current)
     attempt, credentials = claimed
     request = SaleRequest(
@@ -94,7 +98,8 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
     except ProcessorError as exc:
         return _record_decline(services, payment.id, exc)
     notification_id = _record_charge(services, payment.id, attempt, charge)
-    notify_store(services, notification_id)
+    if notification_id is not None:
+        notify_store(services, notification_id)
     return SubmitResult(_reload(services, payment.id))
 
 
@@ -104,16 +109,19 @@ def sale_reference(payment_id: int, attempt: int) -> str:
 
 
 def recover_stale_authorizations(services: Services, older_than: timedelta = STALE_AFTER) -> int:
-    """Settle attempts whose process died mid-charge: record the charge if the processor has it, else reopen."""
+    """Settle attempts whose process died mid-charge, each on its own: record the charge the processor
+    has, reopen only on its authoritative "absent", otherwise keep asking (with backoff) in plain view."""
+    now = utcnow()
     with services.db.transaction() as session:
         stale = session.scalars(
             select(PaymentSession).where(
-                PaymentSession.state == SessionState.AUTHORIZING.value, PaymentSession.updated_at < utcnow() - older_than
+                PaymentSession.state == SessionState.AUTHORIZING.value,
+                PaymentSession.updated_at < now - older_than,
+                attention.due(now),
             )
         ).all()
-    for payment in stale:
-        _recover(services, payment)
-    return len(stale)
+    return sum(attention.isolated(services, payment.id, "crash recovery", lambda p=payment: _recover(services, p))
+               for payment in stale)
 
 
 def forget_expired_credentials(services: Services) -> int:
@@ -132,39 +140,43 @@ def forget_expired_credentials(services: Services) -> int:
 
 def _recover(services: Services, payment: PaymentSession) -> None:
     if payment.credentials_sealed is None:
+        with services.db.transaction() as session:
+            attention.flag(session, payment.id, "the charge's outcome is unknown and the merchant credentials are gone: "
+                           "check the processor, then resolve the sale by hand")
         return
-    credentials = services.vault.open(payment.credentials_sealed)
     try:
-        charge = services.processor.find_sale(
-            SaleLookup(
-                reference=sale_reference(payment.id, payment.attempt),
-                invoice=payment.invoice,
-                amount=payment.amount_total,
-                currency=payment.currency,
-                credentials=credentials,
-                test_mode=payment.test_mode,
-            )
+        credentials = services.vault.open(payment.credentials_sealed)
+    except VaultError as exc:
+        raise VaultError(f"{exc}: check the processor, then resolve the sale by hand") from exc
+    result = services.processor.find_sale(
+        SaleLookup(
+            reference=sale_reference(payment.id, payment.attempt),
+            invoice=payment.invoice,
+            amount=payment.amount_total,
+            currency=payment.currency,
+            credentials=credentials,
+            test_mode=payment.test_mode,
+            order_id=payment.orderid,
+            submitted_at=payment.updated_at,
         )
-    except ProcessorError as exc:
-        log.warning("cannot yet resolve interrupted charge of order %s: %s", payment.orderid, exc.merchant_message)
-        return
-    if charge is not None:
-        notify_store(services, _record_charge(services, payment.id, payment.attempt, charge))
-        return
-    with services.db.transaction() as session:
-        _transition(session, payment.id, payment.attempt, SessionState.OPEN)
+    )
+    if result.found is Found.FOUND:
+        assert result.charge is not None
+        notification_id = _record_charge(services, payment.id, payment.attempt, result.charge)
+        if notification_id is not None:
+            notify_store(services, notification_id)
+    elif result.found is Found.ABSENT:
+        with services.db.transaction() as session:
+            _transition(session, payment.id, payment.attempt, SessionState.OPEN)
+            attention.clear(session, payment.id)
+    else:
+        attention.record_failure(services, payment.id, f"the processor cannot yet say whether it charged: {result.reason}")
 
 
 def cancel(services: Services, payment: PaymentSession) -> bool:
     """The shopper goes back to the store; only an open session can be cancelled."""
     with services.db.transaction() as session:
-        return bool(
-            session.execute(
-                update(PaymentSession)
-                .where(PaymentSession.id == payment.id, PaymentSession.state == SessionState.OPEN.value)
-                .values(state=SessionState.CANCELLED.value, credentials_sealed=None)
-            ).rowcount
-        )
+        return SESSIONS.move(session, payment.id, SessionState.OPEN, SessionState.CANCELLED, credentials_sealed=None)
 
 
 def _claim(services: Services, payment_id: int, card: Card) -> tuple[int, Credentials] | None:
@@ -180,32 +192,44 @@ def _claim(services: Services, payment_id: int, card: Card) -> tuple[int, Creden
         ).all()
         if any(other.state in BUSY_STATES for other in siblings):
             return None
+        credentials = _open_credentials(services, session, payment)
+        if credentials is None:
+            return None  # nothing could be charged: the session must not be left `authorizing`
         attempt = payment.attempt + 1
-        won = session.execute(
-            update(PaymentSession)
-            .where(
-                PaymentSession.id == payment_id,
-                PaymentSession.state == SessionState.OPEN.value,
-                PaymentSession.expires_at > utcnow(),
-            )
-            .values(
-                state=SessionState.AUTHORIZING.value,
-                attempt=attempt,
-                card_brand=card.brand,
-                card_last4=card.last4,
-                card_exp_month=card.exp_month,
-                card_exp_year=card.exp_year,
-                updated_at=utcnow(),
-            )
-        ).rowcount
-        if not won or payment.credentials_sealed is None:
-            return None
-        return attempt, services.vault.open(payment.credentials_sealed)
+        won = SESSIONS.move(
+            session, payment_id, SessionState.OPEN, SessionState.AUTHORIZING,
+            PaymentSession.expires_at > utcnow(),
+            attempt=attempt,
+            card_brand=card.brand,
+            card_last4=card.last4,
+            card_exp_month=card.exp_month,
+            card_exp_year=card.exp_year,
+            updated_at=utcnow(),
+        )
+        return (attempt, credentials) if won else None
 
 
-def _record_charge(services: Services, payment_id: int, attempt: int, charge: Charge) -> int:
+def _open_credentials(services: Services, session: Session, payment: PaymentSession) -> Credentials | None:
+    """The merchant credentials to charge with, or None (flagged for an operator) when they are unusable."""
+    if payment.credentials_sealed is None:
+        return None
+    try:
+        return services.vault.open(payment.credentials_sealed)
+    except VaultError as exc:
+        attention.flag(session, payment.id, f"cannot charge: {exc}")
+        return None
+
+
+def _record_charge(services: Services, payment_id: int, attempt: int, charge: Charge) -> int | None:
+    """Record an approved charge with its notification; None (and flagged) if the attempt was resolved meanwhile."""
     with services.db.transaction() as session:
-        payment = _transition(session, payment_id, attempt, SessionState.APPROVED)
+        if not SESSIONS.move(session, payment_id, SessionState.AUTHORIZING, SessionState.APPROVED,
+                             PaymentSession.attempt == attempt):
+            attention.flag(session, payment_id, f"charge {charge.transaction_id} of {charge.amount} {charge.currency} "
+                           f"arrived after attempt {attempt} was resolved and is not recorded: void it at the processor")
+            return None
+        payment = session.get(PaymentSession, payment_id, populate_existing=True)
+        assert payment is not None
         transaction = Transaction(
             session_id=payment.id,
             processor=services.processor.name,
@@ -223,6 +247,7 @@ def _record_charge(services: Services, payment_id: int, attempt: int, charge: Ch
         )
         session.add(transaction)
         session.flush()
+        attention.clear(session, payment.id)
         session.add(
             LedgerEntry(
                 transaction_id=transaction.id,
@@ -265,16 +290,7 @@ def _record_decline(services: Services, payment_id: int, error: ProcessorError) 
 
 def _transition(session: Session, payment_id: int, attempt: int, target: SessionState) -> PaymentSession:
     """Leave ``authorizing`` for this attempt; the guard makes a stale writer fail loudly."""
-    moved = session.execute(
-        update(PaymentSession)
-        .where(
-            PaymentSession.id == payment_id,
-            PaymentSession.state == SessionState.AUTHORIZING.value,
-            PaymentSession.attempt == attempt,
-        )
-        .values(state=target.value)
-    ).rowcount
-    if not moved:
+    if not SESSIONS.move(session, payment_id, SessionState.AUTHORIZING, target, PaymentSession.attempt == attempt):
         raise RuntimeError(f"payment session {payment_id} left 'authorizing' behind our back")
     payment = session.get(PaymentSession, payment_id, populate_existing=True)
     assert payment is not None

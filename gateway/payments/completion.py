@@ -2,23 +2,23 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .. import budget
-from ..models import Notification, PaymentSession, SessionState, Transaction, utcnow
+from ..models import LedgerEntry, Notification, PaymentSession, SessionState, Transaction, utcnow
 from ..notifications import outbox
 from ..notifications.client import StoreAnswer
-from ..processors.base import ProcessorError
+from ..money import format_money
+from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorUnavailable
 from ..protocol.messages import complete_order_request
 from ..services import Services
-from . import ledger
+from . import attention, ledger
 from .adjustments import charge_ref, execute_adjustment, resume_void
+from .states import SESSIONS
 
 log = logging.getLogger(__name__)
-INTERRUPTED_AFTER = timedelta(minutes=2)  # longer than any processor call may take
 
 
 def enqueue_outcome(
@@ -50,10 +50,15 @@ def apply_store_answer(session: Session, notification: Notification, answer: Sto
 
     For a payment that had already failed, the store's error code is kept for the shopper's errorurl.
     """
-    payment = session.get(PaymentSession, notification.session_id, populate_existing=True, with_for_update=True)
+    target = SessionState.COMPLETED if answer.processed else SessionState.REJECTED
+    moved = SESSIONS.move(session, notification.session_id, SessionState.APPROVED, target)
+    payment = session.get(PaymentSession, notification.session_id, populate_existing=True)
     assert payment is not None
-    if payment.state == SessionState.APPROVED.value:
-        payment.state = (SessionState.COMPLETED if answer.processed else SessionState.REJECTED).value
+    if moved and target is SessionState.REJECTED and payment.credentials_sealed is None:
+        attention.flag(session, payment.id, "the store rejected the order after the merchant credentials were erased "
+                       "(the charge had been kept): return the money at the processor, then record it by hand")
+    elif moved:
+        attention.clear(session, payment.id)
     if not answer.processed and answer.errorcode:
         payment.error_code = answer.errorcode[:64]
         payment.error_message = answer.errormessage[:2000]
@@ -74,25 +79,37 @@ def deliver_claimed(services: Services, notification: Notification) -> StoreAnsw
     """Post a claimed notification and finish what the store's answer asks for."""
     answer = outbox.deliver(services, notification, apply_store_answer)
     if answer is not None and not answer.processed:
-        reverse_rejected_charge(services, notification.session_id)
+        _reverse_isolated(services, notification.session_id)
     return answer
 
 
 def reverse_unfinished_rejections(services: Services) -> int:
-    """Rejected orders whose charge is still standing (a crash after the store said no): reverse them."""
+    """Rejected orders whose charge is still standing (a crash after the store said no): reverse each
+    on its own, so one that cannot be reversed stops no other."""
+    now = utcnow()
     with services.db.transaction() as session:
         ids = session.scalars(
             select(PaymentSession.id)
             .join(Transaction, Transaction.session_id == PaymentSession.id)
-            .where(PaymentSession.state == SessionState.REJECTED.value, PaymentSession.credentials_sealed.is_not(None))
+            .where(
+                PaymentSession.state == SessionState.REJECTED.value,
+                PaymentSession.credentials_sealed.is_not(None),
+                attention.due(now),
+            )
         ).all()
-    for session_id in ids:
-        reverse_rejected_charge(services, session_id)
-    return len(ids)
+    return sum(_reverse_isolated(services, session_id) for session_id in ids)
+
+
+def _reverse_isolated(services: Services, session_id: int) -> bool:
+    return attention.isolated(services, session_id, "reversing the rejected charge",
+                              lambda: reverse_rejected_charge(services, session_id))
 
 
 def reverse_rejected_charge(services: Services, session_id: int) -> None:
-    """The store refused the order after we charged: give the money back, exactly once."""
+    """The store refused the order after we charged: give back what is left of the charge, exactly once.
+
+    The merchant credentials are kept until the money is back: a reversal whose outcome is unknown
+    waits for an operator, and if it did not happen the next round reverses again."""
     with services.db.transaction() as session:
         payment = session.get(PaymentSession, session_id)
         transaction = session.scalars(select(Transaction).where(Transaction.session_id == session_id)).first()
@@ -100,29 +117,49 @@ def reverse_rejected_charge(services: Services, session_id: int) -> None:
             return
         if payment.credentials_sealed is None:
             return
-        credentials = services.vault.open(payment.credentials_sealed)
         current = ledger.balance(session, ledger.lock_transaction(session, transaction.id))
-        pending = ledger.pending_entry(session, transaction.id, ledger.VOID)
-        if pending is not None and pending.created_at > utcnow() - INTERRUPTED_AFTER:
-            return  # another process is voiding it right now
-        if pending is None and (current.voided or current.remaining <= 0):
-            payment.credentials_sealed = None
+        unsettled = ledger.unsettled_entry(session, transaction.id)
+        if unsettled is not None and ledger.is_in_flight(unsettled):
+            return  # another process is moving money on it right now
+        if unsettled is not None and not (unsettled.kind == ledger.VOID and unsettled.outcome == ledger.PENDING):
+            _hold_for_operator(session, session_id, unsettled, transaction.currency)
             return
+        if unsettled is None and current.remaining <= 0:
+            payment.credentials_sealed = None
+            attention.clear(session, session_id)
+            return
+        credentials = services.vault.open(payment.credentials_sealed)
     ref = charge_ref(transaction)
-    if pending is not None:  # its process died mid-call
-        if resume_void(services, pending.id, ref, credentials):
-            with services.db.transaction() as session:
-                _forget_credentials(session, session_id)
+    if unsettled is not None:  # a void whose process died mid-call; the next round sees its outcome
+        resume_void(services, unsettled.id, ref, credentials)
         return
     try:
-        settled = services.processor.is_settled(ref, credentials)
-        kind = ledger.REFUND if settled else ledger.VOID
-        execute_adjustment(services, transaction.id, ref, kind, transaction.amount, credentials, request_key="store-rejected")
-    except ProcessorError as exc:
-        log.error("could not reverse rejected charge %s: %s", transaction.processor_txn_id, exc.merchant_message)
+        kind = ledger.REFUND if current.refunded or services.processor.is_settled(ref, credentials) else ledger.VOID
+        amount = current.remaining if kind == ledger.REFUND else transaction.amount
+        execute_adjustment(services, transaction.id, ref, kind, amount, credentials, request_key="store-rejected")
+    except (AdjustmentRefused, MerchantAuthenticationError) as exc:
+        money = format_money(current.remaining, transaction.currency)
+        with services.db.transaction() as session:
+            attention.flag(session, session_id, f"the store rejected the order, but returning {money} was refused: "
+                           f"{exc.merchant_message}; return it at the processor, then record it by hand")
+        return
+    except ProcessorUnavailable:
+        with services.db.transaction() as session:
+            unsettled = ledger.unsettled_entry(session, transaction.id)
+            if unsettled is None:
+                raise  # nothing was reserved (the settlement check failed): retried after the backoff
+            _hold_for_operator(session, session_id, unsettled, transaction.currency)
         return
     with services.db.transaction() as session:
         _forget_credentials(session, session_id)
+        attention.clear(session, session_id)
+
+
+def _hold_for_operator(session: Session, session_id: int, entry: LedgerEntry, currency: str) -> None:
+    """A reversal of unknown outcome: the credentials stay, and an operator's "did not happen" reverses again."""
+    money = format_money(entry.amount, currency)
+    attention.flag(session, session_id, f"the store rejected the order; the {entry.kind} of {money} "
+                   f"(ledger entry {entry.id}) has an unknown outcome: check the processor and resolve it")
 
 
 def _forget_credentials(session: Session, session_id: int) -> None:

@@ -8,16 +8,25 @@ move more than was captured, and no lock is held across a network call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..models import LedgerEntry, Transaction, utcnow
+from ..models import LedgerEntry, LedgerOutcome, Transaction, utcnow
+from ..money import format_money
 from ..processors.base import AdjustmentRefused
+from .states import LEDGER
 
 SALE, VOID, REFUND = "sale", "void", "refund"
-APPROVED, PENDING, DECLINED, UNKNOWN = "approved", "pending", "declined", "unknown"
+APPROVED, PENDING = LedgerOutcome.APPROVED.value, LedgerOutcome.PENDING.value
+DECLINED, UNKNOWN = LedgerOutcome.DECLINED.value, LedgerOutcome.UNKNOWN.value
 HOLDS_MONEY = (APPROVED, PENDING, UNKNOWN)
+IN_FLIGHT_FOR = timedelta(minutes=2)  # longer than any processor call may take
+
+
+class LedgerConflict(RuntimeError):
+    """The entry is not in a state that allows this move (someone else settled it, or it is in flight)."""
 
 
 @dataclass(frozen=True)
@@ -52,12 +61,12 @@ def balance(session: Session, transaction: Transaction) -> Balance:
     )
 
 
-def pending_entry(session: Session, transaction_id: int, kind: str) -> LedgerEntry | None:
-    """A reservation not yet settled; one older than any processor call belongs to a process that died."""
+def unsettled_entry(session: Session, transaction_id: int) -> LedgerEntry | None:
+    """The oldest void or refund on the charge still pending or unknown (it holds its amount back)."""
     return session.scalars(
-        select(LedgerEntry).where(
-            LedgerEntry.transaction_id == transaction_id, LedgerEntry.kind == kind, LedgerEntry.outcome == PENDING
-        )
+        select(LedgerEntry)
+        .where(LedgerEntry.transaction_id == transaction_id, LedgerEntry.outcome.in_((PENDING, UNKNOWN)))
+        .order_by(LedgerEntry.id)
     ).first()
 
 
@@ -72,8 +81,10 @@ def reserve(session: Session, transaction_id: int, kind: str, amount: int, reque
     if kind == VOID and current.refunded:
         raise AdjustmentRefused("the transaction has been partly refunded and can no longer be voided")
     if amount > current.remaining:
+        money = lambda cents: format_money(cents, transaction.currency)  # noqa: E731
         raise AdjustmentRefused(
-            f"a refund of {amount} exceeds the {current.remaining} left to refund of {current.captured} captured"
+            f"a refund of {money(amount)} exceeds the {money(current.remaining)} left to refund"
+            f" of {money(current.captured)} captured"
         )
     entry = LedgerEntry(
         transaction_id=transaction.id, kind=kind, amount=amount, outcome=PENDING, request_key=request_key, created_at=utcnow()
@@ -84,18 +95,37 @@ def reserve(session: Session, transaction_id: int, kind: str, amount: int, reque
 
 
 def settle(session: Session, entry_id: int, outcome: str, processor_ref: str | None = None, message: str = "") -> LedgerEntry:
-    """Record what the processor did with a reserved entry and keep the charge's totals in step."""
+    """Record what the processor did with a reserved entry and keep the charge's totals in step.
+
+    A compare-and-set from pending/unknown: if an operator already resolved the entry, the
+    processor's answer is not lost; when it contradicts the resolution, the entry needs attention."""
     entry = session.get(LedgerEntry, entry_id)
-    assert entry is not None and entry.outcome in (PENDING, UNKNOWN)
+    assert entry is not None
     transaction = lock_transaction(session, entry.transaction_id)
-    entry.outcome = outcome
-    entry.processor_ref = processor_ref
-    entry.message = message[:1000]
+    target = LedgerOutcome(outcome)
+    sources = (LedgerOutcome.PENDING,) if target is LedgerOutcome.UNKNOWN else (LedgerOutcome.PENDING, LedgerOutcome.UNKNOWN)
+    won = LEDGER.move(session, entry_id, sources, target,
+                      processor_ref=processor_ref, message=message[:1000])
+    session.refresh(entry)
+    if not won:
+        if entry.outcome != outcome:
+            entry.attention = (f"the processor answered {outcome} ({processor_ref or message}) after this entry "
+                               f"was recorded {entry.outcome}: check the processor and correct the books")[:2000]
+        return entry
     if outcome == APPROVED and entry.kind == VOID:
         transaction.voided = True
     if outcome == APPROVED and entry.kind == REFUND:
         transaction.amount_refunded += entry.amount
     return entry
+
+
+def mark_unknown(session: Session, entry_id: int, message: str) -> bool:
+    """A reservation whose process died, or whose answer could not be read: hold it for an operator."""
+    return LEDGER.move(session, entry_id, LedgerOutcome.PENDING, LedgerOutcome.UNKNOWN, message=message[:1000])
+
+
+def is_in_flight(entry: LedgerEntry) -> bool:
+    return entry.outcome == PENDING and entry.created_at > utcnow() - IN_FLIGHT_FOR
 
 
 def unresolved(session: Session) -> list[LedgerEntry]:
@@ -108,5 +138,18 @@ def unresolved(session: Session) -> list[LedgerEntry]:
 
 
 def resolve(session: Session, entry_id: int, happened: bool, note: str) -> LedgerEntry:
-    """Record what the operator found at the processor for an unresolved entry."""
-    return settle(session, entry_id, APPROVED if happened else DECLINED, message=f"resolved by operator: {note}")
+    """Record what the operator found at the processor, unless the entry's own call may still be in flight."""
+    entry = session.get(LedgerEntry, entry_id)
+    if entry is None:
+        raise LedgerConflict(f"ledger entry {entry_id} does not exist")
+    lock_transaction(session, entry.transaction_id)  # the same lock order as settle: charge, then entry
+    session.refresh(entry)
+    if entry.outcome not in (PENDING, UNKNOWN):
+        raise LedgerConflict(f"ledger entry {entry_id} is not unresolved")
+    if is_in_flight(entry):
+        raise LedgerConflict(f"ledger entry {entry_id} is still in flight at the processor; check again in a few minutes")
+    if entry.outcome == PENDING and not mark_unknown(session, entry_id, entry.message):
+        raise LedgerConflict(f"ledger entry {entry_id} was settled meanwhile")
+    settled = settle(session, entry_id, APPROVED if happened else DECLINED, message=f"resolved by operator: {note}")
+    settled.attention = ""
+    return settled

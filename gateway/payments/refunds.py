@@ -3,6 +3,10 @@
 Retries carry the same randomkey; the first answer is stored and given again, and no money moves.
 Money itself moves only through :func:`adjustments.execute_adjustment`, whose ledger reservation
 keeps concurrent requests from together exceeding what was captured.
+
+A request whose process died after claiming its randomkey is taken over by the next retry once the
+claim is older than any processor call: the ledger entry reserved under that randomkey tells whether
+money moved (answer approved), did not (carry on as new) or nobody knows (say so, hold for an operator).
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any, Mapping
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ..models import PostOrderRequest, Transaction
+from ..models import LedgerEntry, PostOrderRequest, PostOrderState, Transaction, utcnow
 from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorError, ProcessorUnavailable
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import refund_response
@@ -22,6 +26,7 @@ from ..services import Services
 from ..vault import Credentials
 from . import ledger, replay
 from .adjustments import charge_ref, execute_adjustment
+from .states import POST_ORDERS
 
 log = logging.getLogger(__name__)
 SIGNED_FIELDS = ("orderid", "invoice", "transactionid")
@@ -53,7 +58,7 @@ def handle_refund_request(services: Services, request: SignedRequest) -> dict[st
         answer = error_response(services, request.echo(ECHOED), exc)
     with services.db.transaction() as session:
         record = session.scalars(select(PostOrderRequest).where(*_key(request))).one()
-        record.state, record.response = "answered", answer
+        POST_ORDERS.move(session, record.id, PostOrderState.PROCESSING, PostOrderState.ANSWERED, response=answer)
     return answer
 
 
@@ -89,9 +94,48 @@ def _remember(services: Services, request: SignedRequest) -> dict[str, Any] | No
             record = session.scalars(select(PostOrderRequest).where(*_key(request))).one()
     except IntegrityError:
         return _remember(services, request)
-    if record.state != "answered" or record.response is None:
+    if record.state == PostOrderState.ANSWERED.value and record.response is not None:
+        return record.response
+    claimed_at = record.claimed_at or record.created_at
+    if claimed_at > utcnow() - ledger.IN_FLIGHT_FOR:
         raise ProtocolError(ErrorCode.REFUND_FAILED, "this request is still being processed; try again in a moment")
-    return record.response
+    answer = _answer_from_ledger(services, request)
+    if answer is None and not _take_over(services, record):
+        raise ProtocolError(ErrorCode.REFUND_FAILED, "this request is still being processed; try again in a moment")
+    return answer
+
+
+def _take_over(services: Services, record: PostOrderRequest) -> bool:
+    """Claim a request whose first process died and moved no money; of two retries, one wins."""
+    with services.db.transaction() as session:
+        return POST_ORDERS.move(session, record.id, PostOrderState.PROCESSING, PostOrderState.PROCESSING,
+                                PostOrderRequest.claimed_at == record.claimed_at, claimed_at=utcnow())
+
+
+def _answer_from_ledger(services: Services, request: SignedRequest) -> dict[str, Any] | None:
+    """What the crashed attempt did, from the entry it reserved under this randomkey; None if it moved nothing."""
+    with services.db.transaction() as session:
+        entry = session.scalars(
+            select(LedgerEntry)
+            .join(Transaction, Transaction.id == LedgerEntry.transaction_id)
+            .where(Transaction.orderid == request.data["orderid"], LedgerEntry.request_key == request.data["randomkey"])
+            .order_by(LedgerEntry.id.desc())
+        ).first()
+        if entry is None or entry.outcome == ledger.DECLINED:
+            return None
+        if entry.outcome == ledger.PENDING:
+            ledger.mark_unknown(session, entry.id, "its process died mid-call: check the processor and resolve it")
+    if entry.outcome != ledger.APPROVED:
+        # Not stored: once an operator has resolved the entry, the next retry is answered from it.
+        return error_response(services, request.echo(ECHOED), ProtocolError(
+            ErrorCode.PROCESSOR_UNAVAILABLE,
+            f"the {entry.kind} of this request was interrupted and its outcome is unknown; "
+            f"it is held for an operator (ledger entry {entry.id}), do not retry it with a new randomkey"))
+    answer = _approved(services, request, entry)
+    with services.db.transaction() as session:
+        record = session.scalars(select(PostOrderRequest).where(*_key(request))).one()
+        POST_ORDERS.move(session, record.id, PostOrderState.PROCESSING, PostOrderState.ANSWERED, response=answer)
+    return answer
 
 
 def _void_or_refund(services: Services, request: SignedRequest) -> dict[str, Any]:
@@ -119,10 +163,14 @@ def _void_or_refund(services: Services, request: SignedRequest) -> dict[str, Any
     except ProcessorError as exc:
         raise ProtocolError(ErrorCode.REFUND_FAILED, exc.merchant_message) from exc
     log.info("order %s: %s of %s approved (%s)", data["orderid"], entry.kind, entry.amount, entry.processor_ref)
+    return _approved(services, request, entry)
+
+
+def _approved(services: Services, request: SignedRequest, entry: LedgerEntry) -> dict[str, Any]:
     return refund_response(
         services.settings.private_key,
         orderid=request.raw["orderid"],
-        invoice=data["invoice"],
+        invoice=request.data["invoice"],
         approved=True,
         transactionid=entry.processor_ref or "",
         errormessage="",

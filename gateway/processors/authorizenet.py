@@ -7,16 +7,22 @@ top-level ``messages`` and, for transactions, ``transactionResponse.messages/err
 
 A sale that times out is sent once more, unchanged: Authorize.Net's duplicate window recognises
 it and, if the first went through, answers with the original transaction instead of charging
-again. If that still gives no answer, the outcome is reported unknown and
-:meth:`find_sale` settles it later from the list of unsettled transactions.
+again. If that still gives no answer, the outcome is reported unknown and :meth:`find_sale`
+settles it later: it reads every page of the unsettled transactions and every settled batch
+since the attempt, and says "absent" only when all of that was read; any gap is "unknown".
+
+Full voids and refunds, the crash lookup and the duplicate check rely on the Transaction Details
+API, which the merchant must enable in the Authorize.Net account (Account > Settings > Transaction
+Details API); without it Authorize.Net answers E00011, reported as exactly that.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 
@@ -33,6 +39,7 @@ from .base import (
     ProcessorError,
     ProcessorUnavailable,
     SaleLookup,
+    SaleLookupResult,
     SaleRequest,
 )
 
@@ -44,7 +51,14 @@ SANDBOX_URL = "https://apitest.authorize.net/xml/v1/request.api"
 DUPLICATE_WINDOW_SECONDS = 300
 APPROVED, DECLINED, ERROR, HELD = "1", "2", "3", "4"
 DUPLICATE = "11"
-AUTHENTICATION_CODES = {"E00007", "E00008", "E00011", "13"}
+AUTHENTICATION_CODES = {"E00007", "E00008", "13"}
+DETAILS_API_DISABLED = "E00011"  # "Access denied. You do not have permissions to call the Transaction Details API."
+# Reasons about the card that arrive with responseCode 3 (error) rather than 2 (declined).
+CARD_ERRORS = {"6", "37", "8", "78"}
+MAX_CARD_DIGITS = 16  # the schema's cardNumber: 13 to 16 digits
+LIST_PAGE = 1000
+MAX_PAGES = 20  # 20,000 transactions: beyond that the lookup says unknown rather than absent
+SEARCH_DAYS = 30  # Authorize.Net lists settled batches over at most 31 days
 SHOPPER_MESSAGES = {
     "6": "The card number is not valid.",
     "37": "The card number is not valid.",
@@ -58,6 +72,8 @@ DECLINED_MESSAGE = "Your card was declined."
 SETTINGS_BROKEN = "The store's payment settings are not working. Please contact the store."
 UNSETTLED_CAPTURED = "capturedPendingSettlement"
 CAPTURED = (UNSETTLED_CAPTURED, "settledSuccessfully")
+HELD_STATUSES = ("FDSPendingReview", "FDSAuthorizedPendingReview")
+NOT_CHARGED = ("declined", "voided", "expired", "failedReview", "generalError", "communicationError", "couldNotVoid")
 BRANDS = {"Visa": "visa", "MasterCard": "mastercard", "AmericanExpress": "amex", "Discover": "discover",
           "DinersClub": "diners", "JCB": "jcb"}
 
@@ -71,6 +87,9 @@ class AuthorizeNetProcessor:
         self.force_test_mode = force_test_mode
 
     def sale(self, request: SaleRequest) -> Charge:
+        if len(request.card.number) > MAX_CARD_DIGITS:
+            raise CardDeclined("This card cannot be used here. Please use another card.", code="card_not_supported",
+                               merchant_message=f"Authorize.Net accepts card numbers of at most {MAX_CARD_DIGITS} digits")
         payload = {"createTransactionRequest": {
             "merchantAuthentication": _auth(request.credentials),
             "refId": ref_id(request.reference),
@@ -132,24 +151,71 @@ class AuthorizeNetProcessor:
         self._raise_top_level(answer, AdjustmentRefused)
         return answer.get("transaction", {}).get("transactionStatus") == "settledSuccessfully"
 
-    def find_sale(self, lookup: SaleLookup) -> Charge | None:
-        answer = self._call({"getUnsettledTransactionListRequest": {
+    def find_sale(self, lookup: SaleLookup) -> SaleLookupResult:
+        """Found, absent or unknown; "absent" only after every unsettled page and settled batch was read."""
+        try:
+            for item in self._candidates(lookup):
+                status = item.get("transactionStatus")
+                if status in CAPTURED:
+                    number = str(item.get("accountNumber", ""))
+                    return SaleLookupResult.of(Charge(str(item["transId"]), lookup.amount, lookup.currency,
+                                                      BRANDS.get(str(item.get("accountType", "")), "unknown"), number[-4:]))
+                if status not in NOT_CHARGED:
+                    return SaleLookupResult.unknown(f"transaction {item.get('transId')} is {status} at Authorize.Net "
+                                                    "(held for review?): approve or decline it there")
+        except MerchantAuthenticationError:
+            raise
+        except ProcessorError as exc:
+            return SaleLookupResult.unknown(exc.merchant_message)
+        return SaleLookupResult.absent()
+
+    def _candidates(self, lookup: SaleLookup) -> Iterator[dict[str, Any]]:
+        """Transactions with the sale's invoice number and amount, unsettled first, then settled batches."""
+        invoice = invoice_number(lookup.invoice, lookup.order_id)
+        amount = Decimal(decimal_amount(lookup.amount, lookup.currency))
+        test = self._test(lookup.test_mode)
+        for item in self._unsettled(lookup.credentials, test):
+            if item.get("invoiceNumber") == invoice and Decimal(str(item.get("settleAmount", "0"))) == amount:
+                yield item
+        for batch_id in self._batches_since(lookup, test):
+            for item in self._listed({"getTransactionListRequest": {
+                "merchantAuthentication": _auth(lookup.credentials), "batchId": batch_id,
+                "sorting": {"orderBy": "submitTimeUTC", "orderDescending": "true"}}}, test):
+                if item.get("invoiceNumber") == invoice and Decimal(str(item.get("settleAmount", "0"))) == amount:
+                    yield item
+
+    def _unsettled(self, credentials: Credentials, test: bool) -> Iterator[dict[str, Any]]:
+        return self._listed({"getUnsettledTransactionListRequest": {
+            "merchantAuthentication": _auth(credentials),
+            "sorting": {"orderBy": "submitTimeUTC", "orderDescending": "true"}}}, test)
+
+    def _listed(self, request: dict[str, Any], test: bool) -> Iterator[dict[str, Any]]:
+        """Every page of a transaction list; too many pages is an error, never a silent cut."""
+        (name, body), = request.items()
+        for page in range(1, MAX_PAGES + 1):
+            answer = self._call({name: {**body, "paging": {"limit": str(LIST_PAGE), "offset": str(page)}}}, test)
+            self._raise_top_level(answer, ProcessorUnavailable)
+            items = answer.get("transactions") or []
+            yield from items
+            if len(items) < LIST_PAGE:
+                return
+        raise ProcessorUnavailable("too many transactions",
+                                   merchant_message=f"more than {MAX_PAGES * LIST_PAGE} transactions to search")
+
+    def _batches_since(self, lookup: SaleLookup, test: bool) -> list[str]:
+        """Settled batches that may hold the sale: from the attempt's start until now."""
+        now = datetime.now(timezone.utc)
+        since = lookup.submitted_at
+        if since is None or since < now - timedelta(days=SEARCH_DAYS):
+            raise ProcessorUnavailable("attempt too old", merchant_message=(
+                "the attempt's time is unknown or older than Authorize.Net's 31-day batch search"))
+        answer = self._call({"getSettledBatchListRequest": {
             "merchantAuthentication": _auth(lookup.credentials),
-            "sorting": {"orderBy": "submitTimeUTC", "orderDescending": "true"},
-            "paging": {"limit": "1000", "offset": "1"},
-        }}, self._test(lookup.test_mode))
-        self._raise_top_level(answer, ProcessorError)
-        amount = decimal_amount(lookup.amount, lookup.currency)
-        for item in answer.get("transactions") or []:
-            if (
-                item.get("invoiceNumber") == invoice_number(lookup.invoice, None)
-                and Decimal(str(item.get("settleAmount", "0"))) == Decimal(amount)
-                and item.get("transactionStatus") == UNSETTLED_CAPTURED
-            ):
-                number = str(item.get("accountNumber", ""))
-                return Charge(str(item["transId"]), lookup.amount, lookup.currency,
-                              BRANDS.get(str(item.get("accountType", "")), "unknown"), number[-4:])
-        return None
+            "firstSettlementDate": (since - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "lastSettlementDate": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }}, test)
+        self._raise_top_level(answer, ProcessorUnavailable)
+        return [str(batch["batchId"]) for batch in answer.get("batchList") or []]
 
     def _test(self, requested: bool) -> bool:
         return requested or self.force_test_mode
@@ -180,27 +246,28 @@ class AuthorizeNetProcessor:
         if result == APPROVED:
             return Charge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
                           message=text or "Approved")
-        if code == DUPLICATE and _trans_id(answer) and self._captured(_trans_id(answer), request.credentials, test):
+        original = self._status(_trans_id(answer), request.credentials, test) if code == DUPLICATE and _trans_id(answer) else ""
+        if original in CAPTURED:
             # Our resend of a sale that went through: the answer names the original, which is our charge.
             return Charge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
                           message=text)
         if code in AUTHENTICATION_CODES:
             raise _login_refused(text)
-        if result == HELD:
-            self._decline_held(answer, request, test)
+        if result == HELD or original in HELD_STATUSES:
+            self._decline_held(_trans_id(answer), request, test)
             raise CardDeclined("We could not complete this payment. Please use another card.", code="held_for_review",
                                merchant_message="held for review by Authorize.Net's fraud filters and declined")
         if code == DUPLICATE:
             raise CardDeclined("This card was declined a moment ago. Please use another card or wait a few minutes.",
                                code="duplicate", merchant_message=text)
-        if result == DECLINED:
+        if result == DECLINED or (result == ERROR and code in CARD_ERRORS):
             raise CardDeclined(SHOPPER_MESSAGES.get(code, DECLINED_MESSAGE), code=f"authorizenet_{code}",
                                merchant_message=text)
         raise ProcessorError(SHOPPER_MESSAGES.get(code, "We could not process this card. Please try another card."),
                              code=f"authorizenet_{code}", merchant_message=f"Authorize.Net error {code}: {text}")
 
-    def _captured(self, trans_id: str, credentials: Credentials, test: bool) -> bool:
-        """Is the transaction a duplicate answer names really a captured sale? Unknown if we cannot ask."""
+    def _status(self, trans_id: str, credentials: Credentials, test: bool) -> str:
+        """The status of the transaction a duplicate answer names; unknown outcome if we cannot ask."""
         try:
             answer = self._call({"getTransactionDetailsRequest": {
                 "merchantAuthentication": _auth(credentials), "transId": trans_id}}, test)
@@ -208,17 +275,26 @@ class AuthorizeNetProcessor:
         except ProcessorError as exc:
             raise OutcomeUnknown("We are confirming your payment with the card network.",
                                  merchant_message=f"duplicate of {trans_id} could not be checked: {exc.merchant_message}")
-        return answer.get("transaction", {}).get("transactionStatus") in CAPTURED
+        return str(answer.get("transaction", {}).get("transactionStatus") or "")
 
-    def _decline_held(self, answer: dict[str, Any], request: SaleRequest, test: bool) -> None:
-        """A sale held for review is not an approval: decline it so no money stays authorised."""
+    def _decline_held(self, trans_id: str, request: SaleRequest, test: bool) -> None:
+        """A sale held for review is not an approval: decline it, and make sure the decline took, or
+        the merchant could approve later a charge we recorded as declined."""
         try:
-            self._call({"updateHeldTransactionRequest": {
+            answer = self._call({"updateHeldTransactionRequest": {
                 "merchantAuthentication": _auth(request.credentials),
-                "heldTransactionRequest": {"action": "decline", "refTransId": _trans_id(answer)},
+                "heldTransactionRequest": {"action": "decline", "refTransId": trans_id},
             }}, test)
+            self._raise_top_level(answer, ProcessorError)
+            if (answer.get("transactionResponse") or {}).get("errors"):
+                code, text = _first_error(answer)
+                raise ProcessorError(text, merchant_message=f"Authorize.Net error {code}: {text}")
         except ProcessorError as exc:
-            log.error("could not decline held transaction %s: %s", _trans_id(answer), exc.merchant_message)
+            raise OutcomeUnknown(
+                "We are confirming your payment with the card network.",
+                merchant_message=f"transaction {trans_id} is held for review and could not be declined: "
+                                 f"{exc.merchant_message}; approve or decline it in the Authorize.Net account",
+            ) from exc
 
     def _raise_top_level(self, answer: dict[str, Any], error: type[ProcessorError]) -> None:
         messages = answer.get("messages") or {}
@@ -227,6 +303,10 @@ class AuthorizeNetProcessor:
         code, text = _first_error(answer)
         if code in AUTHENTICATION_CODES:
             raise _login_refused(text)
+        if code == DETAILS_API_DISABLED:
+            raise error(SETTINGS_BROKEN, code="authorizenet_details_api_disabled", merchant_message=(
+                f"Authorize.Net error {code}: the Transaction Details API is not enabled for this account; enable it "
+                "(Account > Settings > Transaction Details API): full voids and refunds depend on it"))
         raise error(f"Authorize.Net error {code}: {text}", code=f"authorizenet_{code}")
 
     def _call(self, payload: dict[str, Any], test: bool) -> dict[str, Any]:

@@ -7,6 +7,8 @@ state machine never has to know which processor it is talking to.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
 from typing import Protocol
 
 from ..cards import Card
@@ -36,6 +38,8 @@ class SaleLookup:
     currency: str
     credentials: Credentials
     test_mode: bool = False
+    order_id: int = 0  # what a connector sends as invoice number when the invoice is empty
+    submitted_at: datetime | None = None  # when the attempt began: lookups need not look earlier
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,33 @@ class Charge:
     card_brand: str
     card_last4: str
     message: str = "Approved"
+
+
+class Found(str, Enum):
+    FOUND = "found"  # the processor has this sale, approved
+    ABSENT = "absent"  # the processor answered authoritatively that no such sale was approved
+    UNKNOWN = "unknown"  # the processor could not say (unreachable, partial search, held for review...)
+
+
+@dataclass(frozen=True)
+class SaleLookupResult:
+    """The three answers of a crash lookup: absence is only ever inferred from an authoritative answer."""
+
+    found: Found
+    charge: Charge | None = None
+    reason: str = ""
+
+    @classmethod
+    def of(cls, charge: Charge) -> "SaleLookupResult":
+        return cls(Found.FOUND, charge)
+
+    @classmethod
+    def absent(cls) -> "SaleLookupResult":
+        return cls(Found.ABSENT)
+
+    @classmethod
+    def unknown(cls, reason: str) -> "SaleLookupResult":
+        return cls(Found.UNKNOWN, reason=reason)
 
 
 @dataclass(frozen=True)
@@ -126,6 +157,8 @@ class Processor(Protocol):
 
     def is_settled(self, charge: ChargeRef, credentials: Credentials) -> bool: ...
 
-    def find_sale(self, lookup: SaleLookup) -> Charge | None:
-        """The approved sale made with this reference, if any: how a crash mid-charge is resolved."""
+    def find_sale(self, lookup: SaleLookup) -> SaleLookupResult:
+        """What became of a sale whose answer we never heard: found, absent (authoritatively) or unknown.
+
+        Raises only MerchantAuthenticationError; every other failure to look is ``unknown``."""
         ...

@@ -44,6 +44,7 @@ from .base import (
     MerchantAuthenticationError,
     ProcessorUnavailable,
     SaleLookup,
+    SaleLookupResult,
     SaleRequest,
 )
 
@@ -101,12 +102,13 @@ class SandboxProcessor:
                 session.add(existing)
         return _charge(existing)
 
-    def find_sale(self, lookup: SaleLookup) -> Charge | None:
+    def find_sale(self, lookup: SaleLookup) -> SaleLookupResult:
+        """The sandbox's own book is complete, so its absence is authoritative."""
         self.latency.wait()
         self._authenticate(lookup.credentials)
         with self.db.transaction() as session:
             row = session.scalars(select(SandboxCharge).where(SandboxCharge.reference == lookup.reference)).first()
-            return _charge(row) if row is not None else None
+            return SaleLookupResult.of(_charge(row)) if row is not None else SaleLookupResult.absent()
 
     def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment:
         self.latency.wait()

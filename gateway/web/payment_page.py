@@ -98,10 +98,17 @@ def status() -> Response | str | tuple[str, int]:
 
 def _status_json(payment: PaymentSession) -> Response:
     """What the status page's script polls: still waiting, or the page to go to next."""
-    waiting = payment.state in WAITING_STATES and not is_expired(payment)
+    waiting = payment.state in WAITING_STATES and not is_expired(payment) and not _unconfirmed(payment)
     body = {"state": payment.state, "waiting": waiting,
             "next": None if waiting else url_for("payment_page.status", paymenttoken=payment.token)}
     return jsonify(body)
+
+
+def _unconfirmed(payment: PaymentSession) -> bool:
+    """Charged, but the store's confirmation went dead: stop waiting and say so."""
+    notification = payment.notification
+    return (payment.state == SessionState.APPROVED.value and notification is not None
+            and notification.state == NotificationState.DEAD.value)
 
 
 def _render_state(payment: PaymentSession, result: SubmitResult) -> Response | str | tuple[str, int]:
@@ -114,6 +121,8 @@ def _render_state(payment: PaymentSession, result: SubmitResult) -> Response | s
         return _message(gettext("Payment cancelled"), gettext("This payment was cancelled. You have not been charged."), payment, 410)
     if is_expired(payment):
         return _message(gettext("This payment session has expired"), gettext("For your security, payment pages expire. Return to the store and check out again; you have not been charged."), payment, 410)
+    if _unconfirmed(payment):
+        return _message(gettext("Payment received, order not yet confirmed"), gettext("Your payment went through, but the store has not confirmed your order yet. The store's support will contact you; please do not pay again."), payment, 200)
     if state in WAITING_STATES:
         return render_template("status.html", refresh=POLL_SECONDS, **_page(payment)), 202
     code = 422 if result.field_errors else (402 if result.decline else 200)

@@ -1,7 +1,7 @@
 """seen requests: every randomkey is accepted once, whatever endpoint or body
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 
 Request fingerprints become keyed (HMAC) from this revision on; the keys already used are copied
 in so that none of them can be used again. An exact retry of a request made before the upgrade
@@ -11,7 +11,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,182 @@
+"""Operator actions, for the `gateway` CLI and the web console alike.
+
+Each takes the acting operator and a note or reason, goes through the same guarded moves as the
+gateway itself (so an action can never race a worker into moving money twice), and raises
+:class:`OperationRefused` with a sentence the operator can act on when it cannot be done.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ..models import (
+    LedgerEntry,
+    Notification,
+    NotificationState,
+    PaymentSession,
+    PostOrderRequest,
+    PostOrderState,
+    SessionState,
+    Transaction,
+    utcnow,
+)
+from ..money import format_money
+from ..notifications import outbox
+from ..processors.base import Charge
+from ..services import Services
+from . import attention, ledger
+from .charging import STALE_AFTER, _record_charge, _transition
+from .completion import notify_store
+from .unconfirmed import apply_policy
+
+log = logging.getLogger(__name__)
+
+
+class OperationRefused(Exception):
+    """The action does not apply to the item as it is now; the message says why."""
+
+
+@dataclass(frozen=True)
+class AttentionItem:
+    kind: str  # payment, ledger, post-order, notification
+    id: int
+    orderid: int | None
+    reason: str
+    since: datetime
+
+
+def needs_attention(services: Services) -> list[AttentionItem]:
+    """Everything the gateway cannot finish by itself, oldest first, each with its reason."""
+    stale = utcnow() - ledger.IN_FLIGHT_FOR
+    items: list[AttentionItem] = []
+    with services.db.transaction() as session:
+        for payment in session.scalars(select(PaymentSession).where(PaymentSession.attention != "")):
+            items.append(AttentionItem("payment", payment.id, payment.orderid, payment.attention,
+                                       payment.attention_at or payment.updated_at))
+        entries = session.execute(
+            select(LedgerEntry, Transaction.orderid, Transaction.currency)
+            .join(Transaction, Transaction.id == LedgerEntry.transaction_id)
+            .where((LedgerEntry.outcome == ledger.UNKNOWN) | (LedgerEntry.attention != "")
+                   | ((LedgerEntry.outcome == ledger.PENDING) & (LedgerEntry.created_at < stale)))
+        ).all()
+        for entry, orderid, currency in entries:
+            reason = entry.attention or (f"{entry.kind} of {format_money(entry.amount, currency)}: outcome unknown "
+                                         f"({entry.message or 'interrupted mid-call'}); check the processor and resolve it")
+            items.append(AttentionItem("ledger", entry.id, orderid, reason, entry.created_at))
+        for request in session.scalars(select(PostOrderRequest).where(
+                PostOrderRequest.state == PostOrderState.PROCESSING.value, PostOrderRequest.claimed_at < stale)):
+            items.append(AttentionItem("post-order", request.id, request.orderid,
+                                       f"refund request {request.randomkey!r} was interrupted; the store's retry finishes it",
+                                       request.claimed_at or request.created_at))
+        dead = session.execute(
+            select(Notification, PaymentSession.orderid)
+            .join(PaymentSession, PaymentSession.id == Notification.session_id)
+            .where(Notification.state == NotificationState.DEAD.value, PaymentSession.attention == "")
+        ).all()
+        for notification, orderid in dead:
+            items.append(AttentionItem("notification", notification.id, orderid,
+                                       f"the store was never told ({notification.last_error}); requeue it",
+                                       notification.next_attempt_at))
+    return sorted(items, key=lambda item: item.since)
+
+
+def attention_count(services: Services) -> int:
+    return len(needs_attention(services))
+
+
+def requeue_notification(services: Services, notification_id: int, *, actor: str, note: str) -> None:
+    """Send a dead notification again from its first attempt (after the store was fixed, say)."""
+    if not outbox.requeue(services, notification_id):
+        raise OperationRefused(f"notification {notification_id} is not dead")
+    with services.db.transaction() as session:
+        payment_id = session.get(Notification, notification_id).session_id  # type: ignore[union-attr]
+        attention.clear(session, payment_id)
+    log.info("%s requeued notification %s: %s", actor, notification_id, note)
+
+
+def resolve_ledger_entry(services: Services, entry_id: int, *, happened: bool, actor: str, note: str) -> LedgerEntry:
+    """Record what the operator found at the processor for a void or refund of unknown outcome."""
+    with services.db.transaction() as session:
+        try:
+            entry = ledger.resolve(session, entry_id, happened, f"{actor}: {note}")
+        except ledger.LedgerConflict as exc:
+            raise OperationRefused(str(exc)) from exc
+        payment_id = session.get(Transaction, entry.transaction_id).session_id  # type: ignore[union-attr]
+        attention.clear(session, payment_id)  # a rejected order's reversal is tried again if this did not happen
+    log.info("%s resolved ledger entry %s as %s: %s", actor, entry_id, entry.outcome, note)
+    return entry
+
+
+def acknowledge_ledger_conflict(services: Services, entry_id: int, *, actor: str, note: str) -> None:
+    """The operator corrected the books after a late processor answer contradicted a resolution."""
+    with services.db.transaction() as session:
+        entry = session.get(LedgerEntry, entry_id)
+        if entry is None or not entry.attention:
+            raise OperationRefused(f"ledger entry {entry_id} does not need attention")
+        entry.message = f"{entry.message} | {entry.attention} | acknowledged by {actor}: {note}"[:1000]
+        entry.attention = ""
+    log.info("%s acknowledged ledger entry %s: %s", actor, entry_id, note)
+
+
+def resolve_sale(services: Services, payment_id: int, *, charged: bool, transaction_id: str = "",
+                 actor: str, note: str) -> str:
+    """Settle a charge attempt whose outcome the gateway could not learn, from the processor's own records."""
+    if charged and not transaction_id:
+        raise OperationRefused("give the processor's transaction id of the charge")
+    with services.db.transaction() as session:
+        payment = session.get(PaymentSession, payment_id)
+        if payment is None or payment.state != SessionState.AUTHORIZING.value:
+            raise OperationRefused(f"payment {payment_id} is not waiting for a charge's outcome")
+        if payment.updated_at > utcnow() - STALE_AFTER:
+            raise OperationRefused(f"payment {payment_id}'s charge may still be in flight; check again in a few minutes")
+        attempt = payment.attempt
+        if not charged:
+            _transition(session, payment_id, attempt, SessionState.OPEN)
+            attention.clear(session, payment_id)
+    if charged:
+        charge = Charge(transaction_id, payment.amount_total, payment.currency, payment.card_brand, payment.card_last4,
+                        message=f"recorded by {actor}: {note}")
+        notification_id = _record_charge(services, payment_id, attempt, charge)
+        if notification_id is None:
+            raise OperationRefused(f"payment {payment_id} was resolved meanwhile")
+        notify_store(services, notification_id)
+    log.info("%s resolved the sale of payment %s as %s: %s", actor, payment_id, "charged" if charged else "not charged", note)
+    return SessionState.APPROVED.value if charged else SessionState.OPEN.value
+
+
+def reverse_charge(services: Services, payment_id: int, *, actor: str, reason: str) -> None:
+    """Give back a charge the store never confirmed, now rather than at the policy's deadline."""
+    if not apply_policy(services, payment_id, "reverse", note=f"{actor}: {reason}"):
+        raise OperationRefused(f"payment {payment_id} is not an unconfirmed charge (only those can be reversed here; "
+                               "a confirmed order is refunded from the store)")
+    log.info("%s reversed the charge of payment %s: %s", actor, payment_id, reason)
+
+
+def record_returned_by_hand(services: Services, payment_id: int, *, actor: str, note: str) -> None:
+    """The operator returned what was left of a rejected order's charge at the processor itself."""
+    with services.db.transaction() as session:
+        payment = session.get(PaymentSession, payment_id)
+        transaction = session.scalars(select(Transaction).where(Transaction.session_id == payment_id)).first()
+        if payment is None or payment.state != SessionState.REJECTED.value or transaction is None:
+            raise OperationRefused(f"payment {payment_id} is not a rejected order with a charge")
+        left = ledger.balance(session, ledger.lock_transaction(session, transaction.id)).remaining
+        if left <= 0:
+            raise OperationRefused(f"nothing is left to return on payment {payment_id}")
+        entry = ledger.reserve(session, transaction.id, ledger.REFUND, left, request_key="returned-by-hand")
+        ledger.settle(session, entry.id, ledger.APPROVED, message=f"returned at the processor by {actor}: {note}")
+        payment.credentials_sealed = None
+        attention.clear(session, payment_id)
+    log.info("%s recorded payment %s as returned by hand: %s", actor, payment_id, note)
+
+
+def retry(services: Services, payment_id: int, *, actor: str, note: str) -> None:
+    """Let background work try a flagged payment again now (after fixing what it reported)."""
+    with services.db.transaction() as session:
+        payment = session.get(PaymentSession, payment_id)
+        if payment is None or not payment.attention:
+            raise OperationRefused(f"payment {payment_id} does not need attention")
+        attention.clear(session, payment_id)
+    log.info("%s asked for payment %s to be retried: %s", actor, payment_id, note)

@@ -1,0 +1,77 @@
+"""The explicit state machines: every state change that money depends on is one guarded UPDATE.
+
+Each machine lists the moves it allows. :meth:`Machine.move` refuses a move the table does not
+list (a programming error) and otherwise performs a compare-and-set: the row changes only if it
+is still in one of the expected states, so of two concurrent writers exactly one wins and the
+loser learns it from the return value instead of overwriting the winner.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Iterable
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from ..models import (
+    LedgerEntry,
+    LedgerOutcome,
+    Notification,
+    NotificationState,
+    PaymentSession,
+    PostOrderRequest,
+    PostOrderState,
+    SessionState,
+)
+
+
+class IllegalMove(RuntimeError):
+    """A move the state machine does not allow was attempted: a bug, never a client's fault."""
+
+
+@dataclass(frozen=True)
+class Machine:
+    model: type[Any]
+    column: str
+    moves: dict[Enum, frozenset[Enum]]
+
+    def move(self, session: Session, row_id: int, source: Enum | Iterable[Enum], target: Enum,
+             *guards: Any, **values: Any) -> bool:
+        """Compare-and-set ``row_id`` from ``source`` to ``target``; True if this caller won."""
+        sources = (source,) if isinstance(source, Enum) else tuple(source)
+        for state in sources:
+            if target not in self.moves.get(state, frozenset()):
+                raise IllegalMove(f"{self.model.__tablename__}: {state.value} -> {target.value} is not a legal move")
+        column = getattr(self.model, self.column)
+        result = session.execute(
+            update(self.model)
+            .where(self.model.id == row_id, column.in_([state.value for state in sources]), *guards)
+            .values({self.column: target.value, **values})
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    def is_final(self, state: str) -> bool:
+        return not any(source.value == state and targets for source, targets in self.moves.items())
+
+
+S, L, P, N = SessionState, LedgerOutcome, PostOrderState, NotificationState
+
+SESSIONS = Machine(PaymentSession, "state", {
+    S.OPEN: frozenset({S.AUTHORIZING, S.CANCELLED}),
+    # An attempt ends declined (open again), given up (failed), charged, or found absent at recovery.
+    S.AUTHORIZING: frozenset({S.OPEN, S.FAILED, S.APPROVED}),
+    S.APPROVED: frozenset({S.COMPLETED, S.REJECTED}),
+})
+LEDGER = Machine(LedgerEntry, "outcome", {
+    L.PENDING: frozenset({L.APPROVED, L.DECLINED, L.UNKNOWN}),
+    L.UNKNOWN: frozenset({L.APPROVED, L.DECLINED}),
+})
+POST_ORDERS = Machine(PostOrderRequest, "state", {
+    P.PROCESSING: frozenset({P.PROCESSING, P.ANSWERED}),  # processing -> processing: a stale claim taken over
+})
+NOTIFICATIONS = Machine(Notification, "state", {
+    N.PENDING: frozenset({N.DELIVERED, N.DEAD}),
+    N.DEAD: frozenset({N.PENDING}),
+})
