@@ -229,3 +229,5 @@ class StoreProfile(Base):
     support_phone: Mapped[str] = mapped_column(String(40), default="")
     support_url: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+from .console import models as _console_models  # noqa: E402,F401  (console tables, for Alembic and tests)
