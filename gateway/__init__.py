@@ -29,4 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(api_docs.bp)
     errors.register(app)
+    from .console import views as console
+
+    console.register(app)
     return app

@@ -41,6 +41,8 @@ class Settings:
     notify_max_attempts: int = 12
     notify_allow_private: bool = False
     authorizenet_test_mode: bool = False
+    console_idle_minutes: int = 15
+    log_json: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -89,6 +91,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             notify_max_attempts=int(env.get("GATEWAY_NOTIFY_MAX_ATTEMPTS") or 12),
             notify_allow_private=_flag(env.get("GATEWAY_NOTIFY_ALLOW_PRIVATE"), environment != "production"),
             authorizenet_test_mode=_flag(env.get("AUTHORIZENET_TEST_MODE"), False),
+            console_idle_minutes=int(env.get("GATEWAY_CONSOLE_IDLE_MINUTES") or 15),
+            log_json=_flag(env.get("GATEWAY_LOG_JSON"), environment == "production"),
         )
     except ValueError as exc:
         raise ConfigError(f"a numeric setting is not a number: {exc}") from exc

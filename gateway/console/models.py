@@ -38,6 +38,7 @@ class ConsoleSession(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("console_accounts.id", ondelete="CASCADE"), index=True)
     csrf: Mapped[str] = mapped_column(String(64))
     address: Mapped[str] = mapped_column(String(64), default="")
+    notice: Mapped[str] = mapped_column(Text, default="")  # an action's outcome, shown once on the next page
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

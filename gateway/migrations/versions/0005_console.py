@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("account_id", sa.Integer(), nullable=False),
         sa.Column("csrf", sa.String(length=64), nullable=False),
         sa.Column("address", sa.String(length=64), nullable=False),
+        sa.Column("notice", sa.Text(), nullable=False),
         sa.Column("created_at", NOW, nullable=False),
         sa.Column("last_seen_at", NOW, nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["console_accounts.id"], ondelete="CASCADE"),

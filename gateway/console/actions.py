@@ -1,0 +1,111 @@
+"""Operator actions: each runs the same guarded code path as the CLI or the worker, and is audited.
+
+An action that is refused (already requeued, already resolved, nothing left to reverse) changes
+nothing and is still recorded with why it was refused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from .. import stores
+from ..models import LedgerEntry, Transaction
+from ..notifications import outbox
+from ..payments import ledger
+from ..payments.completion import reverse_rejected_charge
+from ..services import Services
+from . import audit
+from .attention import STUCK_REVERSAL, dead_notification_session, needs_attention
+
+MAX_REASON = 2000
+
+
+class ActionRefused(ValueError):
+    """The action cannot be done now; the message says why."""
+
+
+@dataclass(frozen=True)
+class Done:
+    session_id: int
+    message: str
+
+
+def _reason(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise ActionRefused("give a reason: it is kept in the audit log")
+    if len(text) > MAX_REASON:
+        raise ActionRefused(f"the reason is longer than {MAX_REASON} characters")
+    return text
+
+
+def _audit(services: Services, actor: str, action: str, session_id: int | None, reason: str, outcome: str, **details: object) -> None:
+    with services.db.transaction() as session:
+        audit.record(session, actor, action, f"payment:{session_id}" if session_id else "", reason, outcome, **details)
+
+
+def requeue_notification(services: Services, actor: str, notification_id: int, reason: str) -> Done:
+    """Send a dead notification round again (outbox.requeue, the CLI's compare-and-set)."""
+    reason = _reason(reason)
+    session_id = dead_notification_session(services, notification_id)
+    if session_id is None:
+        raise ActionRefused(f"there is no notification {notification_id}")
+    if not outbox.requeue(services, notification_id):
+        _audit(services, actor, "notification.requeue", session_id, reason, "refused: not dead", notification_id=notification_id)
+        raise ActionRefused(f"notification {notification_id} is not dead (already requeued or delivered)")
+    _audit(services, actor, "notification.requeue", session_id, reason, "pending again", notification_id=notification_id)
+    return Done(session_id, f"notification {notification_id} is pending again")
+
+
+def resolve_entry(services: Services, actor: str, entry_id: int, happened: bool, note: str) -> Done:
+    """Record what the processor's own records show for an unresolved void or refund."""
+    note = _reason(note)
+    with services.db.transaction() as session:
+        entry = session.get(LedgerEntry, entry_id)
+        if entry is None:
+            raise ActionRefused(f"there is no ledger entry {entry_id}")
+        transaction = ledger.lock_transaction(session, entry.transaction_id)  # the guard: one resolver at a time
+        entry = session.get(LedgerEntry, entry_id, populate_existing=True)
+        assert entry is not None
+        if entry.outcome not in (ledger.PENDING, ledger.UNKNOWN):
+            outcome = f"refused: already {entry.outcome}"
+        else:
+            outcome = ledger.resolve(session, entry_id, happened, note).outcome
+        audit.record(session, actor, "ledger.resolve", f"payment:{transaction.session_id}", note, outcome,
+                     entry_id=entry_id, happened=happened)
+        session_id = transaction.session_id
+    if outcome.startswith("refused"):
+        raise ActionRefused(f"ledger entry {entry_id} is no longer unresolved ({outcome[9:]})")
+    return Done(session_id, f"ledger entry {entry_id} is now {outcome}")
+
+
+def reverse_charge(services: Services, actor: str, session_id: int, reason: str) -> Done:
+    """Give back a rejected order's charge through the worker's own exactly-once reversal."""
+    reason = _reason(reason)
+    if not any(item.kind == STUCK_REVERSAL and item.ref == session_id for item in needs_attention(services)):
+        _audit(services, actor, "payment.reverse", session_id, reason, "refused: no standing charge to reverse")
+        raise ActionRefused(f"payment {session_id} has no rejected charge waiting to be reversed")
+    reverse_rejected_charge(services, session_id)
+    with services.db.transaction() as session:
+        transaction = session.scalars(select(Transaction).where(Transaction.session_id == session_id)).one()
+        last = transaction.ledger[-1]
+        outcome = f"{last.kind} {last.outcome}" + (f": {last.message}" if last.message else "")
+        audit.record(session, actor, "payment.reverse", f"payment:{session_id}", reason, outcome, entry_id=last.id)
+    if last.kind == ledger.SALE:
+        raise ActionRefused("the reversal could not be started (are the merchant's credentials still held?)")
+    return Done(session_id, f"reversal: {outcome}")
+
+
+def save_store(services: Services, actor: str, key: str, values: dict[str, str], reason: str) -> Done:
+    """Edit how a store is shown to its shoppers (stores.save_identity, as `gateway stores set`)."""
+    reason = _reason(reason)
+    before = stores.identity(services, key)
+    try:
+        saved = stores.save_identity(services, key, **values)
+    except stores.ProfileError as exc:
+        raise ActionRefused(str(exc)) from exc
+    changed = {name: getattr(saved, name) for name in stores.EDITABLE if getattr(saved, name) != getattr(before, name)}
+    with services.db.transaction() as session:
+        audit.record(session, actor, "store.update", f"store:{key}", reason, "saved", changed=changed)
+    return Done(0, f"{saved.display_name}: saved" + (f" ({', '.join(changed)})" if changed else " (nothing changed)"))
