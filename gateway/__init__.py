@@ -1,11 +1,11 @@
 """A 3dcart (Shift4Shop) redirect payment gateway application."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask
 
+from . import observability
 from .config import Settings, load_settings
 from .services import Services
 
@@ -19,7 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
     app.extensions["gateway"] = Services.build(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    observability.init_app(app, settings)
 
     from .web import api_docs, checkout, errors, health, payment_page, post_order
 

@@ -43,6 +43,7 @@ class Settings:
     authorizenet_test_mode: bool = False
     console_idle_minutes: int = 15
     log_json: bool = False
+    metrics_token: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -93,6 +94,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             authorizenet_test_mode=_flag(env.get("AUTHORIZENET_TEST_MODE"), False),
             console_idle_minutes=int(env.get("GATEWAY_CONSOLE_IDLE_MINUTES") or 15),
             log_json=_flag(env.get("GATEWAY_LOG_JSON"), environment == "production"),
+            metrics_token=env.get("GATEWAY_METRICS_TOKEN") or "",
         )
     except ValueError as exc:
         raise ConfigError(f"a numeric setting is not a number: {exc}") from exc

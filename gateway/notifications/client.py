@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import requests
 from marshmallow import ValidationError
 
+from ..observability.requestid import outgoing_headers
 from ..protocol.jsonbody import BodyError, parse_object
 from ..protocol.schemas import CompleteOrderResponseSchema, describe_errors
 
@@ -79,7 +80,8 @@ class StoreClient:
         try:
             check_destination(url, require_https=self.require_https, allow_private=self.allow_private)
             with self.http.post(
-                url, json=payload, timeout=(min(5.0, self.timeout), self.timeout), stream=True, allow_redirects=False
+                url, json=payload, timeout=(min(5.0, self.timeout), self.timeout), stream=True, allow_redirects=False,
+                headers=outgoing_headers(),
             ) as response:
                 status = response.status_code
                 body = _read_capped(response)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from ..observability import events
 from ..models import Notification, NotificationAttempt, NotificationState, utcnow
 from ..services import Services
 from .client import Exchange, StoreAnswer
@@ -78,6 +79,7 @@ def claim_due(services: Services, limit: int) -> list[Notification]:
 def deliver(services: Services, notification: Notification, on_answer: OnAnswer) -> StoreAnswer | None:
     """Post a claimed notification once and record the attempt; the answer is applied atomically."""
     exchange = services.store.post(notification.url, notification.payload)
+    events.notification_attempt(exchange)
     with services.db.transaction() as session:
         row = session.get(Notification, notification.id, populate_existing=True)
         assert row is not None
@@ -114,6 +116,7 @@ def _schedule_retry(services: Services, row: Notification, error: str) -> None:
     row.claimed_until = None
     if row.attempts >= services.settings.notify_max_attempts:
         row.state = NotificationState.DEAD.value
+        events.notification_dead()
     else:
         row.next_attempt_at = utcnow() + backoff(row.attempts)
 

@@ -6,6 +6,7 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from ..observability import events
 from ..payments.checkout import start_checkout
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import checkout_error, checkout_response
@@ -22,13 +23,17 @@ def checkout() -> Response:
         payment = start_checkout(services(), request.get_data(cache=False))
     except ProtocolError as exc:
         log.info("checkout refused: %s %s", exc.code.value, exc.message)
+        events.checkout("refused")
         return jsonify(checkout_error(key, exc))
     except RequestEntityTooLarge:
+        events.checkout("refused")
         return jsonify(checkout_error(key, ProtocolError(ErrorCode.BAD_REQUEST, "request body is too large")))
     except Exception:  # noqa: BLE001 - the platform must always get a signed answer
         log.exception("checkout failed")
+        events.checkout("failed")
         error = ProtocolError(ErrorCode.CHECKOUT_FAILED, "the gateway could not start the checkout; try again")
         return jsonify(checkout_error(key, error))
+    events.checkout("accepted")
     return jsonify(
         checkout_response(key, payment.token, public_url("/pay"), services().settings.redirect_method)
     )

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from ..cards import BRAND_NAMES
+from ..observability import events
 from ..models import NotificationState, PaymentSession, SessionState
 from ..money import format_money
 from ..payments.charging import SubmitResult, cancel, find_session, is_expired, submit_card
@@ -35,6 +36,7 @@ def private_page(response: Response) -> Response:
 def show() -> Response | str | tuple[str, int]:
     """The platform sends the shopper here by GET (?paymenttoken=) or POST (form field)."""
     payment = _session_or_404(request.values.get("paymenttoken", ""))
+    events.page_viewed(services(), payment.id)
     return _render_state(payment, SubmitResult(payment))
 
 
