@@ -14,7 +14,7 @@ from gateway.observability import requestid
 from gateway.processors.authorizenet import PRODUCTION_URL, AuthorizeNetProcessor
 
 from .flow_helpers import approve_all, open_session, pay
-from .protocol_helpers import PRIVATE_KEY, post_json, signed_checkout
+from .protocol_helpers import CARDS, PRIVATE_KEY, post_json, signed_checkout
 from .test_authorizenet import approved, sale_request
 
 
@@ -103,3 +103,15 @@ def test_development_logs_are_text_with_the_request_id(app, client):
     assert " [" in stream.getvalue() and "checkout refused" in stream.getvalue()
     assert not stream.getvalue().lstrip().startswith("{")
 
+
+
+def test_no_card_number_or_credential_reaches_the_log(app, client, store):
+    stream = _captured_log(app)
+    approve_all(store)
+    token, csrf = open_session(client)
+    pay(client, token, csrf, number=CARDS["decline"])
+    pay(client, token, csrf)
+    logged = stream.getvalue()
+    assert "charged" in logged
+    for secret in (CARDS["decline"], CARDS["visa"], "password1"):
+        assert secret not in logged

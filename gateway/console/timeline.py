@@ -61,9 +61,8 @@ def _checkout(payment: PaymentSession) -> Event:
 
 def _recorded(event: PaymentEvent) -> Event:
     titles = {"page_view": "Shopper opened the payment page", "charge_declined": "Card declined",
-              "charge_approved": "Card charged", "charge_unknown": "Charge outcome unknown",
-              "cancelled": "Shopper cancelled"}
-    status = {"charge_declined": "bad", "charge_unknown": "bad", "charge_approved": "good"}.get(event.kind, "")
+              "charge_unknown": "Charge outcome unknown"}
+    status = {"charge_declined": "bad", "charge_unknown": "bad"}.get(event.kind, "")
     return Event(event.at, event.kind, titles.get(event.kind, event.kind), {"detail": event.detail} if event.detail else {}, status)
 
 

@@ -22,9 +22,9 @@ def page_viewed(services: Any, session_id: int) -> None:
     _remember(services, session_id, "page_view", "")
 
 
-def charge_approved(services: Any, session_id: int, transaction_id: str) -> None:
+def charge_approved() -> None:
+    """The timeline already has the charge: its sale ledger entry."""
     CHARGES.labels("approved", "approved").inc()
-    _remember(services, session_id, "charge_approved", f"processor transaction {transaction_id}")
 
 
 def charge_declined(services: Any, session_id: int, error: Any) -> None:

@@ -95,7 +95,7 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
         events.charge_declined(services, payment.id, exc)
         return _record_decline(services, payment.id, exc)
     notification_id = _record_charge(services, payment.id, attempt, charge)
-    events.charge_approved(services, payment.id, charge.transaction_id)
+    events.charge_approved()
     notify_store(services, notification_id)
     return SubmitResult(_reload(services, payment.id))
 
