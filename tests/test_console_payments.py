@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
+from gateway.console.models import PaymentEvent
 from gateway.models import Notification, PaymentSession, Transaction, utcnow
+from gateway.observability import events
 
 from .console_helpers import make_account, signed_in
 from .flow_helpers import open_session, pay, payment_row, store_answers
@@ -94,3 +96,12 @@ def test_timeline_tells_the_whole_story_in_order(client, console, services, stor
 
 def test_unknown_payment_is_a_404(console):
     assert console.get("/console/payments/424242").status_code == 404
+
+
+def test_reloading_the_payment_page_cannot_grow_the_timeline_without_bound(client, services, monkeypatch):
+    monkeypatch.setattr(events, "MAX_EVENTS", 3)
+    token, _ = open_session(client)
+    for _ in range(5):
+        client.get("/pay", query_string={"paymenttoken": token})
+    with services.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(PaymentEvent)) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..console.models import PaymentEvent
@@ -12,6 +13,7 @@ from ..models import utcnow
 from .metrics import CHARGES, CHECKOUTS, DEAD_LETTERS, NOTIFICATION_ATTEMPTS, STORE_SECONDS
 
 log = logging.getLogger(__name__)
+MAX_EVENTS = 100
 
 
 def checkout(outcome: str) -> None:
@@ -48,9 +50,13 @@ def notification_dead() -> None:
 
 
 def _remember(services: Any, session_id: int, kind: str, detail: str) -> None:
-    """Best effort, in its own transaction: a timeline line is never worth failing a payment for."""
+    """Best effort, in its own transaction: a timeline line is never worth failing a payment for.
+    A session keeps at most MAX_EVENTS lines, so reloading a page cannot grow the table without bound."""
     try:
         with services.db.transaction() as session:
+            recorded = session.scalar(select(func.count()).select_from(PaymentEvent).where(PaymentEvent.session_id == session_id))
+            if recorded >= MAX_EVENTS:
+                return
             session.add(PaymentEvent(session_id=session_id, at=utcnow(), kind=kind, detail=detail[:1000]))
     except SQLAlchemyError:
         log.exception("could not record %s for payment session %s", kind, session_id)
