@@ -242,3 +242,10 @@ def test_login_redirects_back_only_inside_the_console(client, people):
     response = client.post("/console/login?next=https://evil.example/", data={
         "csrf": form_csrf(page.get_data(as_text=True)), "username": "olivia", "password": "correct horse battery staple"})
     assert response.location.endswith("/console/payments")
+
+
+def test_an_overlong_store_key_is_refused_not_a_crash(app, services, people):
+    console, csrf = signed_in(app, "olivia")
+    response = console.post("/console/stores/" + "a" * 300, data={"csrf": csrf, "display_name": "X", "reason": "r"},
+                            follow_redirects=True)
+    assert response.status_code == 200 and "at most 255 characters" in response.get_data(as_text=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pyotp
 from argon2 import PasswordHasher
@@ -114,6 +115,7 @@ def authenticate(services: Services, username: str, password: str, code: str, ad
     username = username.strip().lower()[:64]
     address = address[:64]
     with services.db.transaction() as session:
+        session.execute(delete(LoginFailure).where(LoginFailure.occurred_at < utcnow() - LOCK_WINDOW))
         locked = _locked_out(session, username, address)
         account = None if locked else session.scalars(select(ConsoleAccount).where(ConsoleAccount.username == username)).first()
         ok = not locked and _password_matches(account.password_hash if account else DUMMY_HASH, password)
@@ -129,18 +131,21 @@ def authenticate(services: Services, username: str, password: str, code: str, ad
         raise LoginRefused("The username, password or code is not correct.")
     with services.db.transaction() as session:
         session.execute(delete(LoginFailure).where(LoginFailure.username == username))
-        session.execute(delete(LoginFailure).where(LoginFailure.occurred_at < utcnow() - LOCK_WINDOW))
         assert account is not None
-        if account.password_hash and HASHER.check_needs_rehash(account.password_hash):
+        if HASHER.check_needs_rehash(account.password_hash):
             _locked(session, username).password_hash = HASHER.hash(password)
         return _view(account)
 
 
 def _locked_out(session: Session, username: str, address: str) -> bool:
     since = utcnow() - LOCK_WINDOW
-    count = lambda *where: session.scalar(select(func.count()).select_from(LoginFailure).where(LoginFailure.occurred_at >= since, *where))  # noqa: E731
-    return (count(LoginFailure.username == username) >= MAX_ACCOUNT_FAILURES
-            or count(LoginFailure.address == address) >= MAX_ADDRESS_FAILURES)
+
+    def failures(*where: Any) -> int:
+        return session.scalar(
+            select(func.count()).select_from(LoginFailure).where(LoginFailure.occurred_at >= since, *where)) or 0
+
+    return (failures(LoginFailure.username == username) >= MAX_ACCOUNT_FAILURES
+            or failures(LoginFailure.address == address) >= MAX_ADDRESS_FAILURES)
 
 
 def _password_matches(password_hash: str, password: str) -> bool:

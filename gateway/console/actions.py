@@ -19,6 +19,7 @@ from . import audit
 from .attention import STUCK_REVERSAL, dead_notification_session, needs_attention
 
 MAX_REASON = 2000
+MAX_STORE_KEY = 255
 
 
 class ActionRefused(ValueError):
@@ -100,6 +101,8 @@ def reverse_charge(services: Services, actor: str, session_id: int, reason: str)
 def save_store(services: Services, actor: str, key: str, values: dict[str, str], reason: str) -> Done:
     """Edit how a store is shown to its shoppers (stores.save_identity, as `gateway stores set`)."""
     reason = _reason(reason)
+    if len(key) > MAX_STORE_KEY:
+        raise ActionRefused(f"a store key (its notification host) has at most {MAX_STORE_KEY} characters")
     before = stores.identity(services, key)
     try:
         saved = stores.save_identity(services, key, **values)

@@ -157,7 +157,7 @@ def stores_page() -> Any:
     return render_template("console/stores.html", stores=_stores_with_activity())
 
 
-@bp.route("/stores/<store_key>", methods=["GET"])
+@bp.get("/stores/<store_key>")
 def store(store_key: str) -> Any:
     return render_template("console/store.html", store=stores.identity(services(), store_key),
                            recent=_recent_payments(store_key))
@@ -167,7 +167,7 @@ def store(store_key: str) -> Any:
 @auth.operator_only
 def save_store(store_key: str) -> Response:
     values = {name: request.form.get(name, "") for name in stores.EDITABLE}
-    return _act(lambda: actions.save_store(services(), auth.operator().username, store_key, values,
+    return _act(lambda: actions.save_store(services(), auth.operator().username, store_key.lower(), values,
                                            request.form.get("reason", "")), url_for("console.store", store_key=store_key))
 
 
