@@ -5,16 +5,20 @@ import io
 import json
 import logging
 
+import requests
 import responses
+from sqlalchemy import update
 
 from gateway import create_app
 from gateway.config import load_settings
 from gateway.migrate import upgrade
+from gateway.models import Notification, utcnow
+from gateway.notifications.worker import run_once
 from gateway.observability import requestid
 from gateway.processors.authorizenet import PRODUCTION_URL, AuthorizeNetProcessor
 
-from .flow_helpers import approve_all, open_session, pay
-from .protocol_helpers import CARDS, PRIVATE_KEY, post_json, signed_checkout
+from .flow_helpers import approve_all, open_session, pay, store_answers
+from .protocol_helpers import CARDS, PRIVATE_KEY, complete_order_answer, post_json, signed_checkout
 from .test_authorizenet import approved, sale_request
 
 
@@ -115,3 +119,15 @@ def test_no_card_number_or_credential_reaches_the_log(app, client, store):
     assert "charged" in logged
     for secret in (CARDS["decline"], CARDS["visa"], "password1"):
         assert secret not in logged
+
+
+def test_each_worker_round_sends_its_own_request_id(client, services, store):
+    store_answers(store, requests.ConnectionError("down"), requests.ConnectionError("down"), complete_order_answer(1))
+    token, csrf = open_session(client)
+    shopper = pay(client, token, csrf)
+    for _ in range(2):
+        with services.db.transaction() as session:
+            session.execute(update(Notification).values(next_attempt_at=utcnow()))
+        run_once(services)
+    ids = [call.request.headers[requestid.HEADER] for call in store.calls]
+    assert len(ids) == 3 and ids[0] == shopper.headers[requestid.HEADER] and len(set(ids)) == 3

@@ -8,6 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from ..observability import requestid
 from ..payments.charging import forget_expired_credentials, recover_stale_authorizations
 from ..payments.completion import deliver_claimed, reverse_unfinished_rejections
 from ..services import Services
@@ -26,6 +27,7 @@ class Round:
 def run_once(services: Services, batch: int = 20) -> Round:
     """One pass: recover interrupted charges, deliver what is due, reverse unfinished rejections,
     and erase the merchant credentials of abandoned sessions."""
+    requestid.begin()  # one id per round, on its log lines and on the calls it makes
     recovered = recover_stale_authorizations(services)
     claimed = outbox.claim_due(services, batch)
     delivered = sum(1 for notification in claimed if deliver_claimed(services, notification) is not None)

@@ -23,5 +23,5 @@ def current() -> str:
 
 
 def outgoing_headers() -> dict[str, str]:
-    """Headers for a call to a store or processor; outside a request (the worker) a fresh id is made."""
+    """Headers for a call to a store or processor; outside a request or a worker round, a fresh id is made."""
     return {HEADER: current() or begin()}
