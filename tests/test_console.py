@@ -135,6 +135,7 @@ def test_requeue_from_the_console_is_audited(app, client, services, store, peopl
     console, csrf = signed_in(app, "olivia")
     page = console.get("/console/attention").get_data(as_text=True)
     assert f"dead_notification-{notification_id}" in page
+    assert "This payment needs attention" in console.get(f"/console/payments/{session_id}").get_data(as_text=True)
     response = console.post(f"/console/attention/notifications/{notification_id}/requeue",
                             data={"csrf": csrf, "reason": "store fixed its endpoint"}, follow_redirects=True)
     assert "is pending again" in response.get_data(as_text=True)
@@ -147,6 +148,7 @@ def test_requeue_from_the_console_is_audited(app, client, services, store, peopl
                          data={"csrf": csrf, "reason": "twice"}, follow_redirects=True)
     assert "is not dead" in again.get_data(as_text=True)
     assert [r.outcome for r in audit_rows(services, "notification.requeue")] == ["pending again", "refused: not dead"]
+    assert "This payment needs attention" not in console.get(f"/console/payments/{session_id}").get_data(as_text=True)
 
 
 def test_an_action_without_a_reason_changes_nothing(app, client, services, store, people):

@@ -16,7 +16,7 @@ from ..payments import ledger
 from ..payments.completion import reverse_rejected_charge
 from ..services import Services
 from . import audit
-from .attention import STUCK_REVERSAL, dead_notification_session, needs_attention
+from .attention import STUCK_REVERSAL, needs_attention, notification_session
 
 MAX_REASON = 2000
 MAX_STORE_KEY = 255
@@ -49,7 +49,7 @@ def _audit(services: Services, actor: str, action: str, session_id: int | None, 
 def requeue_notification(services: Services, actor: str, notification_id: int, reason: str) -> Done:
     """Send a dead notification round again (outbox.requeue, the CLI's compare-and-set)."""
     reason = _reason(reason)
-    session_id = dead_notification_session(services, notification_id)
+    session_id = notification_session(services, notification_id)
     if session_id is None:
         raise ActionRefused(f"there is no notification {notification_id}")
     if not outbox.requeue(services, notification_id):

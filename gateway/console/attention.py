@@ -101,6 +101,6 @@ def count_by_kind(services: Services) -> dict[str, int]:
     return counts
 
 
-def dead_notification_session(services: Services, notification_id: int) -> int | None:
+def notification_session(services: Services, notification_id: int) -> int | None:
     with services.db.transaction() as session:
         return session.scalar(select(Notification.session_id).where(Notification.id == notification_id))

@@ -110,7 +110,8 @@ def payment(session_id: int) -> Any:
     story = timeline(services(), session_id)
     if story is None:
         abort(404, f"There is no payment {session_id}.")
-    return render_template("console/payment.html", story=story)
+    stuck = [item for item in needs_attention(services()) if item.session_id == session_id]
+    return render_template("console/payment.html", story=story, stuck=stuck)
 
 
 @bp.get("/attention")
