@@ -13,8 +13,8 @@ from typing import Any, Callable
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from ..observability import events
 from ..models import Notification, NotificationAttempt, NotificationState, utcnow
+from ..observability import events
 from ..services import Services
 from .client import Exchange, StoreAnswer
 

@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
 from ..cards import Card, CardFormError, parse_card
-from ..observability import events
 from ..models import LedgerEntry, PaymentSession, SessionState, Transaction, utcnow
+from ..observability import events
 from ..processors.base import (
     Charge,
     MerchantAuthenticationError,

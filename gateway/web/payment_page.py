@@ -9,8 +9,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from flask import Blueprint, Response, abort, redirect, render_template, request
 
 from ..cards import BRAND_NAMES
-from ..observability import events
 from ..models import NotificationState, PaymentSession, SessionState
+from ..observability import events
 from ..money import format_money
 from ..payments.charging import SubmitResult, cancel, find_session, is_expired, submit_card
 from ..payments.completion import notify_store
