@@ -2,7 +2,7 @@
 
     python bench/bench.py [--database-url URL] [--seconds 3]
 
-Baseline: `GET /healthz` (one trivial database round trip through the same app and engine).
+Baseline: `GET /readyz` (one trivial database round trip through the same app and engine).
 Each exchange's figure is requests per second and how many health checks one of them costs; the
 hostile inputs (which once took a worker 25 s each) show what refusing them costs.
 """
@@ -52,7 +52,7 @@ def main() -> None:
     base = int(time.time())
 
     def health(i: int) -> None:
-        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 200
 
     def checkout(i: int) -> None:
         body = signed_checkout(orderid=base * 1000 + i, randomkey=f"c{i}")
@@ -107,7 +107,7 @@ def main() -> None:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     engine = url.split(":", 1)[0]
-    print(f"database: {engine}; baseline GET /healthz: {baseline:.0f} req/s")
+    print(f"database: {engine}; baseline GET /readyz: {baseline:.0f} req/s")
     for name, value in figures.items():
         print(f"{name:40s} {value:8.1f} /s   {baseline / value:6.1f}x the cost of a health check")
     print(f"peak traced memory over 50 purchases: {peak / 1024 / 1024:.1f} MiB")

@@ -1,12 +1,11 @@
 """A 3dcart (Shift4Shop) redirect payment gateway application."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from flask import Flask
 
-from . import budget
+from . import budget, observability
 from .config import Settings, load_settings
 from .limits import init_limits
 from .services import Services
@@ -42,7 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gateway"] = Services.build(settings)
     app.before_request(lambda: budget.start(settings.request_budget_seconds))
     app.teardown_request(lambda _error: budget.clear())
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    observability.init_app(app, settings)
     announce(settings)
     init_limits(app, settings)
 
@@ -60,4 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(home.bp)
     errors.register(app)
     hardening.register(app, settings)
+    from .console import views as console
+
+    console.register(app)
     return app

@@ -21,6 +21,7 @@ from .notifications.worker import run_forever, run_once
 from .payments import ledger, operations
 from .services import Services
 from . import stores
+from .console import accounts
 
 
 def _services() -> Services:
@@ -293,6 +294,80 @@ def stores_set(store_key: str, **values: str | None) -> None:
     except stores.ProfileError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{store.store_key}: {store.display_name}")
+
+
+@main.group("accounts")
+def accounts_group() -> None:
+    """Operator console accounts (roles: viewer, operator)."""
+
+
+def _cli_actor() -> str:
+    return "cli:" + getpass.getuser()
+
+
+def _account_command(action):  # type: ignore[no-untyped-def]
+    """Run an account change and turn a refusal into a clean CLI error."""
+    try:
+        return action()
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+PASSWORD = click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+                        help="At least 12 characters; prompted for (hidden) when not given.")
+
+
+@accounts_group.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["viewer", "operator"]), required=True)
+@PASSWORD
+def accounts_create(username: str, role: str, password: str) -> None:
+    """Create a console account."""
+    account = _account_command(lambda: accounts.create(_services(), _cli_actor(), username, password, role))
+    click.echo(f"created {account.username} ({account.role})")
+
+
+@accounts_group.command("disable")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+def accounts_disable(username: str, reason: str) -> None:
+    """Disable an account and end its sessions."""
+    account = _account_command(lambda: accounts.set_active(_services(), _cli_actor(), username, False, reason))
+    click.echo(f"disabled {account.username}")
+
+
+@accounts_group.command("enable")
+@click.argument("username")
+@click.option("--reason", required=True, help="Why (kept in the audit log).")
+def accounts_enable(username: str, reason: str) -> None:
+    """Enable a disabled account again."""
+    account = _account_command(lambda: accounts.set_active(_services(), _cli_actor(), username, True, reason))
+    click.echo(f"enabled {account.username}")
+
+
+@accounts_group.command("list")
+def accounts_list() -> None:
+    """Show every account, its role and whether it is active and uses TOTP."""
+    for account in accounts.all_accounts(_services()):
+        state = "active" if account.active else "disabled"
+        click.echo(f"{account.username}\t{account.role}\t{state}\t{'totp' if account.totp else 'password only'}")
+
+
+@accounts_group.command("set-password")
+@click.argument("username")
+@PASSWORD
+def accounts_set_password(username: str, password: str) -> None:
+    """Replace an account's password and end its sessions."""
+    account = _account_command(lambda: accounts.set_password(_services(), _cli_actor(), username, password))
+    click.echo(f"password of {account.username} changed")
+
+
+@accounts_group.command("enable-totp")
+@click.argument("username")
+def accounts_enable_totp(username: str) -> None:
+    """Require a TOTP code at sign-in; prints the secret's URI once, for the authenticator app."""
+    uri = _account_command(lambda: accounts.enable_totp(_services(), _cli_actor(), username))
+    click.echo(f"add this to the authenticator app (shown once): {uri}")
 
 
 if __name__ == "__main__":

@@ -62,6 +62,9 @@ class Settings:
     # An approved charge whose store notification went dead: after this many hours, reverse or keep it.
     unconfirmed_charge_hours: float = 72.0
     unconfirmed_charge_action: str = "reverse"
+    console_idle_minutes: int = 15
+    log_json: bool = False
+    metrics_token: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -139,6 +142,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or 10),
             unconfirmed_charge_hours=float(env.get("GATEWAY_UNCONFIRMED_CHARGE_HOURS") or 72),
             unconfirmed_charge_action=unconfirmed_action,
+            console_idle_minutes=int(env.get("GATEWAY_CONSOLE_IDLE_MINUTES") or 15),
+            log_json=_flag(env.get("GATEWAY_LOG_JSON"), environment != DEVELOPMENT),
+            metrics_token=env.get("GATEWAY_METRICS_TOKEN") or "",
         )
     except ValueError as exc:
         raise ConfigError(f"a numeric setting is not a number: {exc}") from exc

@@ -267,3 +267,4 @@ class SeenRequest(Base):
     endpoint: Mapped[str] = mapped_column(String(16))
     digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+from .console import models as _console_models  # noqa: E402,F401  (console tables, for Alembic and tests)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from .config import ConfigError, Settings
 from .db import Database
 from .notifications.client import StoreClient
+from .observability.timing import TimedProcessor
 from .processors import build_processor
 from .processors.base import Processor
 from .vault import Vault
@@ -16,7 +17,7 @@ class Services:
     settings: Settings
     db: Database
     vault: Vault
-    processor: Processor
+    processor: Processor | TimedProcessor
     store: StoreClient
 
     @classmethod
@@ -30,7 +31,7 @@ class Services:
             settings=settings,
             db=db,
             vault=vault,
-            processor=build_processor(settings, db),
+            processor=TimedProcessor(build_processor(settings, db)),
             store=StoreClient(
                 timeout=settings.notify_timeout_seconds,
                 require_https=settings.is_production,

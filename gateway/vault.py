@@ -40,6 +40,15 @@ class Vault:
             raise VaultError("stored merchant credentials cannot be decrypted with the current key") from exc
         return Credentials(payload["login"], payload["secret"])
 
+    def seal_text(self, text: str) -> str:
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def open_text(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken as exc:
+            raise VaultError("a stored secret cannot be decrypted with the current key") from exc
+
     def fingerprint(self, credentials: Credentials) -> str:
         """A keyed hash that lets a later request prove it holds the same credentials."""
         message = json.dumps([credentials.login, credentials.secret]).encode()

@@ -18,6 +18,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .. import budget
+from ..observability.requestid import outgoing_headers
 from ..protocol.jsonbody import BodyError, parse_object
 from ..protocol.schemas import CompleteOrderResponseSchema, describe_errors
 
@@ -164,7 +165,8 @@ class StoreClient:
         try:
             destination = self.check(url)
             with self._session_for(destination) as http, http.post(
-                url, json=payload, timeout=(min(5.0, timeout), timeout), stream=True, allow_redirects=False
+                url, json=payload, timeout=(min(5.0, timeout), timeout), stream=True, allow_redirects=False,
+                headers=outgoing_headers(),
             ) as response:
                 status = response.status_code
                 body = _read_capped(response)

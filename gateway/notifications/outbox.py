@@ -18,6 +18,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import Notification, NotificationAttempt, NotificationState, utcnow
+from ..observability import events
 from ..payments.states import NOTIFICATIONS
 from ..services import Services
 from .client import Exchange, StoreAnswer
@@ -86,6 +87,7 @@ def deliver(services: Services, notification: Notification, on_answer: OnAnswer)
     """Post a claimed notification once and record the attempt; the answer is applied atomically,
     and only while this worker's lease is still the latest one."""
     exchange = services.store.post(notification.url, notification.payload)
+    events.notification_attempt(exchange)
     with services.db.transaction() as session:
         row = _locked(session, notification.id)
         _log_attempt(session, row, exchange)
@@ -146,6 +148,7 @@ def _schedule_retry(services: Services, session: Session, row: Notification, err
     if row.attempts >= services.settings.notify_max_attempts:
         session.flush()
         NOTIFICATIONS.move(session, row.id, NotificationState.PENDING, NotificationState.DEAD)
+        events.notification_dead()
     else:
         row.next_attempt_at = utcnow() + backoff(row.attempts)
 

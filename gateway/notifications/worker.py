@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from ..observability import requestid
 from ..payments.charging import forget_expired_credentials, recover_stale_authorizations
 from ..payments.completion import deliver_claimed, reverse_unfinished_rejections
 from ..payments.unconfirmed import settle_unconfirmed_charges
@@ -32,6 +33,7 @@ class Round:
 def run_once(services: Services, batch: int = 20) -> Round:
     """One pass: recover interrupted charges, deliver what is due, reverse unfinished rejections,
     act on charges the store was never told of, and erase the credentials of abandoned sessions."""
+    requestid.begin()  # one id per round, on its log lines and on the calls it makes
     recovered = _step("crash recovery", lambda: recover_stale_authorizations(services))
     claimed = _step("claiming notifications", lambda: outbox.claim_due(services, batch)) or []
     delivered = sum(1 for notification in claimed if _deliver(services, notification))

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ..cards import Card, CardFormError, parse_card
 from ..models import LedgerEntry, PaymentSession, SessionState, Transaction, utcnow
+from ..observability import events
 from ..processors.base import (
     Charge,
     Found,
@@ -94,11 +95,14 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
         # Maybe charged: stay `authorizing` (the shopper waits on the status page) until
         # recover_stale_authorizations asks the processor what became of this attempt.
         log.warning("order %s attempt %s: outcome unknown (%s)", payment.orderid, attempt, exc.merchant_message)
+        events.charge_unknown(services, payment.id, exc)
         return SubmitResult(_reload(services, payment.id))
     except ProcessorError as exc:
+        events.charge_declined(services, payment.id, exc)
         return _record_decline(services, payment.id, exc)
     notification_id = _record_charge(services, payment.id, attempt, charge)
     if notification_id is not None:
+        events.charge_approved()
         notify_store(services, notification_id)
     return SubmitResult(_reload(services, payment.id))
 

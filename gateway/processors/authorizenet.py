@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import requests
 
 from ..money import minor_digits
+from ..observability.requestid import outgoing_headers
 from ..vault import Credentials
 from .base import (
     Adjustment,
@@ -313,7 +314,7 @@ class AuthorizeNetProcessor:
         url = SANDBOX_URL if test else PRODUCTION_URL
         try:
             response = self.http.post(url, data=json.dumps(payload), timeout=self.timeout,
-                                      headers={"Content-Type": "application/json"})
+                                      headers={"Content-Type": "application/json", **outgoing_headers()})
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise ProcessorUnavailable("The card network did not answer. Please try again.",
                                        merchant_message=f"Authorize.Net unreachable: {exc.__class__.__name__}") from None

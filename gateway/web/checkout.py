@@ -5,6 +5,7 @@ import logging
 
 from flask import Blueprint, Response
 
+from ..observability import events
 from ..payments.checkout import start_checkout
 from ..protocol.errors import ErrorCode, ProtocolError
 from ..protocol.messages import checkout_error, checkout_response
@@ -21,11 +22,14 @@ def checkout() -> Response:
         payment = start_checkout(services(), read_body())
     except ProtocolError as exc:
         log.info("checkout refused: %s %s", exc.code.value, exc.message)
+        events.checkout("refused")
         return signed_json(checkout_error(key, exc))
     except Exception:  # noqa: BLE001 - the platform must always get a signed answer
         log.exception("checkout failed")
+        events.checkout("failed")
         error = ProtocolError(ErrorCode.CHECKOUT_FAILED, "the gateway could not start the checkout; try again")
         return signed_json(checkout_error(key, error))
+    events.checkout("accepted")
     return signed_json(
         checkout_response(key, payment.token, public_url("/pay"), services().settings.redirect_method)
     )

@@ -1,10 +1,19 @@
-"""Liveness for load balancers: the app answers and its database does too."""
+"""Probes for load balancers and orchestrators.
+
+``/healthz`` says the process answers (restart it if not); ``/readyz`` says it can serve payments:
+the database answers and its schema is at the migration head this code expects (send no traffic
+if not, for example while a deploy waits for ``gateway db upgrade``).
+"""
 from __future__ import annotations
 
+from functools import lru_cache
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import Blueprint, jsonify
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..migrate import alembic_config
 from . import services
 
 bp = Blueprint("health", __name__)
@@ -12,9 +21,23 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():  # type: ignore[no-untyped-def]
+    db = services().db
     try:
-        with services().db.transaction() as session:
-            session.execute(text("SELECT 1"))
+        with db.engine.connect() as connection:
+            current = set(MigrationContext.configure(connection).get_current_heads())
     except SQLAlchemyError:
         return jsonify(status="database unavailable"), 503
-    return jsonify(status="ok")
+    expected = _expected_heads(db.url)
+    if current != expected:
+        return jsonify(status="migrations pending", database=sorted(current), expected=sorted(expected)), 503
+    return jsonify(status="ok", migration=sorted(current))
+
+
+@lru_cache(maxsize=4)
+def _expected_heads(url: str) -> frozenset[str]:
+    return frozenset(ScriptDirectory.from_config(alembic_config(url)).get_heads())

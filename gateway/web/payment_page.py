@@ -11,6 +11,7 @@ from flask_babel import get_locale, gettext
 
 from ..cards import BRAND_NAMES, client_rules
 from ..models import NotificationState, PaymentSession, SessionState
+from ..observability import events
 from ..money import format_money
 from ..payments.charging import SubmitResult, cancel, find_session, is_expired, submit_card
 from ..payments.completion import notify_store
@@ -58,6 +59,7 @@ def _origin(url: str) -> str:
 def show() -> Response | str | tuple[str, int]:
     """The platform sends the shopper here by GET (?paymenttoken=) or POST (form field)."""
     payment = _session_or_404(request.values.get("paymenttoken", ""))
+    events.page_viewed(services(), payment.id)
     return _render_state(payment, SubmitResult(payment))
 
 

@@ -1,0 +1,1 @@
+"""The operator console: staff accounts, payment search and timelines, and guarded operator actions."""

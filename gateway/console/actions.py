@@ -1,0 +1,125 @@
+"""Operator actions: each runs the same guarded code path as the CLI or the worker, and is audited.
+
+An action that is refused (already requeued, already resolved, nothing left to reverse) changes
+nothing and is still recorded with why it was refused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from .. import stores
+from ..models import LedgerEntry, PaymentSession, SessionState, Transaction
+from ..payments import ledger, operations
+from ..payments.completion import reverse_rejected_charge
+from ..processors.base import ProcessorError
+from ..services import Services
+from . import audit
+from .attention import PAYMENT, needs_attention, notification_session
+
+MAX_REASON = 2000
+MAX_STORE_KEY = 255
+
+
+class ActionRefused(ValueError):
+    """The action cannot be done now; the message says why."""
+
+
+@dataclass(frozen=True)
+class Done:
+    session_id: int
+    message: str
+
+
+def _reason(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise ActionRefused("give a reason: it is kept in the audit log")
+    if len(text) > MAX_REASON:
+        raise ActionRefused(f"the reason is longer than {MAX_REASON} characters")
+    return text
+
+
+def _audit(services: Services, actor: str, action: str, session_id: int | None, reason: str, outcome: str, **details: object) -> None:
+    with services.db.transaction() as session:
+        audit.record(session, actor, action, f"payment:{session_id}" if session_id else "", reason, outcome, **details)
+
+
+def requeue_notification(services: Services, actor: str, notification_id: int, reason: str) -> Done:
+    """Send a dead notification round again (the CLI's guarded requeue)."""
+    reason = _reason(reason)
+    session_id = notification_session(services, notification_id)
+    if session_id is None:
+        raise ActionRefused(f"there is no notification {notification_id}")
+    try:
+        operations.requeue_notification(services, notification_id, actor=actor, note=reason)
+    except operations.OperationRefused as exc:
+        _audit(services, actor, "notification.requeue", session_id, reason, "refused: not dead", notification_id=notification_id)
+        raise ActionRefused(f"notification {notification_id} is not dead (already requeued or delivered)") from exc
+    _audit(services, actor, "notification.requeue", session_id, reason, "pending again", notification_id=notification_id)
+    return Done(session_id, f"notification {notification_id} is pending again")
+
+
+def resolve_entry(services: Services, actor: str, entry_id: int, happened: bool, note: str) -> Done:
+    """Record what the processor's own records show for an unresolved void or refund."""
+    note = _reason(note)
+    with services.db.transaction() as session:
+        entry = session.get(LedgerEntry, entry_id)
+        if entry is None:
+            raise ActionRefused(f"there is no ledger entry {entry_id}")
+        session_id = entry.transaction.session_id
+    try:
+        outcome = operations.resolve_ledger_entry(services, entry_id, happened=happened, actor=actor, note=note).outcome
+    except operations.OperationRefused as exc:
+        _audit(services, actor, "ledger.resolve", session_id, note, f"refused: {exc}", entry_id=entry_id, happened=happened)
+        raise ActionRefused(f"ledger entry {entry_id} is no longer unresolved ({exc})") from exc
+    _audit(services, actor, "ledger.resolve", session_id, note, outcome, entry_id=entry_id, happened=happened)
+    return Done(session_id, f"ledger entry {entry_id} is now {outcome}")
+
+
+def reverse_charge(services: Services, actor: str, session_id: int, reason: str) -> Done:
+    """Give back a charge that needs attention: a rejected order's (the worker's exactly-once
+    reversal, now instead of after its backoff), or one the store never confirmed."""
+    reason = _reason(reason)
+    if not any(item.kind == PAYMENT and item.ref == session_id for item in needs_attention(services)):
+        _audit(services, actor, "payment.reverse", session_id, reason, "refused: no standing charge to reverse")
+        raise ActionRefused(f"payment {session_id} has no charge waiting to be reversed")
+    try:
+        if _state(services, session_id) == SessionState.REJECTED.value:
+            operations.retry(services, session_id, actor=actor, note=reason)
+            reverse_rejected_charge(services, session_id)
+        else:
+            operations.reverse_charge(services, session_id, actor=actor, reason=reason)
+    except (operations.OperationRefused, ProcessorError) as exc:
+        _audit(services, actor, "payment.reverse", session_id, reason, f"refused: {exc}")
+        raise ActionRefused(f"the reversal could not be done: {exc}") from exc
+    with services.db.transaction() as session:
+        transaction = session.scalars(select(Transaction).where(Transaction.session_id == session_id)).one()
+        last = transaction.ledger[-1]
+        outcome = f"{last.kind} {last.outcome}" + (f": {last.message}" if last.message else "")
+        audit.record(session, actor, "payment.reverse", f"payment:{session_id}", reason, outcome, entry_id=last.id)
+    if last.kind == ledger.SALE:
+        raise ActionRefused("the reversal could not be started (are the merchant's credentials still held?)")
+    return Done(session_id, f"reversal: {outcome}")
+
+
+def _state(services: Services, session_id: int) -> str:
+    with services.db.transaction() as session:
+        return session.scalar(select(PaymentSession.state).where(PaymentSession.id == session_id)) or ""
+
+
+def save_store(services: Services, actor: str, key: str, values: dict[str, str], reason: str) -> Done:
+    """Edit how a store is shown to its shoppers (stores.save_identity, as `gateway stores set`)."""
+    reason = _reason(reason)
+    if len(key) > MAX_STORE_KEY:
+        raise ActionRefused(f"a store key (its notification host) has at most {MAX_STORE_KEY} characters")
+    before = stores.identity(services, key)
+    try:
+        saved = stores.save_identity(services, key, **values)
+    except stores.ProfileError as exc:
+        raise ActionRefused(str(exc)) from exc
+    changed = {name: getattr(saved, name) for name in stores.EDITABLE if getattr(saved, name) != getattr(before, name)}
+    with services.db.transaction() as session:
+        audit.record(session, actor, "store.update", f"store:{key}", reason, "saved", changed=changed)
+    return Done(0, f"{saved.display_name}: saved" + (f" ({', '.join(changed)})" if changed else " (nothing changed)"))

@@ -1,0 +1,67 @@
+"""The needs-attention queue as the console shows it: the payments package's own queue
+(``operations.needs_attention``), with each item tied to the payment and store it belongs to."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ..models import LedgerEntry, Notification, PaymentSession, PostOrderRequest, Transaction
+from ..payments import operations
+from ..services import Services
+
+DEAD_NOTIFICATION, UNKNOWN_OUTCOME, PAYMENT, INTERRUPTED_REFUND = (
+    "dead_notification", "unknown_outcome", "payment", "interrupted_refund")
+KINDS = (DEAD_NOTIFICATION, UNKNOWN_OUTCOME, PAYMENT, INTERRUPTED_REFUND)
+_CONSOLE_KIND = {"notification": DEAD_NOTIFICATION, "ledger": UNKNOWN_OUTCOME, "payment": PAYMENT,
+                 "post-order": INTERRUPTED_REFUND}
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str
+    ref: int  # notification id, ledger entry id, payment session id or post-order request id, by kind
+    session_id: int | None
+    orderid: int | None
+    store_key: str
+    since: datetime
+    summary: str
+
+
+def needs_attention(services: Services) -> list[Item]:
+    """Everything an operator must look at, oldest first."""
+    queue = operations.needs_attention(services)
+    with services.db.transaction() as session:
+        return [_item(session, entry) for entry in queue]
+
+
+def _item(session, entry: operations.AttentionItem) -> Item:  # type: ignore[no-untyped-def]
+    kind = _CONSOLE_KIND[entry.kind]
+    payment_id = _payment_of(session, kind, entry.id)
+    payment = session.get(PaymentSession, payment_id) if payment_id is not None else None
+    return Item(kind, entry.id, payment_id, entry.orderid, payment.store_key if payment else "", entry.since, entry.reason)
+
+
+def _payment_of(session, kind: str, ref: int) -> int | None:  # type: ignore[no-untyped-def]
+    if kind == PAYMENT:
+        return ref
+    if kind == DEAD_NOTIFICATION:
+        return session.scalar(select(Notification.session_id).where(Notification.id == ref))
+    if kind == UNKNOWN_OUTCOME:
+        return session.scalar(select(Transaction.session_id).join(LedgerEntry, LedgerEntry.transaction_id == Transaction.id)
+                              .where(LedgerEntry.id == ref))
+    request = session.get(PostOrderRequest, ref)
+    return session.scalar(select(Transaction.session_id).where(Transaction.orderid == request.orderid)) if request else None
+
+
+def count_by_kind(services: Services) -> dict[str, int]:
+    counts = dict.fromkeys(KINDS, 0)
+    for entry in operations.needs_attention(services):
+        counts[_CONSOLE_KIND[entry.kind]] += 1
+    return counts
+
+
+def notification_session(services: Services, notification_id: int) -> int | None:
+    with services.db.transaction() as session:
+        return session.scalar(select(Notification.session_id).where(Notification.id == notification_id))

@@ -1,0 +1,113 @@
+"""Payment search: the questions support asks ("order 1234 of this store", "card ending 4242 on Monday")."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..models import PaymentSession, Transaction
+from ..services import Services
+
+LIMIT = 100
+FIELDS = ("store", "orderid", "invoice", "transactionid", "last4", "amount", "date_from", "date_to")
+MAX_FIELD = 128
+
+
+class SearchError(ValueError):
+    """A search field that cannot be understood; the message names it."""
+
+
+@dataclass(frozen=True)
+class Query:
+    store: str = ""
+    orderid: int | None = None
+    invoice: str = ""
+    transactionid: str = ""
+    last4: str = ""
+    amount: Decimal | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == Query()
+
+
+def parse(form: Mapping[str, str]) -> Query:
+    """Read the search form; every field is bounded and checked before it is converted."""
+    values = {name: (form.get(name) or "").strip() for name in FIELDS}
+    for name, value in values.items():
+        if len(value) > MAX_FIELD:
+            raise SearchError(f"{name} is longer than {MAX_FIELD} characters")
+    if values["last4"] and not re.fullmatch(r"\d{4}", values["last4"]):
+        raise SearchError("card last four must be four digits")
+    return Query(
+        store=values["store"].lower(),
+        orderid=_number(values["orderid"], "order id"),
+        invoice=values["invoice"],
+        transactionid=values["transactionid"],
+        last4=values["last4"],
+        amount=_amount(values["amount"]),
+        date_from=_date(values["date_from"], "from date"),
+        date_to=_date(values["date_to"], "to date"),
+    )
+
+
+def search(services: Services, query: Query, limit: int = LIMIT) -> list[PaymentSession]:
+    """Newest first; an empty query lists the latest payments."""
+    statement = (select(PaymentSession).options(selectinload(PaymentSession.transaction))
+                 .order_by(PaymentSession.id.desc()).limit(limit))
+    if query.store:
+        statement = statement.where(PaymentSession.store_key.contains(query.store, autoescape=True))
+    if query.orderid is not None:
+        statement = statement.where(PaymentSession.orderid == query.orderid)
+    if query.invoice:
+        statement = statement.where(PaymentSession.invoice == query.invoice)
+    if query.transactionid:
+        statement = statement.join(Transaction, Transaction.session_id == PaymentSession.id).where(
+            Transaction.processor_txn_id == query.transactionid)
+    if query.last4:
+        statement = statement.where(PaymentSession.card_last4 == query.last4)
+    if query.amount is not None:
+        # Amounts are typed in major units; two decimals covers the currencies stores use here.
+        statement = statement.where(PaymentSession.amount_total == int(query.amount.scaleb(2)))
+    if query.date_from is not None:
+        statement = statement.where(PaymentSession.created_at >= _start(query.date_from))
+    if query.date_to is not None:
+        statement = statement.where(PaymentSession.created_at < _start(query.date_to) + timedelta(days=1))
+    with services.db.transaction() as session:
+        return list(session.scalars(statement))
+
+
+def _number(value: str, label: str) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise SearchError(f"{label} must be a whole number")
+    return int(value)
+
+
+def _amount(value: str) -> Decimal | None:
+    if not value:
+        return None
+    if not re.fullmatch(r"\d{1,12}(\.\d{1,2})?", value):
+        raise SearchError("amount must look like 123.45")
+    return Decimal(value)
+
+
+def _date(value: str, label: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise SearchError(f"{label} must be a date like 2026-11-23") from exc
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)

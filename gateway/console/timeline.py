@@ -1,0 +1,107 @@
+"""One payment's story, in order: what the store asked, what the shopper did, what money moved,
+what the store was told and what operators did about it. Merchant credentials never appear."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..models import Notification, PaymentSession, Transaction
+from ..money import format_money
+from ..services import Services
+from .models import AuditRecord, PaymentEvent
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    kind: str
+    title: str
+    details: dict[str, str] = field(default_factory=dict)
+    status: str = ""  # good, bad, or empty
+
+
+@dataclass(frozen=True)
+class Timeline:
+    payment: PaymentSession
+    events: list[Event]
+
+
+def timeline(services: Services, session_id: int) -> Timeline | None:
+    with services.db.transaction() as session:
+        payment = session.scalars(
+            select(PaymentSession).where(PaymentSession.id == session_id).options(
+                selectinload(PaymentSession.transaction).selectinload(Transaction.ledger),
+                selectinload(PaymentSession.notification).selectinload(Notification.attempt_log),
+            )
+        ).first()
+        if payment is None:
+            return None
+        recorded = session.scalars(select(PaymentEvent).where(PaymentEvent.session_id == session_id)).all()
+        actions = session.scalars(select(AuditRecord).where(AuditRecord.target == f"payment:{session_id}")).all()
+        events = [_checkout(payment), *(_recorded(e) for e in recorded), *_money(payment),
+                  *_notifications(payment), *(_action(a) for a in actions)]
+    return Timeline(payment, sorted(events, key=lambda event: event.at))
+
+
+def _checkout(payment: PaymentSession) -> Event:
+    return Event(payment.created_at, "checkout", "CheckoutRequest accepted", {
+        "store": payment.store_key,
+        "order": f"{payment.orderid} (invoice {payment.invoice})",
+        "amount": format_money(payment.amount_total, payment.currency),
+        "test mode": "yes" if payment.test_mode else "no",
+        "shopper e-mail": payment.email,
+        "notification URL": payment.notification_url,
+        "merchant credentials": "•••••••• (held)" if payment.credentials_sealed else "•••••••• (erased)",
+        "state now": payment.state,
+    })
+
+
+def _recorded(event: PaymentEvent) -> Event:
+    titles = {"page_view": "Shopper opened the payment page", "charge_declined": "Card declined",
+              "charge_unknown": "Charge outcome unknown"}
+    status = {"charge_declined": "bad", "charge_unknown": "bad"}.get(event.kind, "")
+    return Event(event.at, event.kind, titles.get(event.kind, event.kind), {"detail": event.detail} if event.detail else {}, status)
+
+
+def _money(payment: PaymentSession) -> list[Event]:
+    transaction = payment.transaction
+    if transaction is None:
+        return []
+    return [
+        Event(entry.created_at, f"ledger_{entry.kind}", f"{entry.kind.capitalize()} {entry.outcome}", {
+            "amount": format_money(entry.amount, transaction.currency),
+            "processor reference": entry.processor_ref or "",
+            "card": f"{transaction.card_brand} ending {transaction.card_last4}",
+            "message": entry.message,
+        }, "good" if entry.outcome == "approved" else "bad")
+        for entry in transaction.ledger
+    ]
+
+
+def _notifications(payment: PaymentSession) -> list[Event]:
+    notification = payment.notification
+    if notification is None:
+        return []
+    approved = notification.payload.get("approved")
+    events = [
+        Event(attempt.started_at, "notification_attempt", f"Store notified (attempt {number})", {
+            "HTTP status": str(attempt.http_status or "no answer"),
+            "duration": f"{attempt.duration_ms} ms",
+            "answer": attempt.response_snippet[:300],
+            "error": attempt.error,
+        }, "bad" if attempt.error else "good")
+        for number, attempt in enumerate(notification.attempt_log, start=1)
+    ]
+    events.insert(0, Event(notification.created_at, "notification", "CompleteOrderRequest queued", {
+        "approved": str(approved), "state now": notification.state,
+        "store processed": {True: "yes", False: "no", None: "not yet"}[notification.processed],
+    }, "bad" if notification.state == "dead" else ""))
+    return events
+
+
+def _action(record: AuditRecord) -> Event:
+    return Event(record.at, "operator", f"Operator {record.actor}: {record.action}",
+                 {"why": record.reason, "outcome": record.outcome}, "")

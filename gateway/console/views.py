@@ -1,0 +1,198 @@
+"""The console's pages under /console: thin handlers over the console package's functions."""
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+
+from .. import stores
+from ..models import PaymentSession
+from ..money import format_money
+from ..web import services
+from . import accounts, actions, audit, auth, search
+from .attention import needs_attention
+from .timeline import timeline
+
+bp = Blueprint("console", __name__, url_prefix="/console")
+PUBLIC = {"console.login"}
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+@bp.before_request
+def require_sign_in() -> Response | None:
+    """No console page or action without a live session; every POST carries the session's CSRF token."""
+    if request.endpoint in PUBLIC:
+        return None
+    who = auth.current(services(), request.cookies.get(auth.COOKIE, ""))
+    if who is None:
+        return redirect(url_for("console.login", next=request.path if request.method == "GET" else None), 303)
+    g.console_operator = who
+    g.console_notice = who.notice
+    if request.method == "POST":
+        auth.check_csrf(who.csrf)
+    return None
+
+
+@bp.after_request
+def private_page(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; form-action 'self'; frame-ancestors 'none'")
+    return response
+
+
+@bp.context_processor
+def page_context() -> dict[str, Any]:
+    return {"operator": g.get("console_operator"), "notice": g.get("console_notice"), "money": format_money}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    secret_key = services().settings.secret_key
+    nonce = request.cookies.get(auth.LOGIN_COOKIE, "")
+    if request.method == "GET" or not nonce:
+        nonce = secrets.token_urlsafe(16)
+        response = Response(render_template("console/login.html", csrf=auth.login_csrf(secret_key, nonce), error=""))
+        auth.set_cookie(response, auth.LOGIN_COOKIE, nonce, max_age=3600)
+        return response
+    auth.check_csrf(auth.login_csrf(secret_key, nonce))
+    address = request.remote_addr or ""
+    try:
+        account = accounts.authenticate(services(), request.form.get("username", ""), request.form.get("password", "")[:1024],
+                                        request.form.get("code", "")[:12], address)
+    except accounts.LoginRefused as exc:
+        page = render_template("console/login.html", csrf=auth.login_csrf(secret_key, nonce), error=exc.message)
+        return page, 401
+    token = auth.start_session(services(), account.id, address)
+    with services().db.transaction() as session:
+        audit.record(session, account.username, "login", account.username, outcome="signed in", address=address)
+    target = request.args.get("next", "")
+    response = redirect(target if target.startswith("/console/") else url_for("console.payments"), 303)
+    auth.set_cookie(response, auth.COOKIE, token)
+    response.delete_cookie(auth.LOGIN_COOKIE, path=auth.PATH)
+    return response
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    auth.end_session(services(), request.cookies.get(auth.COOKIE, ""))
+    with services().db.transaction() as session:
+        audit.record(session, auth.operator().username, "logout", auth.operator().username, outcome="signed out")
+    response = redirect(url_for("console.login"), 303)
+    response.delete_cookie(auth.COOKIE, path=auth.PATH, secure=True, httponly=True, samesite="Strict")
+    return response
+
+
+@bp.get("/")
+def home() -> Response:
+    return redirect(url_for("console.payments"))
+
+
+@bp.get("/payments")
+def payments() -> Any:
+    try:
+        query = search.parse(request.args)
+    except search.SearchError as exc:
+        return render_template("console/payments.html", results=[], form=request.args, error=str(exc)), 400
+    return render_template("console/payments.html", results=search.search(services(), query), form=request.args, error="")
+
+
+@bp.get("/payments/<int:session_id>")
+def payment(session_id: int) -> Any:
+    story = timeline(services(), session_id)
+    if story is None:
+        abort(404, f"There is no payment {session_id}.")
+    stuck = [item for item in needs_attention(services()) if item.session_id == session_id]
+    return render_template("console/payment.html", story=story, stuck=stuck)
+
+
+@bp.get("/attention")
+def attention() -> Any:
+    return render_template("console/attention.html", items=needs_attention(services()))
+
+
+def _act(run: Any, back: str) -> Response:
+    """Run one audited action and come back with its outcome (or why it was refused) shown."""
+    token = request.cookies.get(auth.COOKIE, "")
+    try:
+        auth.leave_notice(services(), token, run().message, "good")
+    except actions.ActionRefused as exc:
+        auth.leave_notice(services(), token, str(exc), "bad")
+    return redirect(back, 303)
+
+
+@bp.post("/attention/notifications/<int:notification_id>/requeue")
+@auth.operator_only
+def requeue(notification_id: int) -> Response:
+    return _act(lambda: actions.requeue_notification(services(), auth.operator().username, notification_id,
+                                                     request.form.get("reason", "")), url_for("console.attention"))
+
+
+@bp.post("/attention/ledger/<int:entry_id>/resolve")
+@auth.operator_only
+def resolve(entry_id: int) -> Response:
+    happened = request.form.get("happened")
+    if happened not in ("yes", "no"):
+        abort(400, "Say whether the processor's records show the void or refund happened.")
+    return _act(lambda: actions.resolve_entry(services(), auth.operator().username, entry_id, happened == "yes",
+                                              request.form.get("note", "")), url_for("console.attention"))
+
+
+@bp.post("/attention/payments/<int:session_id>/reverse")
+@auth.operator_only
+def reverse(session_id: int) -> Response:
+    return _act(lambda: actions.reverse_charge(services(), auth.operator().username, session_id,
+                                               request.form.get("reason", "")), url_for("console.attention"))
+
+
+@bp.get("/stores")
+def stores_page() -> Any:
+    return render_template("console/stores.html", stores=_stores_with_activity())
+
+
+@bp.get("/stores/<store_key>")
+def store(store_key: str) -> Any:
+    return render_template("console/store.html", store=stores.identity(services(), store_key),
+                           recent=_recent_payments(store_key))
+
+
+@bp.post("/stores/<store_key>")
+@auth.operator_only
+def save_store(store_key: str) -> Response:
+    values = {name: request.form.get(name, "") for name in stores.EDITABLE}
+    return _act(lambda: actions.save_store(services(), auth.operator().username, store_key.lower(), values,
+                                           request.form.get("reason", "")), url_for("console.store", store_key=store_key))
+
+
+@bp.get("/audit")
+def audit_log() -> Any:
+    actor = request.args.get("actor", "")[:120]
+    action = request.args.get("action", "")[:64]
+    with services().db.transaction() as session:
+        records = audit.recent(session, actor=actor, action=action)
+    return render_template("console/audit.html", records=records, actor=actor, action=action)
+
+
+def _recent_payments(store_key: str) -> list[PaymentSession]:
+    with services().db.transaction() as session:
+        return list(session.scalars(select(PaymentSession).where(PaymentSession.store_key == store_key)
+                                    .order_by(PaymentSession.id.desc()).limit(20)))
+
+
+def _stores_with_activity() -> list[dict[str, Any]]:
+    """Every store seen in a checkout or given a profile, with its latest payment."""
+    with services().db.transaction() as session:
+        activity = dict(session.execute(select(PaymentSession.store_key, func.max(PaymentSession.created_at))
+                                        .group_by(PaymentSession.store_key)).all())
+    profiles = {s.store_key: s for s in stores.all_identities(services())}
+    keys = sorted(set(activity) | set(profiles))
+    return [{"identity": profiles.get(key) or stores.identity(services(), key), "last_payment": activity.get(key)}
+            for key in keys]

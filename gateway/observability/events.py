@@ -1,0 +1,62 @@
+"""What the payment code reports as it goes: one call at each call site moves the metrics and, where
+the database keeps no other trace, adds a line to the payment's timeline in the console."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..console.models import PaymentEvent
+from ..models import utcnow
+from .metrics import CHARGES, CHECKOUTS, DEAD_LETTERS, NOTIFICATION_ATTEMPTS, STORE_SECONDS
+
+log = logging.getLogger(__name__)
+MAX_EVENTS = 100
+
+
+def checkout(outcome: str) -> None:
+    CHECKOUTS.labels(outcome).inc()
+
+
+def page_viewed(services: Any, session_id: int) -> None:
+    _remember(services, session_id, "page_view", "")
+
+
+def charge_approved() -> None:
+    """The timeline already has the charge: its sale ledger entry."""
+    CHARGES.labels("approved", "approved").inc()
+
+
+def charge_declined(services: Any, session_id: int, error: Any) -> None:
+    CHARGES.labels("declined", error.code).inc()
+    _remember(services, session_id, "charge_declined", f"{error.code}: {error.merchant_message}")
+
+
+def charge_unknown(services: Any, session_id: int, error: Any) -> None:
+    CHARGES.labels("unknown", error.code).inc()
+    _remember(services, session_id, "charge_unknown", error.merchant_message)
+
+
+def notification_attempt(exchange: Any) -> None:
+    outcome = "delivered" if exchange.answer is not None else "failed"
+    NOTIFICATION_ATTEMPTS.labels(outcome).inc()
+    STORE_SECONDS.labels(outcome).observe(exchange.duration_ms / 1000)
+
+
+def notification_dead() -> None:
+    DEAD_LETTERS.inc()
+
+
+def _remember(services: Any, session_id: int, kind: str, detail: str) -> None:
+    """Best effort, in its own transaction: a timeline line is never worth failing a payment for.
+    A session keeps at most MAX_EVENTS lines, so reloading a page cannot grow the table without bound."""
+    try:
+        with services.db.transaction() as session:
+            recorded = session.scalar(select(func.count()).select_from(PaymentEvent).where(PaymentEvent.session_id == session_id))
+            if recorded >= MAX_EVENTS:
+                return
+            session.add(PaymentEvent(session_id=session_id, at=utcnow(), kind=kind, detail=detail[:1000]))
+    except SQLAlchemyError:
+        log.exception("could not record %s for payment session %s", kind, session_id)
