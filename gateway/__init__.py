@@ -1,6 +1,7 @@
 """A 3dcart (Shift4Shop) redirect payment gateway application."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from flask import Flask
