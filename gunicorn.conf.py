@@ -5,7 +5,9 @@ notification URL), so each worker serves many requests at once on threads: a sho
 hosted page is never queued behind pay submissions that wait on a slow processor. Every setting
 can be overridden from the environment.
 """
+import glob
 import os
+import tempfile
 
 
 def _number(name: str, default: float) -> float:
@@ -30,3 +32,18 @@ graceful_timeout = int(_number("GUNICORN_GRACEFUL_TIMEOUT", 90))  # finish charg
 keepalive = int(_number("GUNICORN_KEEPALIVE", 5))
 backlog = 2048
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
+
+# Prometheus counters are kept per worker process and summed at scrape time (prometheus_client's
+# multiprocess mode): a fresh directory at every start, or the one PROMETHEUS_MULTIPROC_DIR names,
+# emptied of the samples of a previous run.
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="gateway-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
+    os.remove(_stale)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A worker that exits leaves its gauges' samples behind; mark them dead so scrapes drop them."""
+    from gateway.observability import metrics
+
+    metrics.child_exit(server, worker)

@@ -9,7 +9,7 @@ from gateway.config import load_settings
 
 from .console_helpers import dead_notification
 from .flow_helpers import approve_all, open_session, pay
-from .live import Gunicorn, StoreReceiver, gateway_env, wait_for
+from .live import ConfiguredGunicorn, StoreReceiver, gateway_env, wait_for
 from .protocol_helpers import CARDS, PRIVATE_KEY
 from .test_live_server import checkout, submit
 
@@ -71,12 +71,15 @@ def test_metrics_need_the_token_when_one_is_configured(settings):
 
 
 def test_counters_add_up_across_gunicorn_workers(clean_database, tmp_path):
-    """Each worker counts its own purchases; every scrape, whichever worker answers, shows them all."""
+    """Each worker counts its own purchases; every scrape, whichever worker answers, shows them all
+    (gunicorn.conf.py, as the Procfile runs it, sets up the shared directory and the exit hook)."""
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     env = {**gateway_env(clean_database, PRIVATE_KEY), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     purchases = 6
-    with StoreReceiver() as receiver, Gunicorn(env, workers=2) as gateway:
+    (metrics_dir / "stale_0.db").write_bytes(b"left by an earlier run")
+    with StoreReceiver() as receiver, ConfiguredGunicorn({**env, "WEB_CONCURRENCY": "2"}) as gateway:
+        assert not (metrics_dir / "stale_0.db").exists()
         for number in range(purchases):
             token, csrf = checkout(gateway, receiver, orderid=1000 + number, randomkey=f"key{number}")
             assert submit(gateway, token, csrf).status_code == 303
