@@ -103,7 +103,8 @@ def procfile_web_command() -> str:
 class Gateway:
     """The Procfile's web command, in its own process group so that it can be stopped whole."""
 
-    def __init__(self, database_url: str, processor_latency: float) -> None:
+    def __init__(self, command: str, database_url: str, processor_latency: float) -> None:
+        self.command = command
         self.port = free_port()
         self.log = Path(tempfile.mkstemp(prefix="gateway-load-", suffix=".log")[1])
         self.url = f"http://127.0.0.1:{self.port}"
@@ -118,7 +119,7 @@ class Gateway:
         subprocess.run([sys.executable, "-m", "gateway.cli", "db", "upgrade"], cwd=ROOT, env=self.env, check=True,
                        stdout=subprocess.DEVNULL)
         with self.log.open("wb") as log:  # a file, never a pipe: a full pipe would stall the server's logging
-            self.process = subprocess.Popen(["sh", "-c", "exec " + procfile_web_command()], cwd=ROOT, env=self.env,
+            self.process = subprocess.Popen(["sh", "-c", "exec " + self.command], cwd=ROOT, env=self.env,
                                             stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
         wait_until_up(self.url + "/healthz", self.process, timeout=60)
         return self
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = int(time.time() * 10) % 10_000_000 * 1000
     errors: list[str] = []
     try:
-        with Gateway(args.database_url, args.processor_latency) as gateway:
+        with Gateway(args.web_command, args.database_url, args.processor_latency) as gateway:
             shoppers = [Shopper(gateway.url, notify_url, base + i) for i in range(args.shoppers)]
             arrivals = [Shopper(gateway.url, notify_url, base + 500 + i) for i in range(args.arrivals)]
             earlier = [Shopper(gateway.url, notify_url, base + 800 + i) for i in range(args.warmup)]
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     counts = [received.get(str(shopper.orderid), 0) for shopper in shoppers]
     limit = args.shoppers / window
     return {
-        "command": procfile_web_command(),
+        "command": args.web_command,
         "shoppers": args.shoppers,
         "arrivals": args.arrivals,
         "sale_seconds": sale_seconds,
@@ -282,8 +283,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=16, help="purchases made before the sale (0: a cold server)")
     parser.add_argument("--processor-latency", type=float, default=1.0)
     parser.add_argument("--store-latency", type=float, default=1.0)
+    parser.add_argument("--web-command", help="instead of the Procfile's web command (to compare another setup)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
+    args.web_command = args.web_command or procfile_web_command()
     figures = run(args)
     if args.json:
         print(json.dumps(figures, indent=2))
