@@ -20,8 +20,11 @@ bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT') or 8
 workers = int(_number("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
 worker_class = "gthread"  # measured against gevent with bench/load.py: no faster, and no monkey-patching
 threads = int(_number("GUNICORN_THREADS", 64))  # requests in flight per worker, mostly waiting
-# Each thread may hold one database connection; the pool opens them only as they are needed.
-os.environ.setdefault("GATEWAY_DB_POOL_SIZE", str(threads))
+# Database connections per worker. A thread holds one only inside a transaction (never while it
+# waits on the processor or the store), so a few serve many threads; a thread that finds none free
+# waits for one. workers x pool must stay below PostgreSQL's max_connections (100 by default):
+# bench/load.py with a pool as large as the threads ran out of server connections.
+os.environ.setdefault("GATEWAY_DB_POOL_SIZE", str(min(threads, 16)))
 
 # A shopper request stays inside GATEWAY_REQUEST_BUDGET (25 s by default): the processor call is
 # bounded by GATEWAY_PROCESSOR_TIMEOUT and the in-request notification by what is left. A gthread
@@ -29,7 +32,9 @@ os.environ.setdefault("GATEWAY_DB_POOL_SIZE", str(threads))
 # well above the worst request path, so neither a restart nor the watchdog cuts a charge in half.
 timeout = int(_number("GUNICORN_TIMEOUT", 120))
 graceful_timeout = int(_number("GUNICORN_GRACEFUL_TIMEOUT", 90))  # finish charges in flight on restart
-keepalive = int(_number("GUNICORN_KEEPALIVE", 5))
+# Longer than a load balancer's or browser's idle connection: a server that closes an idle
+# connection just as the client reuses it makes that request fail (bench/load.py saw resets at 5 s).
+keepalive = int(_number("GUNICORN_KEEPALIVE", 75))
 backlog = 2048
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None
 

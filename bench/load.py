@@ -25,6 +25,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -102,21 +103,24 @@ def procfile_web_command() -> str:
 class Gateway:
     """The Procfile's web command, in its own process group so that it can be stopped whole."""
 
-    def __init__(self, database_url: str, processor_latency: float, extra_env: dict[str, str]) -> None:
+    def __init__(self, command: str, database_url: str, processor_latency: float) -> None:
+        self.command = command
         self.port = free_port()
+        self.log = Path(tempfile.mkstemp(prefix="gateway-load-", suffix=".log")[1])
         self.url = f"http://127.0.0.1:{self.port}"
         # The Procfile's `gunicorn` from this interpreter's environment first.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         self.env = {**os.environ, "PATH": path, "PORT": str(self.port), "GUNICORN_BIND": f"127.0.0.1:{self.port}",
                     "DATABASE_URL": database_url, "GATEWAY_ENV": "development", "GATEWAY_PRIVATE_KEY": PRIVATE_KEY,
-                    "GATEWAY_PUBLIC_URL": self.url, "SANDBOX_LATENCY": str(processor_latency), **extra_env}
+                    "GATEWAY_PUBLIC_URL": self.url, "SANDBOX_LATENCY": str(processor_latency)}
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Gateway":
         subprocess.run([sys.executable, "-m", "gateway.cli", "db", "upgrade"], cwd=ROOT, env=self.env, check=True,
                        stdout=subprocess.DEVNULL)
-        self.process = subprocess.Popen(["sh", "-c", "exec " + procfile_web_command()], cwd=ROOT, env=self.env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        with self.log.open("wb") as log:  # a file, never a pipe: a full pipe would stall the server's logging
+            self.process = subprocess.Popen(["sh", "-c", "exec " + self.command], cwd=ROOT, env=self.env,
+                                            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
         wait_until_up(self.url + "/healthz", self.process, timeout=60)
         return self
 
@@ -178,11 +182,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = int(time.time() * 10) % 10_000_000 * 1000
     errors: list[str] = []
     try:
-        with Gateway(args.database_url, args.processor_latency, {}) as gateway:
+        with Gateway(args.web_command, args.database_url, args.processor_latency) as gateway:
             shoppers = [Shopper(gateway.url, notify_url, base + i) for i in range(args.shoppers)]
             arrivals = [Shopper(gateway.url, notify_url, base + 500 + i) for i in range(args.arrivals)]
+            earlier = [Shopper(gateway.url, notify_url, base + 800 + i) for i in range(args.warmup)]
             with ThreadPoolExecutor(16) as pool:
-                list(pool.map(Shopper.arrive, shoppers))
+                list(pool.map(Shopper.arrive, shoppers + earlier))
+                list(pool.map(Shopper.pay, earlier))  # a server that has served before, as in production
             pays: list[float] = []
             pages: list[float] = []
             window = args.processor_latency + args.store_latency
@@ -226,7 +232,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     counts = [received.get(str(shopper.orderid), 0) for shopper in shoppers]
     limit = args.shoppers / window
     return {
-        "command": procfile_web_command(),
+        "command": args.web_command,
         "shoppers": args.shoppers,
         "arrivals": args.arrivals,
         "sale_seconds": sale_seconds,
@@ -242,6 +248,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_before": load_before,
         "cpus": os.cpu_count(),
         "errors": errors,
+        "server_log": str(gateway.log),
         "notified_exactly_once": sum(1 for count in counts if count == 1),
         "notified_twice_or_more": sum(1 for count in counts if count > 1),
     }
@@ -262,6 +269,8 @@ def report(figures: dict[str, Any]) -> None:
     print(f"errors:                 {len(figures['errors'])}")
     for error in figures["errors"][:10]:
         print(f"  {error}")
+    if figures["errors"]:
+        print(f"server log:             {figures['server_log']}")
     print(f"notified exactly once:  {figures['notified_exactly_once']} of {figures['shoppers']}"
           f" ({figures['notified_twice_or_more']} more than once)")
 
@@ -271,10 +280,13 @@ def main() -> None:
     parser.add_argument("--database-url", required=True, help="PostgreSQL, as production runs (its schema is migrated)")
     parser.add_argument("--shoppers", type=int, default=100)
     parser.add_argument("--arrivals", type=int, default=20, help="shoppers opening the hosted page during the sale")
+    parser.add_argument("--warmup", type=int, default=16, help="purchases made before the sale (0: a cold server)")
     parser.add_argument("--processor-latency", type=float, default=1.0)
     parser.add_argument("--store-latency", type=float, default=1.0)
+    parser.add_argument("--web-command", help="instead of the Procfile's web command (to compare another setup)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
+    args.web_command = args.web_command or procfile_web_command()
     figures = run(args)
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -126,7 +126,7 @@ def test_gunicorn_config_uses_threads_and_outlives_the_budget(monkeypatch):
     config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     assert config["worker_class"] == "gthread" and config["threads"] == 32
     assert config["bind"] == "0.0.0.0:9123"
-    assert os.environ["GATEWAY_DB_POOL_SIZE"] == "32"
+    assert os.environ["GATEWAY_DB_POOL_SIZE"] == "16"  # connections per worker: PostgreSQL's limit is shared
     budget_seconds = load_settings({}, database_url="sqlite://").request_budget_seconds
     assert config["timeout"] > budget_seconds and config["graceful_timeout"] > budget_seconds
     procfile = (ROOT / "Procfile").read_text()
@@ -143,8 +143,11 @@ def test_docs_stand_alone():
 
 
 def test_slow_processor_never_gets_a_worker_killed_mid_charge(clean_database):
-    """The processor takes longer than gunicorn's watchdog: the charge still completes, once."""
-    env = {**gateway_env(clean_database, PRIVATE_KEY), "SANDBOX_LATENCY": "3", "GUNICORN_TIMEOUT": "1",
+    """The processor takes longer than gunicorn's watchdog: the charge still completes, once.
+
+    (A thread worker beats every second even while its threads wait, so the watchdog needs > 1 s.)
+    """
+    env = {**gateway_env(clean_database, PRIVATE_KEY), "SANDBOX_LATENCY": "5", "GUNICORN_TIMEOUT": "2",
            "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
     with StoreReceiver() as receiver, ConfiguredGunicorn(env) as server:
         body = signed_checkout(notificationurl=receiver.url)
