@@ -34,7 +34,10 @@ def browser():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def live(database_url):  # type: ignore[no-untyped-def]
-    with StoreReceiver() as receiver, Gunicorn(gateway_env(database_url, PRIVATE_KEY), workers=1) as gateway:
+    # One server and one client address pay many times here: the rate limits have tests of their own.
+    env = {**gateway_env(database_url, PRIVATE_KEY), "GATEWAY_LIMIT_CARD_PER_ADDRESS": "10000 per minute",
+           "GATEWAY_LIMIT_PAGE_PER_ADDRESS": "10000 per minute"}
+    with StoreReceiver() as receiver, Gunicorn(env, workers=1) as gateway:
         # The receiver's host is the store's key: give it the identity a merchant would.
         gateway.cli("stores", "set", "127.0.0.1", "--name", "Espresso Corner", "--support-email", "help@espresso.test")
         db = Database(database_url)
