@@ -27,6 +27,7 @@ ACTIONS = [
     ("/console/attention/notifications/1/requeue", {"reason": "store fixed"}),
     ("/console/attention/ledger/1/resolve", {"happened": "no", "note": "checked"}),
     ("/console/attention/payments/1/reverse", {"reason": "store asked"}),
+    ("/console/attention/payments/1/resolve-sale", {"charged": "no", "note": "checked"}),
     ("/console/stores/example-com.3dcartstores.com", {"display_name": "Hacked", "reason": "x"}),
     ("/console/logout", {}),
 ]
@@ -251,3 +252,38 @@ def test_an_overlong_store_key_is_refused_not_a_crash(app, services, people):
     response = console.post("/console/stores/" + "a" * 300, data={"csrf": csrf, "display_name": "X", "reason": "r"},
                             follow_redirects=True)
     assert response.status_code == 200 and "at most 255 characters" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("charged,outcome,state", [("no", "open", "open"), ("yes", "approved", "completed")])
+def test_resolve_an_unknown_sale_from_the_console(app, client, services, store, people, charged, outcome, state):
+    """A charge whose outcome the processor never told: the operator records what its records show."""
+    from gateway.models import PaymentSession
+    from gateway.notifications.worker import run_once
+    from gateway.processors.base import OutcomeUnknown, SaleLookupResult
+
+    from .flow_helpers import approve_all, open_session, pay, payment_row
+
+    approve_all(store)
+    token, csrf = open_session(client)
+    real_sale, real_find = services.processor.sale, services.processor.find_sale
+    services.processor.sale = lambda request: (_ for _ in ()).throw(OutcomeUnknown("no answer"))
+    pay(client, token, csrf)
+    services.processor.sale = real_sale
+    payment = payment_row(services, token)
+    with services.db.transaction() as session:
+        session.execute(update(PaymentSession).where(PaymentSession.id == payment.id)
+                        .values(updated_at=utcnow() - timedelta(minutes=10)))
+    services.processor.find_sale = lambda lookup: SaleLookupResult.unknown("the transaction search is switched off")
+    run_once(services)
+    services.processor.find_sale = real_find
+    console, console_csrf = signed_in(app, "olivia")
+    page = console.get("/console/attention").get_data(as_text=True)
+    assert f"payment-{payment.id}" in page and "It was charged" in page
+    form = {"csrf": console_csrf, "charged": charged, "note": "checked the processor's report",
+            "transaction_id": "txn-by-hand" if charged == "yes" else ""}
+    response = console.post(f"/console/attention/payments/{payment.id}/resolve-sale", data=form, follow_redirects=True)
+    assert f"payment {payment.id} is" in response.get_data(as_text=True)
+    assert session_state(services, payment.id).state == state  # a charge found is told to the store at once
+    [record] = audit_rows(services, "payment.resolve_sale")
+    assert (record.actor, record.outcome) == ("olivia", outcome)
+    assert f"payment-{payment.id}" not in console.get("/console/attention").get_data(as_text=True)

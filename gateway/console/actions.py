@@ -104,6 +104,22 @@ def reverse_charge(services: Services, actor: str, session_id: int, reason: str)
     return Done(session_id, f"reversal: {outcome}")
 
 
+def resolve_sale(services: Services, actor: str, session_id: int, charged: bool, transaction_id: str, note: str) -> Done:
+    """Settle a charge attempt whose outcome the gateway could not learn, from the processor's records."""
+    note = _reason(note)
+    transaction_id = (transaction_id or "").strip()[:128]
+    try:
+        state = operations.resolve_sale(services, session_id, charged=charged, transaction_id=transaction_id,
+                                        actor=actor, note=note)
+    except operations.OperationRefused as exc:
+        _audit(services, actor, "payment.resolve_sale", session_id, note, f"refused: {exc}", charged=charged)
+        raise ActionRefused(str(exc)) from exc
+    _audit(services, actor, "payment.resolve_sale", session_id, note, state, charged=charged,
+           transaction_id=transaction_id)
+    what = f"recorded as charged ({transaction_id}) and the store is told" if charged else "open again: nothing was charged"
+    return Done(session_id, f"payment {session_id} is {what}")
+
+
 def _state(services: Services, session_id: int) -> str:
     with services.db.transaction() as session:
         return session.scalar(select(PaymentSession.state).where(PaymentSession.id == session_id)) or ""

@@ -27,6 +27,7 @@ class Item:
     store_key: str
     since: datetime
     summary: str
+    payment_state: str = ""
 
 
 def needs_attention(services: Services) -> list[Item]:
@@ -40,7 +41,8 @@ def _item(session, entry: operations.AttentionItem) -> Item:  # type: ignore[no-
     kind = _CONSOLE_KIND[entry.kind]
     payment_id = _payment_of(session, kind, entry.id)
     payment = session.get(PaymentSession, payment_id) if payment_id is not None else None
-    return Item(kind, entry.id, payment_id, entry.orderid, payment.store_key if payment else "", entry.since, entry.reason)
+    return Item(kind, entry.id, payment_id, entry.orderid, payment.store_key if payment else "", entry.since, entry.reason,
+                payment.state if payment else "")
 
 
 def _payment_of(session, kind: str, ref: int) -> int | None:  # type: ignore[no-untyped-def]

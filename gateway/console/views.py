@@ -153,6 +153,17 @@ def reverse(session_id: int) -> Response:
                                                request.form.get("reason", "")), url_for("console.attention"))
 
 
+@bp.post("/attention/payments/<int:session_id>/resolve-sale")
+@auth.operator_only
+def resolve_sale(session_id: int) -> Response:
+    charged = request.form.get("charged")
+    if charged not in ("yes", "no"):
+        abort(400, "Say whether the processor's records show the charge.")
+    return _act(lambda: actions.resolve_sale(services(), auth.operator().username, session_id, charged == "yes",
+                                             request.form.get("transaction_id", ""), request.form.get("note", "")),
+                url_for("console.attention"))
+
+
 @bp.get("/stores")
 def stores_page() -> Any:
     return render_template("console/stores.html", stores=_stores_with_activity())
