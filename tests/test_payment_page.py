@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-
 import threading
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
