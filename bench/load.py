@@ -112,7 +112,10 @@ class Gateway:
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         self.env = {**os.environ, "PATH": path, "PORT": str(self.port), "GUNICORN_BIND": f"127.0.0.1:{self.port}",
                     "DATABASE_URL": database_url, "GATEWAY_ENV": "development", "GATEWAY_PRIVATE_KEY": PRIVATE_KEY,
-                    "GATEWAY_PUBLIC_URL": self.url, "SANDBOX_LATENCY": str(processor_latency)}
+                    "GATEWAY_PUBLIC_URL": self.url, "SANDBOX_LATENCY": str(processor_latency),
+                    # As behind one reverse proxy: each shopper comes from its own address, so the
+                    # per-address rate limits count as they would in production.
+                    "GATEWAY_TRUSTED_PROXIES": "1"}
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Gateway":
@@ -140,6 +143,7 @@ class Shopper:
         self.notify_url = notify_url
         self.orderid = orderid
         self.http = requests.Session()
+        self.http.headers["X-Forwarded-For"] = f"198.18.{orderid // 256 % 256}.{orderid % 256}"  # a test-net address
         self.token = self.csrf = ""
 
     def arrive(self) -> float:
