@@ -6,9 +6,12 @@ from typing import Iterator
 
 import pytest
 import responses as responses_lib
+from click.testing import CliRunner
+from flask.cli import ScriptInfo
 from sqlalchemy import text
 
 from gateway import create_app
+from gateway.cli import main
 from gateway.config import Settings, load_settings
 from gateway.db import make_engine
 from gateway.migrate import upgrade
@@ -79,3 +82,14 @@ def store() -> Iterator[responses_lib.RequestsMock]:
     """Stands in for the store's notificationurl (the outside world in unit tests)."""
     with responses_lib.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
+
+
+@pytest.fixture
+def cli(app):  # type: ignore[no-untyped-def]
+    """The `gateway` command against the test app; fails the test on a non-zero exit."""
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run

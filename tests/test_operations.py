@@ -16,16 +16,6 @@ from .flow_helpers import approve_all, open_session, pay, store_answers
 from .protocol_helpers import NOTIFY_URL, complete_order_answer, post_json, signed_refund
 
 
-@pytest.fixture
-def cli(app):  # type: ignore[no-untyped-def]
-    def run(*args: str) -> str:
-        result = CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    return run
-
-
 def test_dead_notification_is_listed_and_requeued(client, services, store, cli):
     store_answers(store, requests.ConnectionError("down"))
     token, csrf = open_session(client)

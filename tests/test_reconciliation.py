@@ -140,16 +140,6 @@ def test_case_02_a_refused_reversal_needs_attention_and_is_not_retried(client, s
     assert payment_row(services, token).credentials_sealed is None
 
 
-@pytest.fixture
-def cli(app):  # type: ignore[no-untyped-def]
-    def run(*args: str) -> str:
-        result = CliRunner().invoke(main, list(args), obj=ScriptInfo(create_app=lambda: app))
-        assert result.exit_code == 0, result.output
-        return result.output
-
-    return run
-
-
 def test_case_06_a_session_without_credentials_is_never_left_authorizing(client, services, store):
     token, csrf = open_session(client)
     with services.db.transaction() as session:
