@@ -15,9 +15,9 @@ from gateway.cli import main
 from gateway.config import Settings, load_settings
 from gateway.db import make_engine
 from gateway.migrate import upgrade
-from gateway.models import Base
 from gateway.services import Services
 
+from .flow_helpers import wipe_database
 from .protocol_helpers import PRIVATE_KEY
 
 
@@ -46,11 +46,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture
 def clean_database(database_url: str) -> str:
-    engine = make_engine(database_url)
-    with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(table.delete())
-    engine.dispose()
+    wipe_database(database_url)
     return database_url
 
 

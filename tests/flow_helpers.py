@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway.models import PaymentSession
+from gateway.db import make_engine
+from gateway.models import Base, PaymentSession
 
 from .protocol_helpers import NOTIFY_URL, card_form, complete_order_answer, csrf_from, post_json, signed_checkout
 
@@ -44,3 +45,12 @@ def notifications_sent(store: Any) -> list[dict[str, Any]]:
 def payment_row(services: Any, token: str) -> PaymentSession:
     with services.db.transaction() as session:
         return session.scalars(select(PaymentSession).where(PaymentSession.token == token)).one()
+
+
+def wipe_database(url: str) -> None:
+    """Empty every table (children first), keeping the migrated schema."""
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+    engine.dispose()

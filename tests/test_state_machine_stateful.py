@@ -16,9 +16,7 @@ from sqlalchemy import select, update
 
 from gateway import create_app
 from gateway.config import load_settings
-from gateway.db import make_engine
 from gateway.models import (
-    Base,
     LedgerEntry,
     Notification,
     PaymentSession,
@@ -30,7 +28,7 @@ from gateway.models import (
 from gateway.notifications.worker import run_once
 from gateway.payments import ledger
 
-from .flow_helpers import pay
+from .flow_helpers import pay, wipe_database
 from .protocol_helpers import NOTIFY_URL, PRIVATE_KEY, complete_order_answer, csrf_from, signed_checkout, signed_refund
 
 ORDERS = (1001, 1002)
@@ -41,19 +39,11 @@ class Crash(BaseException):
     """The process dies: nothing after this line runs, no handler of Exception sees it."""
 
 
-def _wipe(url: str) -> None:
-    engine = make_engine(url)
-    with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            connection.execute(table.delete())
-    engine.dispose()
-
-
 def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
     class Gateway(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            _wipe(database_url)
+            wipe_database(database_url)
             self.app = create_app(load_settings({}, database_url=database_url, private_key=PRIVATE_KEY,
                                                 public_url="https://gateway.test"))
             self.services = self.app.extensions["gateway"]
