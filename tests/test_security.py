@@ -357,3 +357,52 @@ def test_case_6_a_refusal_speaks_the_shoppers_language(client):
         response = client.get(f"/pay?paymenttoken=guess{n:020d}", headers=german)
     assert response.status_code == 429
     assert "Zu viele unbekannte Zahlungslinks" in response.get_data(as_text=True)
+
+
+def _self_signed(tmp_path, name: str):  # type: ignore[no-untyped-def]
+    """A certificate for ``name`` and its key, as PEM files (the test's own certificate authority)."""
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=1))
+                   .not_valid_after(now + timedelta(hours=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "store.pem", tmp_path / "store.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_case_4_https_delivery_is_pinned_and_still_checks_the_certificate(monkeypatch, tmp_path):
+    """Production delivery (https): the socket goes to the checked address while SNI and the
+    certificate check still use the store's name, so a pinned call is neither broken nor unverified."""
+    import ssl
+
+    from .live import StoreReceiver
+
+    cert, key = _self_signed(tmp_path, "store.invalid")
+    with StoreReceiver() as receiver:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+        port = receiver.server.server_address[1]
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        monkeypatch.setattr(store_client, "resolve", lambda host, port, timeout=3.0: ["127.0.0.1"])
+        monkeypatch.setattr(store_client, "is_public", lambda address: True)
+        client = store_client.StoreClient(timeout=5, require_https=True, allow_private=False)
+        delivered = client.post(f"https://store.invalid:{port}/notify", {"orderid": 7})
+        impostor = client.post(f"https://other-store.invalid:{port}/notify", {"orderid": 8})
+    assert delivered.error == "" and delivered.answer is not None and delivered.answer.processed
+    assert impostor.answer is None and impostor.error  # the certificate is for store.invalid only
+    assert receiver.received == [{"orderid": 7}]

@@ -16,6 +16,8 @@ from marshmallow import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.connection import create_connection
 
 from .. import budget
 from ..observability.requestid import outgoing_headers
@@ -124,9 +126,16 @@ def check_destination(url: str, *, require_https: bool, allow_private: bool) -> 
 
 def _pinned(connection_class: type, address: str) -> type:
     class Pinned(connection_class):  # type: ignore[misc, valid-type]
+        """Opens its socket to ``address``; ``self.host`` stays the name, for Host, SNI and the certificate."""
+
         def _new_conn(self):  # type: ignore[no-untyped-def]
-            self._dns_host = address  # the name still goes in Host, SNI and certificate checks
-            return super()._new_conn()
+            try:
+                return create_connection((address, self.port), self.timeout, source_address=self.source_address,
+                                         socket_options=self.socket_options)
+            except socket.timeout as exc:
+                raise ConnectTimeoutError(self, f"connection to {self.host} ({address}) timed out") from exc
+            except OSError as exc:
+                raise NewConnectionError(self, f"failed to connect to {self.host} ({address}): {exc}") from exc
 
     return Pinned
 
