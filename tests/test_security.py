@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway import create_app
-from gateway.models import PaymentSession, PostOrderRequest, SessionState
+from gateway.models import PaymentSession, PostOrderRequest, SeenRequest, SessionState
 from gateway.notifications import client as store_client
 from gateway.notifications.client import UnsafeDestination, is_public
 from gateway.protocol.signing import sign
@@ -126,7 +126,7 @@ def test_case_3_request_fingerprints_are_keyed(client, services):
     body = signed_checkout()
     post_json(client, "/checkout", body)
     with services.db.transaction() as session:
-        stored = session.scalars(select(PaymentSession.request_digest)).one()
+        stored = session.scalars(select(SeenRequest.digest)).one()
     unkeyed = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
     assert stored != unkeyed and len(stored) == 64
 

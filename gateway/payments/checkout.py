@@ -81,13 +81,13 @@ def _find_or_create(session: Session, services: Services, request: SignedRequest
             ErrorCode.CHECKOUT_FAILED,
             f"order {data['orderid']} (invoice {paid.invoice}) is already paid; a new checkout would charge twice",
         )
-    created = _new_session(services, request, key, digest)
+    created = _new_session(services, request, key)
     session.add(created)
     session.flush()
     return created
 
 
-def _new_session(services: Services, request: SignedRequest, key: str, digest: str) -> PaymentSession:
+def _new_session(services: Services, request: SignedRequest, key: str) -> PaymentSession:
     data = request.data
     credentials = Credentials(data["username"], data["password"])
     now = utcnow()
@@ -97,7 +97,6 @@ def _new_session(services: Services, request: SignedRequest, key: str, digest: s
         orderid=data["orderid"],
         invoice=data["invoice"],
         randomkey=data["randomkey"],
-        request_digest=digest,
         currency=data["currency"].upper(),
         amount_total=data["amounttotal"],
         tax_total=data["taxtotal"],

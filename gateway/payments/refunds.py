@@ -85,11 +85,7 @@ def _remember(services: Services, request: SignedRequest) -> dict[str, Any] | No
     try:
         with services.db.transaction() as session:
             if replay.first_use(session, replay.POST_ORDER, request.data["randomkey"], digest):
-                session.add(
-                    PostOrderRequest(
-                        orderid=request.data["orderid"], randomkey=request.data["randomkey"], request_digest=digest
-                    )
-                )
+                session.add(PostOrderRequest(orderid=request.data["orderid"], randomkey=request.data["randomkey"]))
                 return None
             record = session.scalars(select(PostOrderRequest).where(*_key(request))).one()
     except IntegrityError:
