@@ -53,8 +53,12 @@ def _payment_of(session, kind: str, ref: int) -> int | None:  # type: ignore[no-
     if kind == UNKNOWN_OUTCOME:
         return session.scalar(select(Transaction.session_id).join(LedgerEntry, LedgerEntry.transaction_id == Transaction.id)
                               .where(LedgerEntry.id == ref))
+    # Order numbers are per store: the charge is the one this request reserved money on, if any.
     request = session.get(PostOrderRequest, ref)
-    return session.scalar(select(Transaction.session_id).where(Transaction.orderid == request.orderid)) if request else None
+    if request is None:
+        return None
+    return session.scalar(select(Transaction.session_id).join(LedgerEntry, LedgerEntry.transaction_id == Transaction.id)
+                          .where(Transaction.orderid == request.orderid, LedgerEntry.request_key == request.randomkey))
 
 
 def count_by_kind(services: Services) -> dict[str, int]:
