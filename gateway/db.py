@@ -1,15 +1,18 @@
 """Engine and session handling shared by SQLite (embedded default) and PostgreSQL (production)."""
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 
 DEFAULT_POOL_SIZE = 10
+# A pooled connection left unused this long is checked with a round trip before it is handed out.
+IDLE_PING_SECONDS = 1.0
 
 
 def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
@@ -25,7 +28,32 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
         return engine
     # Connections open only when that many threads are in a transaction at once; a thread never
     # waits for another's connection while the pool is as large as the worker's threads.
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=0, pool_timeout=10)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=10)
+    event.listen(engine, "checkin", _note_idle)
+    event.listen(engine, "checkout", _pinger(engine))
+    return engine
+
+
+def _note_idle(_dbapi_connection, record) -> None:  # type: ignore[no-untyped-def]
+    record.info["idle_since"] = time.monotonic()
+
+
+def _pinger(engine: Engine):  # type: ignore[no-untyped-def]
+    """Check a connection that sat idle (where a restarted server or a proxy's idle cut shows), not
+    one handed back a moment ago: under load, a round trip at every checkout cost a tenth of a
+    purchase's CPU. A connection that dies while busy fails its transaction, which rolls back
+    whole, and SQLAlchemy then replaces every connection of the pool opened before it."""
+
+    def ping_if_idle(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError(str(error)) from error  # the pool retries with a new connection
+
+    return ping_if_idle
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -49,11 +77,24 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL runs a lone statement as its own transaction; SQLite's reads stay in one
+        # (there every transaction takes the write lock up front, see _begin_immediate).
+        sqlite = self.engine.dialect.name == "sqlite"
+        autocommit = self.engine if sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.lone_statements = sessionmaker(autocommit, expire_on_commit=False)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: committed when the block ends, rolled back if it raises."""
         with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def one_statement(self) -> Iterator[Session]:
+        """For a block of a single statement: without a BEGIN and a COMMIT around it, it costs one
+        round trip to PostgreSQL instead of three. Never more than one statement that writes: on
+        PostgreSQL each statement is committed on its own, at once."""
+        with self.lone_statements() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

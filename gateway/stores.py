@@ -41,7 +41,7 @@ def store_key(notification_url: str) -> str:
 
 def identity(services: Services, key: str) -> StoreIdentity:
     """The saved identity of a store, or a default that names it by its host."""
-    with services.db.transaction() as session:
+    with services.db.one_statement() as session:
         profile = session.get(StoreProfile, key)
         if profile is None:
             return StoreIdentity(store_key=key, display_name=key or "Online store")

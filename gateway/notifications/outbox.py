@@ -59,11 +59,12 @@ def claim(services: Services, notification_id: int, *, only_due: bool = False) -
     conditions = [Notification.id == notification_id, *_claimable(now)]
     if only_due:
         conditions.append(Notification.next_attempt_at <= now)
-    with services.db.transaction() as session:
-        won = session.execute(
-            update(Notification).where(*conditions).values(claimed_until=now + _lease(services), lease=Notification.lease + 1)
-        ).rowcount
-        return session.get(Notification, notification_id) if won else None
+    with services.db.one_statement() as session:
+        return session.scalars(
+            update(Notification).where(*conditions)
+            .values(claimed_until=now + _lease(services), lease=Notification.lease + 1)
+            .returning(Notification)
+        ).first()
 
 
 def claim_due(services: Services, limit: int) -> list[Notification]:
@@ -89,24 +90,34 @@ def deliver(services: Services, notification: Notification, on_answer: OnAnswer)
     exchange = services.store.post(notification.url, notification.payload)
     events.notification_attempt(exchange)
     with services.db.transaction() as session:
+        if exchange.answer is not None and _record_answer(session, notification, exchange):
+            on_answer(session, notification, exchange.answer)
+            return exchange.answer
         row = _locked(session, notification.id)
         _log_attempt(session, row, exchange)
-        if not _holds_lease(row, notification):
+        if exchange.answer is not None or not _holds_lease(row, notification):
             log.warning("notification %s: answer after losing the lease, discarded (%s)", row.id, exchange.error or "answered")
             return None
-        if exchange.answer is None:
-            _schedule_retry(services, session, row, exchange.error)
-            return None
-        NOTIFICATIONS.move(
-            session, row.id, NotificationState.PENDING, NotificationState.DELIVERED, Notification.lease == notification.lease,
-            processed=exchange.answer.processed,
-            response_errorcode=exchange.answer.errorcode[:64],
-            response_errormessage=exchange.answer.errormessage[:2000],
-            delivered_at=utcnow(),
-            claimed_until=None,
-        )
-        on_answer(session, row, exchange.answer)
-        return exchange.answer
+        _schedule_retry(services, session, row, exchange.error)
+        return None
+
+
+def _record_answer(session: Session, notification: Notification, exchange: Exchange) -> bool:
+    """The store answered: mark the notification delivered, if this worker's lease is still the latest."""
+    assert exchange.answer is not None
+    delivered = NOTIFICATIONS.move(
+        session, notification.id, NotificationState.PENDING, NotificationState.DELIVERED,
+        Notification.lease == notification.lease,
+        attempts=Notification.attempts + 1,
+        processed=exchange.answer.processed,
+        response_errorcode=exchange.answer.errorcode[:64],
+        response_errormessage=exchange.answer.errormessage[:2000],
+        delivered_at=utcnow(),
+        claimed_until=None,
+    )
+    if delivered:
+        session.add(_attempt(notification.id, exchange))
+    return delivered
 
 
 def release_failed(services: Services, notification: Notification, error: str) -> None:
@@ -130,15 +141,17 @@ def _holds_lease(row: Notification, notification: Notification) -> bool:
 
 def _log_attempt(session: Session, row: Notification, exchange: Exchange) -> None:
     row.attempts += 1
-    session.add(
-        NotificationAttempt(
-            notification_id=row.id,
-            started_at=utcnow() - timedelta(milliseconds=exchange.duration_ms),
-            duration_ms=exchange.duration_ms,
-            http_status=exchange.http_status,
-            response_snippet=exchange.snippet,
-            error=exchange.error,
-        )
+    session.add(_attempt(row.id, exchange))
+
+
+def _attempt(notification_id: int, exchange: Exchange) -> NotificationAttempt:
+    return NotificationAttempt(
+        notification_id=notification_id,
+        started_at=utcnow() - timedelta(milliseconds=exchange.duration_ms),
+        duration_ms=exchange.duration_ms,
+        http_status=exchange.http_status,
+        response_snippet=exchange.snippet,
+        error=exchange.error,
     )
 
 

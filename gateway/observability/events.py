@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..console.models import PaymentEvent
@@ -50,13 +50,15 @@ def notification_dead() -> None:
 
 
 def _remember(services: Any, session_id: int, kind: str, detail: str) -> None:
-    """Best effort, in its own transaction: a timeline line is never worth failing a payment for.
+    """Best effort, in one statement: a timeline line is never worth failing a payment for.
     A session keeps at most MAX_EVENTS lines, so reloading a page cannot grow the table without bound."""
+    recorded = select(func.count()).select_from(PaymentEvent).where(PaymentEvent.session_id == session_id)
+    line = select(
+        literal(session_id, PaymentEvent.session_id.type), literal(utcnow(), PaymentEvent.at.type),
+        literal(kind, PaymentEvent.kind.type), literal(detail[:1000], PaymentEvent.detail.type),
+    ).where(recorded.scalar_subquery() < MAX_EVENTS)
     try:
-        with services.db.transaction() as session:
-            recorded = session.scalar(select(func.count()).select_from(PaymentEvent).where(PaymentEvent.session_id == session_id))
-            if recorded >= MAX_EVENTS:
-                return
-            session.add(PaymentEvent(session_id=session_id, at=utcnow(), kind=kind, detail=detail[:1000]))
+        with services.db.one_statement() as session:
+            session.execute(insert(PaymentEvent).from_select(["session_id", "at", "kind", "detail"], line))
     except SQLAlchemyError:
         log.exception("could not record %s for payment session %s", kind, session_id)

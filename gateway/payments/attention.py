@@ -27,8 +27,12 @@ def flag(session: Session, payment_id: int, reason: str) -> None:
     log.warning("payment %s needs attention: %s", payment_id, reason)
 
 
+# The columns of a payment that no longer needs anyone, for a guarded move that settles it.
+CLEARED: dict[str, object] = {"attention": "", "attention_at": None, "failures": 0, "retry_at": None}
+
+
 def clear(session: Session, payment_id: int) -> None:
-    _mark(session, payment_id, attention="", attention_at=None, failures=0, retry_at=None)
+    _mark(session, payment_id, **CLEARED)
 
 
 def _mark(session: Session, payment_id: int, **values: object) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from ..cards import Card, CardFormError, parse_card
 from ..models import LedgerEntry, PaymentSession, SessionState, Transaction, utcnow
@@ -47,14 +47,15 @@ class SubmitResult:
     payment: PaymentSession
     field_errors: dict[str, str] = field(default_factory=dict)
     decline: str = ""
+    busy: bool = False  # not started: the worker had no room for it within the request's budget
 
 
 def find_session(services: Services, token: str) -> PaymentSession | None:
     if not TOKEN_SHAPE.fullmatch(token):
         return None  # not one of ours (and never a NUL or a megabyte sent on to the database)
-    with services.db.transaction() as session:
+    with services.db.one_statement() as session:
         return session.scalars(
-            select(PaymentSession).where(PaymentSession.token == token).options(selectinload(PaymentSession.notification))
+            select(PaymentSession).where(PaymentSession.token == token).options(joinedload(PaymentSession.notification))
         ).first()
 
 
@@ -70,7 +71,7 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
         card = parse_card(form)
     except CardFormError as exc:
         return SubmitResult(payment, field_errors=exc.errors)
-    claimed = _claim(services, payment.id, card)
+    claimed = _claim(services, payment, card)
     if claimed is None:
         current = _reload(services, payment.id)
         if current.state == SessionState.OPEN.value and not is_expired(current):
@@ -183,12 +184,10 @@ def cancel(services: Services, payment: PaymentSession) -> bool:
         return SESSIONS.move(session, payment.id, SessionState.OPEN, SessionState.CANCELLED, credentials_sealed=None)
 
 
-def _claim(services: Services, payment_id: int, card: Card) -> tuple[int, Credentials] | None:
+def _claim(services: Services, payment: PaymentSession, card: Card) -> tuple[int, Credentials] | None:
     """Move the session to ``authorizing`` unless it, or another session of its order, is being paid."""
     with services.db.transaction() as session:
-        payment = session.get(PaymentSession, payment_id)
-        assert payment is not None
-        siblings = session.scalars(
+        siblings = session.scalars(  # the order's sessions, this one included, as they stand under lock
             select(PaymentSession)
             .where(PaymentSession.store_key == payment.store_key, PaymentSession.orderid == payment.orderid)
             .order_by(PaymentSession.id)
@@ -196,12 +195,13 @@ def _claim(services: Services, payment_id: int, card: Card) -> tuple[int, Creden
         ).all()
         if any(other.state in BUSY_STATES for other in siblings):
             return None
-        credentials = _open_credentials(services, session, payment)
+        current = next(other for other in siblings if other.id == payment.id)
+        credentials = _open_credentials(services, session, current)
         if credentials is None:
             return None  # nothing could be charged: the session must not be left `authorizing`
-        attempt = payment.attempt + 1
+        attempt = current.attempt + 1
         won = SESSIONS.move(
-            session, payment_id, SessionState.OPEN, SessionState.AUTHORIZING,
+            session, payment.id, SessionState.OPEN, SessionState.AUTHORIZING,
             PaymentSession.expires_at > utcnow(),
             attempt=attempt,
             card_brand=card.brand,
@@ -227,13 +227,12 @@ def _open_credentials(services: Services, session: Session, payment: PaymentSess
 def _record_charge(services: Services, payment_id: int, attempt: int, charge: Charge) -> int | None:
     """Record an approved charge with its notification; None (and flagged) if the attempt was resolved meanwhile."""
     with services.db.transaction() as session:
-        if not SESSIONS.move(session, payment_id, SessionState.AUTHORIZING, SessionState.APPROVED,
-                             PaymentSession.attempt == attempt):
+        payment = SESSIONS.move_and_load(session, payment_id, SessionState.AUTHORIZING, SessionState.APPROVED,
+                                         PaymentSession.attempt == attempt, **attention.CLEARED)
+        if payment is None:
             attention.flag(session, payment_id, f"charge {charge.transaction_id} of {charge.amount} {charge.currency} "
                            f"arrived after attempt {attempt} was resolved and is not recorded: void it at the processor")
             return None
-        payment = session.get(PaymentSession, payment_id, populate_existing=True)
-        assert payment is not None
         transaction = Transaction(
             session_id=payment.id,
             processor=services.processor.name,
@@ -251,7 +250,6 @@ def _record_charge(services: Services, payment_id: int, attempt: int, charge: Ch
         )
         session.add(transaction)
         session.flush()
-        attention.clear(session, payment.id)
         session.add(
             LedgerEntry(
                 transaction_id=transaction.id,
@@ -294,15 +292,14 @@ def _record_decline(services: Services, payment_id: int, error: ProcessorError) 
 
 def _transition(session: Session, payment_id: int, attempt: int, target: SessionState) -> PaymentSession:
     """Leave ``authorizing`` for this attempt; the guard makes a stale writer fail loudly."""
-    if not SESSIONS.move(session, payment_id, SessionState.AUTHORIZING, target, PaymentSession.attempt == attempt):
+    payment = SESSIONS.move_and_load(session, payment_id, SessionState.AUTHORIZING, target, PaymentSession.attempt == attempt)
+    if payment is None:
         raise RuntimeError(f"payment session {payment_id} left 'authorizing' behind our back")
-    payment = session.get(PaymentSession, payment_id, populate_existing=True)
-    assert payment is not None
     return payment
 
 
 def _reload(services: Services, payment_id: int) -> PaymentSession:
-    with services.db.transaction() as session:
-        payment = session.get(PaymentSession, payment_id, options=[selectinload(PaymentSession.notification)])
+    with services.db.one_statement() as session:
+        payment = session.get(PaymentSession, payment_id, options=[joinedload(PaymentSession.notification)])
         assert payment is not None
         return payment

@@ -50,20 +50,22 @@ def apply_store_answer(session: Session, notification: Notification, answer: Sto
 
     For a payment that had already failed, the store's error code is kept for the shopper's errorurl.
     """
-    target = SessionState.COMPLETED if answer.processed else SessionState.REJECTED
-    moved = SESSIONS.move(session, notification.session_id, SessionState.APPROVED, target)
+    if answer.processed:
+        # Completing is the only way into `completed`, so the credentials of a completed payment are gone.
+        SESSIONS.move(session, notification.session_id, SessionState.APPROVED, SessionState.COMPLETED,
+                      credentials_sealed=None, **attention.CLEARED)
+        return
+    moved = SESSIONS.move(session, notification.session_id, SessionState.APPROVED, SessionState.REJECTED)
     payment = session.get(PaymentSession, notification.session_id, populate_existing=True)
     assert payment is not None
-    if moved and target is SessionState.REJECTED and payment.credentials_sealed is None:
+    if moved and payment.credentials_sealed is None:
         attention.flag(session, payment.id, "the store rejected the order after the merchant credentials were erased "
                        "(the charge had been kept): return the money at the processor, then record it by hand")
     elif moved:
         attention.clear(session, payment.id)
-    if not answer.processed and answer.errorcode:
+    if answer.errorcode:
         payment.error_code = answer.errorcode[:64]
         payment.error_message = answer.errormessage[:2000]
-    if payment.state == SessionState.COMPLETED.value:
-        payment.credentials_sealed = None
 
 
 def notify_store(services: Services, notification_id: int, *, only_due: bool = False) -> StoreAnswer | None:

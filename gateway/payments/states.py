@@ -38,19 +38,34 @@ class Machine:
 
     def move(self, session: Session, row_id: int, source: Enum | Iterable[Enum], target: Enum,
              *guards: Any, **values: Any) -> bool:
-        """Compare-and-set ``row_id`` from ``source`` to ``target``; True if this caller won."""
+        """Compare-and-set ``row_id`` from ``source`` to ``target``; True if this caller won.
+
+        Run on the session's connection, as plain SQL: the ORM's bulk-update bookkeeping cost a
+        third of the statement's CPU and gave nothing here (the session is not synchronized)."""
+        statement = self._compare_and_set(row_id, source, target, guards, values)
+        session.flush()  # what the session would have flushed before the statement
+        return session.connection().execute(statement).rowcount == 1
+
+    def move_and_load(self, session: Session, row_id: int, source: Enum | Iterable[Enum], target: Enum,
+                      *guards: Any, **values: Any) -> Any | None:
+        """The same compare-and-set, answering the row as it stands after the move (one round trip
+        instead of an UPDATE and a SELECT), or None if this caller lost."""
+        statement = self._compare_and_set(row_id, source, target, guards, values).returning(self.model)
+        return session.scalars(statement, execution_options={"populate_existing": True}).first()
+
+    def _compare_and_set(self, row_id: int, source: Enum | Iterable[Enum], target: Enum,
+                         guards: tuple[Any, ...], values: dict[str, Any]) -> Any:
         sources = (source,) if isinstance(source, Enum) else tuple(source)
         for state in sources:
             if target not in self.moves.get(state, frozenset()):
                 raise IllegalMove(f"{self.model.__tablename__}: {state.value} -> {target.value} is not a legal move")
         column = getattr(self.model, self.column)
-        result = session.execute(
+        return (
             update(self.model)
             .where(self.model.id == row_id, column.in_([state.value for state in sources]), *guards)
             .values({self.column: target.value, **values})
             .execution_options(synchronize_session=False)
         )
-        return result.rowcount == 1
 
     def is_final(self, state: str) -> bool:
         return not any(source.value == state and targets for source, targets in self.moves.items())

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import Database
 from ..models import SandboxCharge, utcnow
@@ -85,22 +86,33 @@ class SandboxProcessor:
         if request.card.number in DECLINES:
             error, code, message = DECLINES[request.card.number]
             raise error(message, code=code)
-        with self.db.transaction() as session:
-            existing = session.scalars(select(SandboxCharge).where(SandboxCharge.reference == request.reference)).first()
-            if existing is None:
-                now = utcnow()
-                existing = SandboxCharge(
-                    id="sbx_" + secrets.token_hex(12),
-                    reference=request.reference,
-                    amount=request.amount,
-                    currency=request.currency,
-                    card_brand=request.card.brand,
-                    card_last4=request.card.last4,
-                    settles_at=now + self.settle_after,
-                    created_at=now,
-                )
-                session.add(existing)
-        return _charge(existing)
+        return _charge(self._book(request))
+
+    def _book(self, request: SaleRequest) -> SandboxCharge:
+        """One charge per reference, as a real processor's duplicate check keeps it: a retried
+        attempt gets the charge it already made. A new charge costs one statement."""
+        now = utcnow()
+        row = SandboxCharge(
+            id="sbx_" + secrets.token_hex(12),
+            reference=request.reference,
+            amount=request.amount,
+            currency=request.currency,
+            card_brand=request.card.brand,
+            card_last4=request.card.last4,
+            voided=False,
+            refunded=0,
+            settles_at=now + self.settle_after,
+            created_at=now,
+        )
+        dialect = {"postgresql": postgresql, "sqlite": sqlite}[self.db.engine.dialect.name]
+        columns = {column.key: getattr(row, column.key) for column in SandboxCharge.__table__.columns}
+        table = SandboxCharge.__table__
+        new = dialect.insert(table).values(columns).on_conflict_do_nothing(index_elements=["reference"]).returning(table.c.id)
+        with self.db.one_statement() as session:
+            if session.execute(new).first() is not None:
+                return row
+        with self.db.one_statement() as session:
+            return session.scalars(select(SandboxCharge).where(SandboxCharge.reference == request.reference)).one()
 
     def find_sale(self, lookup: SaleLookup) -> SaleLookupResult:
         """The sandbox's own book is complete, so its absence is authoritative."""
