@@ -59,6 +59,7 @@ class Settings:
     sandbox_latency_seconds: float = 0.0
     sandbox_jitter_seconds: float = 0.0
     db_pool_size: int = 10
+    pay_slots: int = 1
     # An approved charge whose store notification went dead: after this many hours, reverse or keep it.
     unconfirmed_charge_hours: float = 72.0
     unconfirmed_charge_action: str = "reverse"
@@ -100,6 +101,8 @@ def _check_runtime(values: dict[str, object]) -> None:
         raise ConfigError("SANDBOX_LATENCY and SANDBOX_JITTER cannot be negative")
     if values["db_pool_size"] < 1:  # type: ignore[operator]
         raise ConfigError("GATEWAY_DB_POOL_SIZE must be at least 1")
+    if values["pay_slots"] < 1:  # type: ignore[operator]
+        raise ConfigError("GATEWAY_PAY_SLOTS must be at least 1")
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -140,6 +143,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             sandbox_latency_seconds=float(env.get("SANDBOX_LATENCY") or 0),
             sandbox_jitter_seconds=float(env.get("SANDBOX_JITTER") or 0),
             db_pool_size=int(env.get("GATEWAY_DB_POOL_SIZE") or 10),
+            pay_slots=int(env.get("GATEWAY_PAY_SLOTS") or 1),
             unconfirmed_charge_hours=float(env.get("GATEWAY_UNCONFIRMED_CHARGE_HOURS") or 72),
             unconfirmed_charge_action=unconfirmed_action,
             console_idle_minutes=int(env.get("GATEWAY_CONSOLE_IDLE_MINUTES") or 15),

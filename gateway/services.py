@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .admission import Gate
 from .config import ConfigError, Settings
 from .db import Database
 from .notifications.client import StoreClient
@@ -19,6 +20,7 @@ class Services:
     vault: Vault
     processor: Processor | TimedProcessor
     store: StoreClient
+    pay_slots: Gate
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":
@@ -37,4 +39,5 @@ class Services:
                 require_https=settings.is_production,
                 allow_private=settings.notify_allow_private,
             ),
+            pay_slots=Gate(settings.pay_slots),
         )

@@ -12,12 +12,17 @@ import pytest
 import requests
 from click.testing import CliRunner
 
+from sqlalchemy import func, select
+
 from gateway import budget, cli, create_app
+from gateway.cards import Card
 from gateway.config import ConfigError, load_settings
-from gateway.models import NotificationState, SessionState
+from gateway.models import NotificationState, SandboxCharge, SessionState
 from gateway.notifications.client import StoreClient
 from gateway.notifications.worker import run_once
 from gateway.processors import sandbox
+from gateway.processors.base import SaleRequest
+from gateway.vault import Credentials
 
 from .flow_helpers import approve_all, notifications_sent, open_session, pay, payment_row
 from .live import ROOT, ConfiguredGunicorn, StoreReceiver, gateway_env
@@ -104,15 +109,18 @@ def test_sandbox_latency_and_jitter(monkeypatch):
 
 def test_runtime_settings_from_the_environment():
     settings = load_settings({"SANDBOX_LATENCY": "1", "SANDBOX_JITTER": "0.2", "GATEWAY_REQUEST_BUDGET": "20",
-                              "GATEWAY_PROCESSOR_TIMEOUT": "8", "GATEWAY_DB_POOL_SIZE": "64"}, database_url="sqlite://")
+                              "GATEWAY_PROCESSOR_TIMEOUT": "8", "GATEWAY_DB_POOL_SIZE": "64", "GATEWAY_PAY_SLOTS": "3"},
+                             database_url="sqlite://")
     assert (settings.sandbox_latency_seconds, settings.sandbox_jitter_seconds) == (1.0, 0.2)
     assert (settings.request_budget_seconds, settings.processor_timeout_seconds, settings.db_pool_size) == (20, 8, 64)
+    assert settings.pay_slots == 3
 
 
 @pytest.mark.parametrize("environ", [
     {"GATEWAY_REQUEST_BUDGET": "10", "GATEWAY_PROCESSOR_TIMEOUT": "10"},
     {"SANDBOX_LATENCY": "-1"},
     {"GATEWAY_DB_POOL_SIZE": "0"},
+    {"GATEWAY_PAY_SLOTS": "0"},
     {"GATEWAY_REQUEST_BUDGET": "soon"},
 ])
 def test_unsafe_runtime_settings_are_refused(environ):
@@ -157,3 +165,14 @@ def test_slow_processor_never_gets_a_worker_killed_mid_charge(clean_database):
                              allow_redirects=False, timeout=30)
         assert paid.status_code == 303 and "paymentreceive.asp" in paid.headers["Location"]
         assert len(receiver.received) == 1 and receiver.received[0]["approved"] == 1
+
+
+def test_sandbox_retried_attempt_gets_the_charge_it_already_made(services):
+    """The sandbox books one charge per attempt reference, as a processor's duplicate check does."""
+    request = SaleRequest(amount=5000, currency="USD", card=Card("4242424242424242", 12, 2039, "123", "Ada", "visa"),
+                          credentials=Credentials("merchant", "key"), reference="ps7a1", invoice="INV-7", order_id=7)
+    first = services.processor.sale(request)
+    again = services.processor.sale(request)
+    assert again == first
+    with services.db.transaction() as session:
+        assert session.scalar(select(func.count()).select_from(SandboxCharge)) == 1

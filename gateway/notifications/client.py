@@ -19,7 +19,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.connection import create_connection
 
-from .. import budget
+from .. import admission, budget
 from ..observability.requestid import outgoing_headers
 from ..protocol.jsonbody import BodyError, parse_object
 from ..protocol.schemas import CompleteOrderResponseSchema, describe_errors
@@ -172,13 +172,14 @@ class StoreClient:
         body = b""
         timeout = budget.cap(self.timeout)  # the shopper's request waits for this call
         try:
-            destination = self.check(url)
-            with self._session_for(destination) as http, http.post(
-                url, json=payload, timeout=(min(5.0, timeout), timeout), stream=True, allow_redirects=False,
-                headers=outgoing_headers(),
-            ) as response:
-                status = response.status_code
-                body = _read_capped(response)
+            with admission.network_wait():  # the name lookup and the store's answer: time spent waiting
+                destination = self.check(url)
+                with self._session_for(destination) as http, http.post(
+                    url, json=payload, timeout=(min(5.0, timeout), timeout), stream=True, allow_redirects=False,
+                    headers=outgoing_headers(),
+                ) as response:
+                    status = response.status_code
+                    body = _read_capped(response)
             if not 200 <= status < 300:
                 raise DeliveryFailure(f"store answered HTTP {status}")
             answer = parse_answer(body)

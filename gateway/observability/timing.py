@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from .. import admission
 from ..processors.base import Adjustment, Charge, ChargeRef, Processor, ProcessorError, SaleLookup, SaleRequest
 from ..vault import Credentials
 from .metrics import PROCESSOR_SECONDS
@@ -22,7 +23,8 @@ class TimedProcessor:
         started = time.monotonic()
         outcome = "ok"
         try:
-            return call(*args)
+            with admission.network_wait():
+                return call(*args)
         except ProcessorError as exc:
             outcome = exc.code
             raise

@@ -1,22 +1,25 @@
 """Exchange 2, the hosted payment page, and the shopper's way back to the store (3b)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+from typing import Callable
 from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, Response, abort, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, g, jsonify, make_response, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, gettext
 
-from ..cards import BRAND_NAMES, client_rules
+from ..cards import BRAND_NAMES, N_, client_rules
 from ..models import NotificationState, PaymentSession, SessionState
 from ..observability import events
 from ..money import format_money
 from ..payments.charging import SubmitResult, cancel, find_session, is_expired, submit_card
 from ..payments.completion import notify_store
 from ..protocol.errors import ErrorCode
-from .. import limits
+from .. import admission, budget, limits
 from ..stores import identity
 from . import services
 from .assets import compress_page
@@ -25,6 +28,8 @@ from .shopper_text import client_messages, translated
 bp = Blueprint("payment_page", __name__)
 POLL_SECONDS = 3
 WAITING_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value)
+BUSY = N_("So many shoppers are paying right now that your payment could not start. Nothing was charged; please press Pay again.")
+BUSY_RETRY_SECONDS = 5
 
 
 @bp.after_request
@@ -63,7 +68,26 @@ def show() -> Response | str | tuple[str, int]:
     return _render_state(payment, SubmitResult(payment))
 
 
+def admitted(view: Callable[[], ResponseReturnValue]) -> Callable[[], ResponseReturnValue]:
+    """A pay submission, from its first query to its answer, runs in one of the worker's pay slots
+    (gateway/admission.py); one that finds none free within its time budget starts nothing."""
+
+    @functools.wraps(view)
+    def in_a_slot() -> ResponseReturnValue:
+        try:
+            with services().pay_slots.slot(timeout=budget.remaining()):
+                return view()
+        except admission.Busy:
+            payment = _session_or_404(request.form.get("paymenttoken", ""))
+            response = make_response(_render_state(payment, SubmitResult(payment, decline=BUSY, busy=True)))
+            response.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
+            return response
+
+    return in_a_slot
+
+
 @bp.post("/pay/submit")
+@admitted
 @limits.unknown_tokens
 @limits.card_attempts
 def submit() -> Response | str | tuple[str, int]:
@@ -127,7 +151,7 @@ def _render_state(payment: PaymentSession, result: SubmitResult) -> Response | s
         return _message(gettext("Payment received, order not yet confirmed"), gettext("Your payment went through, but the store has not confirmed your order yet. The store's support will contact you; please do not pay again."), payment, 200)
     if state in WAITING_STATES:
         return render_template("status.html", refresh=POLL_SECONDS, **_page(payment)), 202
-    code = 422 if result.field_errors else (402 if result.decline else 200)
+    code = 503 if result.busy else 422 if result.field_errors else (402 if result.decline else 200)
     return render_template(
         "pay.html",
         csrf=csrf_token(payment.token),
