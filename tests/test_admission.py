@@ -101,7 +101,8 @@ def test_a_slot_that_never_comes_free_is_busy():
 
 @pytest.fixture
 def one_slot(settings: Settings) -> Iterator[tuple[object, Services]]:
-    """An app with a single pay slot and a short budget: a submission waits at most 1.5 s for it."""
+    """An app with a single pay slot and a short budget: a submission waits at most 1 s for it
+    (the budget less the time its processor call may take)."""
     app = create_app(replace(settings, pay_slots=1, request_budget_seconds=1.5, processor_timeout_seconds=0.5))
     try:
         yield app, app.extensions["gateway"]

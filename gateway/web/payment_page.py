@@ -70,12 +70,15 @@ def show() -> Response | str | tuple[str, int]:
 
 def admitted(view: Callable[[], ResponseReturnValue]) -> Callable[[], ResponseReturnValue]:
     """A pay submission, from its first query to its answer, runs in one of the worker's pay slots
-    (gateway/admission.py); one that finds none free within its time budget starts nothing."""
+    (gateway/admission.py). One that finds none free while its budget still has room for the
+    processor call starts nothing."""
 
     @functools.wraps(view)
     def in_a_slot() -> ResponseReturnValue:
+        left = budget.remaining()
+        wait = None if left is None else max(0.0, left - services().settings.processor_timeout_seconds)
         try:
-            with services().pay_slots.slot(timeout=budget.remaining()):
+            with services().pay_slots.slot(timeout=wait):
                 return view()
         except admission.Busy:
             payment = _session_or_404(request.form.get("paymenttoken", ""))
