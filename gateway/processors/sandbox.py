@@ -92,25 +92,24 @@ class SandboxProcessor:
         """One charge per reference, as a real processor's duplicate check keeps it: a retried
         attempt gets the charge it already made. A new charge costs one statement."""
         now = utcnow()
-        row = SandboxCharge(
-            id="sbx_" + secrets.token_hex(12),
-            reference=request.reference,
-            amount=request.amount,
-            currency=request.currency,
-            card_brand=request.card.brand,
-            card_last4=request.card.last4,
-            voided=False,
-            refunded=0,
-            settles_at=now + self.settle_after,
-            created_at=now,
-        )
+        values = {
+            "id": "sbx_" + secrets.token_hex(12),
+            "reference": request.reference,
+            "amount": request.amount,
+            "currency": request.currency,
+            "card_brand": request.card.brand,
+            "card_last4": request.card.last4,
+            "voided": False,
+            "refunded": 0,
+            "settles_at": now + self.settle_after,
+            "created_at": now,
+        }
         dialect = {"postgresql": postgresql, "sqlite": sqlite}[self.db.engine.dialect.name]
-        columns = {column.key: getattr(row, column.key) for column in SandboxCharge.__table__.columns}
         table = SandboxCharge.__table__
-        new = dialect.insert(table).values(columns).on_conflict_do_nothing(index_elements=["reference"]).returning(table.c.id)
+        new = dialect.insert(table).values(values).on_conflict_do_nothing(index_elements=["reference"]).returning(table.c.id)
         with self.db.one_statement() as session:
             if session.execute(new).first() is not None:
-                return row
+                return SandboxCharge(**values)
         with self.db.one_statement() as session:
             return session.scalars(select(SandboxCharge).where(SandboxCharge.reference == request.reference)).one()
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from typing import Callable
 from decimal import Decimal
+from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, gettext
 
-from ..cards import BRAND_NAMES, N_, client_rules
+from ..cards import BRAND_NAMES, client_rules
 from ..models import NotificationState, PaymentSession, SessionState
 from ..observability import events
 from ..money import format_money
@@ -23,12 +23,11 @@ from .. import admission, budget, limits
 from ..stores import identity
 from . import services
 from .assets import compress_page
-from .shopper_text import client_messages, translated
+from .shopper_text import BUSY, client_messages, translated
 
 bp = Blueprint("payment_page", __name__)
 POLL_SECONDS = 3
 WAITING_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value)
-BUSY = N_("So many shoppers are paying right now that your payment could not start. Nothing was charged; please press Pay again.")
 BUSY_RETRY_SECONDS = 5
 
 

@@ -24,9 +24,10 @@ PROCESSOR_MESSAGES = (
     N_("We could not process this card. Please try another card."),
     N_("This card was declined a moment ago. Please use another card or wait a few minutes."),
     N_("This order has already been paid, or is being paid in another window. Nothing was charged."),
-    N_("So many shoppers are paying right now that your payment could not start. Nothing was charged; please press Pay again."),
 )
-KNOWN = frozenset(PROCESSOR_MESSAGES) | frozenset(MESSAGES.values())
+# The answer to a pay submission that found no free pay slot in time (gateway/admission.py).
+BUSY = N_("So many shoppers are paying right now that your payment could not start. Nothing was charged; please press Pay again.")
+KNOWN = frozenset(PROCESSOR_MESSAGES) | frozenset(MESSAGES.values()) | {BUSY}
 
 
 def translated(message: str) -> str:
