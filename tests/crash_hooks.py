@@ -10,15 +10,15 @@ import time
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
     import gateway.payments.charging as charging
 
-    notify = charging.notify_store
+    deliver = charging.deliver_if_claimed
 
-    def pause_once_then_notify(services, notification_id, **kwargs):  # type: ignore[no-untyped-def]
+    def pause_once_then_deliver(services, notification):  # type: ignore[no-untyped-def]
         try:
             os.remove(os.environ["CRASH_PAUSE_FLAG"])
         except FileNotFoundError:
-            return notify(services, notification_id, **kwargs)
+            return deliver(services, notification)
         with open(os.environ["CRASH_MARKER"], "w") as marker:
             marker.write(str(os.getpid()))
         time.sleep(3600)
 
-    charging.notify_store = pause_once_then_notify
+    charging.deliver_if_claimed = pause_once_then_deliver

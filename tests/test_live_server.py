@@ -57,7 +57,9 @@ def submit(gateway: Gunicorn, token: str, csrf: str, timeout: float = 30) -> req
 def test_worker_killed_between_charge_and_notification(db, tmp_path):
     flag, marker = tmp_path / "pause", tmp_path / "marker"
     flag.touch()
-    env = {**gateway_env(db.url, PRIVATE_KEY), "CRASH_PAUSE_FLAG": str(flag), "CRASH_MARKER": str(marker)}
+    # A 1 s store timeout makes the delivery lease the dead worker took with the charge 12 s long.
+    env = {**gateway_env(db.url, PRIVATE_KEY), "CRASH_PAUSE_FLAG": str(flag), "CRASH_MARKER": str(marker),
+           "GATEWAY_NOTIFY_TIMEOUT": "1"}
     with StoreReceiver() as store, Gunicorn(env, workers=1, config=HOOKS) as gateway:
         token, csrf = checkout(gateway, store)
         shopper: list[BaseException] = []
@@ -74,8 +76,12 @@ def test_worker_killed_between_charge_and_notification(db, tmp_path):
         assert scalar(db, select(Notification.state)) == "pending"
         assert store.received == []
 
-        output = gateway.cli("notifications", "work", "--once")
-        assert "delivered 1 of 1" in output
+        # The dead worker's lease still runs: nobody else sends meanwhile; once it has run out, the
+        # delivery worker sends the notification.
+        assert "delivered 0 of 0" in gateway.cli("notifications", "work", "--once")
+        assert store.received == []
+        wait_for(lambda: "delivered 1 of 1" in gateway.cli("notifications", "work", "--once"), timeout=30,
+                 what="the delivery worker to take over the dead worker's notification")
         gateway.cli("notifications", "work", "--once")
         [sent] = store.received
         charge_id = scalar(db, select(SandboxCharge.id))

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from .. import budget
@@ -24,14 +25,16 @@ log = logging.getLogger(__name__)
 def enqueue_outcome(
     session: Session,
     services: Services,
-    payment: PaymentSession,
+    payment: PaymentSession | Row[Any],
     *,
     approved: bool,
     transactionid: str = "",
     errorcode: str = "",
     errormessage: str = "",
+    claimed: bool = False,
 ) -> Notification:
-    """Write the signed CompleteOrderRequest in the same transaction that records the outcome."""
+    """Write the signed CompleteOrderRequest in the same transaction that records the outcome
+    (``claimed``: with the delivery lease taken, for :func:`deliver_claimed` right after commit)."""
     payload = complete_order_request(
         services.settings.private_key,
         orderid=payment.orderid,
@@ -42,7 +45,7 @@ def enqueue_outcome(
         errorcode=errorcode,
         errormessage=errormessage,
     )
-    return outbox.enqueue(session, payment.id, payment.notification_url, payload)
+    return outbox.enqueue(services, session, payment.id, payment.notification_url, payload, claimed=claimed)
 
 
 def apply_store_answer(session: Session, notification: Notification, answer: StoreAnswer) -> None:
@@ -75,6 +78,12 @@ def notify_store(services: Services, notification_id: int, *, only_due: bool = F
         return None
     claimed = outbox.claim(services, notification_id, only_due=only_due)
     return None if claimed is None else deliver_claimed(services, claimed)
+
+
+def deliver_if_claimed(services: Services, notification: Notification) -> StoreAnswer | None:
+    """Deliver a notification just written claimed; one written unclaimed (no time left in the
+    shopper's request) is the delivery worker's."""
+    return None if notification.claimed_until is None else deliver_claimed(services, notification)
 
 
 def deliver_claimed(services: Services, notification: Notification) -> StoreAnswer | None:

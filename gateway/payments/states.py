@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable
 
-from sqlalchemy import update
+from sqlalchemy import Row, update
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -52,6 +52,14 @@ class Machine:
         instead of an UPDATE and a SELECT), or None if this caller lost."""
         statement = self._compare_and_set(row_id, source, target, guards, values).returning(self.model)
         return session.scalars(statement, execution_options={"populate_existing": True}).first()
+
+    def move_returning(self, session: Session, row_id: int, source: Enum | Iterable[Enum], target: Enum,
+                       *guards: Any, returning: tuple[Any, ...], **values: Any) -> Row[Any] | None:
+        """The same compare-and-set, answering only the ``returning`` columns as they stand after the
+        move (a plain row, no ORM object to build), or None if this caller lost."""
+        statement = self._compare_and_set(row_id, source, target, guards, values).returning(*returning)
+        session.flush()
+        return session.connection().execute(statement).first()
 
     def _compare_and_set(self, row_id: int, source: Enum | Iterable[Enum], target: Enum,
                          guards: tuple[Any, ...], values: dict[str, Any]) -> Any:
