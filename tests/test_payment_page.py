@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,6 +11,7 @@ import pytest
 import requests
 from sqlalchemy import func, select, text, update
 
+from gateway import create_app
 from gateway.models import (
     LedgerEntry,
     Notification,
@@ -301,6 +303,45 @@ def test_two_sessions_of_one_order_cannot_both_be_paid(client, services, store):
     assert refused.status_code == 402 and "already been paid" in refused.get_data(as_text=True)
     assert count(services, SandboxCharge) == 1
     assert payment_row(services, second).decline_count == 0
+
+
+def test_sessions_of_one_order_racing_to_pay_charge_once(settings, store):
+    """Several windows of one order press Pay at the same instant, round after round: each order is
+    charged exactly once, and every other window is told the order is being paid."""
+    approve_all(store)
+    windows = 4
+    app = create_app(replace(settings, pay_slots=windows))  # as many computing at once as there are windows
+    services = app.extensions["gateway"]
+    client = app.test_client()
+    real_open = services.vault.open
+    for order in range(10):
+        sessions = [open_session(client, orderid=5000 + order, randomkey=f"race-{order}-{window}")
+                    for window in range(windows)]
+        at_the_claim = threading.Barrier(windows, timeout=5)
+
+        def open_together(sealed: str, barrier: threading.Barrier = at_the_claim) -> object:
+            barrier.wait()  # the credentials are opened just before the claim: all claims start together
+            return real_open(sealed)
+
+        services.vault.open = open_together  # type: ignore[method-assign]
+        results: list[int] = []
+
+        def press_pay(token: str, csrf: str, address: str) -> None:
+            shopper = app.test_client()
+            shopper.environ_base["REMOTE_ADDR"] = address  # a shopper of its own, under its own rate limit
+            results.append(pay(shopper, token, csrf).status_code)
+
+        threads = [threading.Thread(target=press_pay, args=(token, csrf, f"198.51.100.{order * windows + window}"))
+                   for window, (token, csrf) in enumerate(sessions)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        services.vault.open = real_open  # type: ignore[method-assign]
+        assert sorted(results) == [303] + [402] * (windows - 1), (order, results)
+    assert count(services, SandboxCharge) == 10
+    assert len(store.calls) == 10
+    services.db.dispose()
 
 
 def test_concurrent_double_submit_charges_once(app, services, store):

@@ -192,42 +192,53 @@ def cancel(services: Services, payment: PaymentSession) -> bool:
 
 
 def _claim(services: Services, payment: PaymentSession, card: Card) -> tuple[int, Credentials] | None:
-    """Move the session to ``authorizing`` unless it, or another session of its order, is being paid."""
-    with services.db.transaction() as session:
-        siblings = session.connection().execute(  # the order's sessions, this one included, as they stand under lock
-            select(PaymentSession.id, PaymentSession.state, PaymentSession.attempt, PaymentSession.credentials_sealed)
-            .where(PaymentSession.store_key == payment.store_key, PaymentSession.orderid == payment.orderid)
-            .order_by(PaymentSession.id)
-            .with_for_update()
-        ).all()
-        if any(other.state in BUSY_STATES for other in siblings):
-            return None
-        current = next(other for other in siblings if other.id == payment.id)
-        credentials = _open_credentials(services, session, current)
-        if credentials is None:
-            return None  # nothing could be charged: the session must not be left `authorizing`
-        attempt = current.attempt + 1
-        won = SESSIONS.move(
+    """Move the session to ``authorizing`` unless it, or another session of its order, is being paid.
+
+    One statement, one round trip: it locks the order's sessions in id order (PostgreSQL hands a
+    locked row over as the last writer committed it) and moves this one only if none of them is
+    being paid; of two racing claims on the order, the second sees the first's move. SQLite runs
+    it holding the database's write lock."""
+    credentials = _open_credentials(services, payment)
+    if credentials is None:
+        return None  # nothing could be charged: the session must not be left `authorizing`
+    siblings = (
+        select(PaymentSession.state)
+        .where(PaymentSession.store_key == payment.store_key, PaymentSession.orderid == payment.orderid)
+        .order_by(PaymentSession.id)
+        .with_for_update()
+        .cte("siblings")
+        .prefix_with("MATERIALIZED")  # locked whole before the move is decided, never folded into it
+    )
+    order_busy = select(siblings.c.state).where(siblings.c.state.in_(BUSY_STATES)).exists()
+    with services.db.one_statement() as session:
+        claimed = SESSIONS.move_returning(
             session, payment.id, SessionState.OPEN, SessionState.AUTHORIZING,
             PaymentSession.expires_at > utcnow(),
-            attempt=attempt,
+            PaymentSession.credentials_sealed.is_not(None),  # erased meanwhile (cancelled, expired)
+            ~order_busy,
+            returning=(PaymentSession.attempt,),
+            attempt=PaymentSession.attempt + 1,
             card_brand=card.brand,
             card_last4=card.last4,
             card_exp_month=card.exp_month,
             card_exp_year=card.exp_year,
             updated_at=utcnow(),
         )
-        return (attempt, credentials) if won else None
+    return None if claimed is None else (claimed.attempt, credentials)
 
 
-def _open_credentials(services: Services, session: Session, payment: PaymentSession | Row[Any]) -> Credentials | None:
-    """The merchant credentials to charge with, or None (flagged for an operator) when they are unusable."""
+def _open_credentials(services: Services, payment: PaymentSession) -> Credentials | None:
+    """The merchant credentials to charge with, or None (flagged for an operator) when they are unusable.
+
+    They are sealed once at checkout and only ever erased, so the copy read with the session is the
+    one to open; the claim itself checks that they have not been erased since."""
     if payment.credentials_sealed is None:
         return None
     try:
         return services.vault.open(payment.credentials_sealed)
     except VaultError as exc:
-        attention.flag(session, payment.id, f"cannot charge: {exc}")
+        with services.db.transaction() as session:
+            attention.flag(session, payment.id, f"cannot charge: {exc}")
         return None
 
 
