@@ -14,10 +14,10 @@ import random
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from ..models import Notification, NotificationAttempt, NotificationState, utcnow
+from ..models import Notification, NotificationAttempt, NotificationState, UTCDateTime, utcnow
 from ..observability import events
 from ..payments.states import NOTIFICATIONS
 from ..services import Services
@@ -27,6 +27,19 @@ log = logging.getLogger(__name__)
 OnAnswer = Callable[[Session, Notification, StoreAnswer], None]
 BASE_DELAY = timedelta(seconds=5)
 MAX_DELAY = timedelta(hours=1)
+# The statements every delivery runs, built once (see Machine.prepare).
+_NEW_NOTIFICATION = Notification.__table__.insert().returning(Notification.__table__.c.id)
+_NEW_ATTEMPT = NotificationAttempt.__table__.insert()
+_DELIVERED = NOTIFICATIONS.prepare(
+    NotificationState.PENDING, NotificationState.DELIVERED,
+    Notification.lease == bindparam("held_lease"),
+    attempts=Notification.attempts + 1,
+    processed=bindparam("answer_processed"),
+    response_errorcode=bindparam("answer_errorcode"),
+    response_errormessage=bindparam("answer_errormessage"),
+    delivered_at=bindparam("answered_at", type_=UTCDateTime()),
+    claimed_until=None,
+)
 
 
 def enqueue(services: Services, session: Session, session_id: int, url: str, payload: dict[str, Any], *,
@@ -37,9 +50,8 @@ def enqueue(services: Services, session: Session, session_id: int, url: str, pay
     now = utcnow()
     row = {"session_id": session_id, "url": url, "payload": payload, "next_attempt_at": now,
            "claimed_until": now + _lease(services) if claimed else None, "lease": 1 if claimed else 0}
-    table = Notification.__table__
-    # Core, not the unit of work: the row is written once and never changed through this session.
-    row["id"] = session.connection().execute(table.insert().values(row).returning(table.c.id)).scalar_one()
+    # A plain statement, not the unit of work: the row is written once and never changed through this session.
+    row["id"] = session.connection().execute(_NEW_NOTIFICATION, row).scalar_one()
     return Notification(**row, state=NotificationState.PENDING.value, attempts=0)
 
 
@@ -112,16 +124,11 @@ def deliver(services: Services, notification: Notification, on_answer: OnAnswer)
 def _record_answer(session: Session, notification: Notification, exchange: Exchange) -> bool:
     """The store answered: mark the notification delivered, if this worker's lease is still the latest."""
     assert exchange.answer is not None
-    delivered = NOTIFICATIONS.move(
-        session, notification.id, NotificationState.PENDING, NotificationState.DELIVERED,
-        Notification.lease == notification.lease,
-        attempts=Notification.attempts + 1,
-        processed=exchange.answer.processed,
-        response_errorcode=exchange.answer.errorcode[:64],
-        response_errormessage=exchange.answer.errormessage[:2000],
-        delivered_at=utcnow(),
-        claimed_until=None,
-    )
+    delivered = NOTIFICATIONS.run(
+        session, _DELIVERED, notification.id, held_lease=notification.lease, answer_processed=exchange.answer.processed,
+        answer_errorcode=exchange.answer.errorcode[:64], answer_errormessage=exchange.answer.errormessage[:2000],
+        answered_at=utcnow(),
+    ).rowcount == 1
     if delivered:
         _record_attempt(session, notification.id, exchange)
     return delivered
@@ -152,14 +159,14 @@ def _log_attempt(session: Session, row: Notification, exchange: Exchange) -> Non
 
 
 def _record_attempt(session: Session, notification_id: int, exchange: Exchange) -> None:
-    session.connection().execute(NotificationAttempt.__table__.insert().values(
-        notification_id=notification_id,
-        started_at=utcnow() - timedelta(milliseconds=exchange.duration_ms),
-        duration_ms=exchange.duration_ms,
-        http_status=exchange.http_status,
-        response_snippet=exchange.snippet,
-        error=exchange.error,
-    ))
+    session.connection().execute(_NEW_ATTEMPT, {
+        "notification_id": notification_id,
+        "started_at": utcnow() - timedelta(milliseconds=exchange.duration_ms),
+        "duration_ms": exchange.duration_ms,
+        "http_status": exchange.http_status,
+        "response_snippet": exchange.snippet,
+        "error": exchange.error,
+    })
 
 
 def _schedule_retry(services: Services, session: Session, row: Notification, error: str) -> None:

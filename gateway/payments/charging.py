@@ -11,14 +11,13 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from .. import budget
 from ..cards import Card, CardFormError, parse_card
-from ..models import LedgerEntry, Notification, PaymentSession, SessionState, Transaction, utcnow
+from ..models import LedgerEntry, Notification, PaymentSession, SessionState, Transaction, UTCDateTime, utcnow
 from ..observability import events
 from ..processors.base import (
     Charge,
@@ -191,39 +190,45 @@ def cancel(services: Services, payment: PaymentSession) -> bool:
         return SESSIONS.move(session, payment.id, SessionState.OPEN, SessionState.CANCELLED, credentials_sealed=None)
 
 
+# The order's sessions, locked in id order before the move is decided (MATERIALIZED: never folded
+# into it); PostgreSQL hands a locked row over as the last writer committed it.
+_SIBLINGS = (
+    select(PaymentSession.state)
+    .where(PaymentSession.store_key == bindparam("order_store"), PaymentSession.orderid == bindparam("order_id"))
+    .order_by(PaymentSession.id)
+    .with_for_update()
+    .cte("siblings")
+    .prefix_with("MATERIALIZED")
+)
+_CLAIM = SESSIONS.prepare(
+    SessionState.OPEN, SessionState.AUTHORIZING,
+    PaymentSession.expires_at > bindparam("now", type_=UTCDateTime()),
+    PaymentSession.credentials_sealed.is_not(None),  # erased meanwhile (cancelled, expired)
+    ~select(_SIBLINGS.c.state).where(_SIBLINGS.c.state.in_(BUSY_STATES)).exists(),
+    returning=(PaymentSession.attempt,),
+    attempt=PaymentSession.attempt + 1,
+    card_brand=bindparam("brand"),
+    card_last4=bindparam("last4"),
+    card_exp_month=bindparam("exp_month"),
+    card_exp_year=bindparam("exp_year"),
+    updated_at=bindparam("moved_at", type_=UTCDateTime()),
+)
+
+
 def _claim(services: Services, payment: PaymentSession, card: Card) -> tuple[int, Credentials] | None:
     """Move the session to ``authorizing`` unless it, or another session of its order, is being paid.
 
-    One statement, one round trip: it locks the order's sessions in id order (PostgreSQL hands a
-    locked row over as the last writer committed it) and moves this one only if none of them is
-    being paid; of two racing claims on the order, the second sees the first's move. SQLite runs
-    it holding the database's write lock."""
+    One statement, one round trip: it locks the order's sessions and moves this one only if none of
+    them is being paid; of two racing claims on the order, the second sees the first's move. SQLite
+    runs it holding the database's write lock."""
     credentials = _open_credentials(services, payment)
     if credentials is None:
         return None  # nothing could be charged: the session must not be left `authorizing`
-    siblings = (
-        select(PaymentSession.state)
-        .where(PaymentSession.store_key == payment.store_key, PaymentSession.orderid == payment.orderid)
-        .order_by(PaymentSession.id)
-        .with_for_update()
-        .cte("siblings")
-        .prefix_with("MATERIALIZED")  # locked whole before the move is decided, never folded into it
-    )
-    order_busy = select(siblings.c.state).where(siblings.c.state.in_(BUSY_STATES)).exists()
+    now = utcnow()
     with services.db.one_statement() as session:
-        claimed = SESSIONS.move_returning(
-            session, payment.id, SessionState.OPEN, SessionState.AUTHORIZING,
-            PaymentSession.expires_at > utcnow(),
-            PaymentSession.credentials_sealed.is_not(None),  # erased meanwhile (cancelled, expired)
-            ~order_busy,
-            returning=(PaymentSession.attempt,),
-            attempt=PaymentSession.attempt + 1,
-            card_brand=card.brand,
-            card_last4=card.last4,
-            card_exp_month=card.exp_month,
-            card_exp_year=card.exp_year,
-            updated_at=utcnow(),
-        )
+        claimed = SESSIONS.run(session, _CLAIM, payment.id, order_store=payment.store_key, order_id=payment.orderid,
+                               now=now, moved_at=now, brand=card.brand, last4=card.last4,
+                               exp_month=card.exp_month, exp_year=card.exp_year).first()
     return None if claimed is None else (claimed.attempt, credentials)
 
 
@@ -242,51 +247,52 @@ def _open_credentials(services: Services, payment: PaymentSession) -> Credential
         return None
 
 
-# What recording a charge reads back from the payment it settles.
-CHARGED = (PaymentSession.id, PaymentSession.orderid, PaymentSession.invoice, PaymentSession.amount_total,
-           PaymentSession.notification_url, PaymentSession.card_brand, PaymentSession.card_last4,
-           PaymentSession.card_exp_month, PaymentSession.card_exp_year, PaymentSession.test_mode,
-           PaymentSession.credentials_fingerprint)
+# Recording a charge settles the attempt and reads back what the charge's rows repeat.
+_APPROVE = SESSIONS.prepare(
+    SessionState.AUTHORIZING, SessionState.APPROVED, PaymentSession.attempt == bindparam("this_attempt"),
+    returning=(PaymentSession.id, PaymentSession.orderid, PaymentSession.invoice, PaymentSession.amount_total,
+               PaymentSession.notification_url, PaymentSession.card_brand, PaymentSession.card_last4,
+               PaymentSession.card_exp_month, PaymentSession.card_exp_year, PaymentSession.test_mode,
+               PaymentSession.credentials_fingerprint),
+    **attention.CLEARED,
+)
+_NEW_TRANSACTION = Transaction.__table__.insert().returning(Transaction.__table__.c.id)
+_NEW_SALE_ENTRY = LedgerEntry.__table__.insert()
 
 
 def _record_charge(services: Services, payment_id: int, attempt: int, charge: Charge) -> Notification | None:
     """Record an approved charge with its notification; None (and flagged) if the attempt was resolved
-    meanwhile. The notification comes back claimed for delivery if this request has time to send it."""
+    meanwhile. The notification comes back claimed for delivery if this request has time to send it.
+    Plain statements built once: the rows are written here and never read back through this session."""
     with services.db.transaction() as session:
-        payment = SESSIONS.move_returning(session, payment_id, SessionState.AUTHORIZING, SessionState.APPROVED,
-                                          PaymentSession.attempt == attempt, returning=CHARGED, **attention.CLEARED)
+        payment = SESSIONS.run(session, _APPROVE, payment_id, this_attempt=attempt).first()
         if payment is None:
             attention.flag(session, payment_id, f"charge {charge.transaction_id} of {charge.amount} {charge.currency} "
                            f"arrived after attempt {attempt} was resolved and is not recorded: void it at the processor")
             return None
-        transactions, entries = Transaction.__table__, LedgerEntry.__table__
-        transaction_id = session.connection().execute(
-            transactions.insert().values(
-                session_id=payment.id,
-                processor=services.processor.name,
-                processor_txn_id=charge.transaction_id,
-                orderid=payment.orderid,
-                invoice=payment.invoice,
-                currency=charge.currency,
-                amount=charge.amount,
-                card_brand=payment.card_brand,
-                card_last4=payment.card_last4,
-                card_exp_month=payment.card_exp_month or 0,
-                card_exp_year=payment.card_exp_year or 0,
-                test_mode=payment.test_mode,
-                credentials_fingerprint=payment.credentials_fingerprint,
-            ).returning(transactions.c.id)
-        ).scalar_one()
-        session.connection().execute(
-            entries.insert().values(
-                transaction_id=transaction_id,
-                kind=ledger.SALE,
-                amount=charge.amount,
-                outcome=ledger.APPROVED,
-                processor_ref=charge.transaction_id,
-                message=charge.message,
-            )
-        )
+        transaction_id = session.connection().execute(_NEW_TRANSACTION, {
+            "session_id": payment.id,
+            "processor": services.processor.name,
+            "processor_txn_id": charge.transaction_id,
+            "orderid": payment.orderid,
+            "invoice": payment.invoice,
+            "currency": charge.currency,
+            "amount": charge.amount,
+            "card_brand": payment.card_brand,
+            "card_last4": payment.card_last4,
+            "card_exp_month": payment.card_exp_month or 0,
+            "card_exp_year": payment.card_exp_year or 0,
+            "test_mode": payment.test_mode,
+            "credentials_fingerprint": payment.credentials_fingerprint,
+        }).scalar_one()
+        session.connection().execute(_NEW_SALE_ENTRY, {
+            "transaction_id": transaction_id,
+            "kind": ledger.SALE,
+            "amount": charge.amount,
+            "outcome": ledger.APPROVED,
+            "processor_ref": charge.transaction_id,
+            "message": charge.message,
+        })
         notification = enqueue_outcome(session, services, payment, approved=True, transactionid=charge.transaction_id,
                                        claimed=budget.allows_call())
         log.info("order %s charged: %s %s", payment.orderid, charge.transaction_id, charge.amount)

@@ -20,6 +20,8 @@ from .adjustments import charge_ref, execute_adjustment, resume_void
 from .states import SESSIONS
 
 log = logging.getLogger(__name__)
+# Completing is the only way into `completed`, so the credentials of a completed payment are gone.
+_COMPLETE = SESSIONS.prepare(SessionState.APPROVED, SessionState.COMPLETED, credentials_sealed=None, **attention.CLEARED)
 
 
 def enqueue_outcome(
@@ -54,9 +56,7 @@ def apply_store_answer(session: Session, notification: Notification, answer: Sto
     For a payment that had already failed, the store's error code is kept for the shopper's errorurl.
     """
     if answer.processed:
-        # Completing is the only way into `completed`, so the credentials of a completed payment are gone.
-        SESSIONS.move(session, notification.session_id, SessionState.APPROVED, SessionState.COMPLETED,
-                      credentials_sealed=None, **attention.CLEARED)
+        SESSIONS.run(session, _COMPLETE, notification.session_id)
         return
     moved = SESSIONS.move(session, notification.session_id, SessionState.APPROVED, SessionState.REJECTED)
     payment = session.get(PaymentSession, notification.session_id, populate_existing=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable
 
-from sqlalchemy import Row, update
+from sqlalchemy import CursorResult, bindparam, update
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -53,15 +53,20 @@ class Machine:
         statement = self._compare_and_set(row_id, source, target, guards, values).returning(self.model)
         return session.scalars(statement, execution_options={"populate_existing": True}).first()
 
-    def move_returning(self, session: Session, row_id: int, source: Enum | Iterable[Enum], target: Enum,
-                       *guards: Any, returning: tuple[Any, ...], **values: Any) -> Row[Any] | None:
-        """The same compare-and-set, answering only the ``returning`` columns as they stand after the
-        move (a plain row, no ORM object to build), or None if this caller lost."""
-        statement = self._compare_and_set(row_id, source, target, guards, values).returning(*returning)
-        session.flush()
-        return session.connection().execute(statement).first()
+    def prepare(self, source: Enum | Iterable[Enum], target: Enum, *guards: Any, returning: tuple[Any, ...] = (),
+                **values: Any) -> Any:
+        """A compare-and-set built once, for a path that runs it on every purchase: its row is the
+        ``row_id`` parameter and whatever else varies is a ``bindparam``. Building the statement and
+        its cache key anew each time cost a fifth of the statement's CPU; this statement keeps both."""
+        statement = self._compare_and_set(bindparam("row_id"), source, target, guards, values)
+        return statement.returning(*returning) if returning else statement
 
-    def _compare_and_set(self, row_id: int, source: Enum | Iterable[Enum], target: Enum,
+    def run(self, session: Session, prepared: Any, row_id: int, **params: Any) -> CursorResult[Any]:
+        """Run a prepared move on ``row_id``; its ``rowcount`` (or returned row) says whether this caller won."""
+        session.flush()
+        return session.connection().execute(prepared, {"row_id": row_id, **params})
+
+    def _compare_and_set(self, row_id: Any, source: Enum | Iterable[Enum], target: Enum,
                          guards: tuple[Any, ...], values: dict[str, Any]) -> Any:
         sources = (source,) if isinstance(source, Enum) else tuple(source)
         for state in sources:

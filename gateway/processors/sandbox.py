@@ -79,6 +79,10 @@ class SandboxProcessor:
         self.db = db
         self.settle_after = settle_after
         self.latency = latency
+        dialect = {"postgresql": postgresql, "sqlite": sqlite}[db.engine.dialect.name]
+        table = SandboxCharge.__table__
+        # Built once: a charge per purchase, and the statement would otherwise be rebuilt each time.
+        self._new_charge = dialect.insert(table).on_conflict_do_nothing(index_elements=["reference"]).returning(table.c.id)
 
     def sale(self, request: SaleRequest) -> Charge:
         self.latency.wait()
@@ -104,11 +108,8 @@ class SandboxProcessor:
             "settles_at": now + self.settle_after,
             "created_at": now,
         }
-        dialect = {"postgresql": postgresql, "sqlite": sqlite}[self.db.engine.dialect.name]
-        table = SandboxCharge.__table__
-        new = dialect.insert(table).values(values).on_conflict_do_nothing(index_elements=["reference"]).returning(table.c.id)
         with self.db.one_statement() as session:
-            if session.execute(new).first() is not None:
+            if session.connection().execute(self._new_charge, values).first() is not None:
                 return SandboxCharge(**values)
         with self.db.one_statement() as session:
             return session.scalars(select(SandboxCharge).where(SandboxCharge.reference == request.reference)).one()
