@@ -29,7 +29,7 @@ from ..processors.base import Charge
 from ..services import Services
 from . import attention, ledger
 from .charging import STALE_AFTER, _record_charge, _transition
-from .completion import notify_store
+from .completion import deliver_if_claimed
 from .unconfirmed import apply_policy
 
 log = logging.getLogger(__name__)
@@ -139,10 +139,10 @@ def resolve_sale(services: Services, payment_id: int, *, charged: bool, transact
     if charged:
         charge = Charge(transaction_id, payment.amount_total, payment.currency, payment.card_brand, payment.card_last4,
                         message=f"recorded by {actor}: {note}")
-        notification_id = _record_charge(services, payment_id, attempt, charge)
-        if notification_id is None:
+        notification = _record_charge(services, payment_id, attempt, charge)
+        if notification is None:
             raise OperationRefused(f"payment {payment_id} was resolved meanwhile")
-        notify_store(services, notification_id)
+        deliver_if_claimed(services, notification)
     log.info("%s resolved the sale of payment %s as %s: %s", actor, payment_id, "charged" if charged else "not charged", note)
     return SessionState.APPROVED.value if charged else SessionState.OPEN.value
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response
 
 from ..payments.refunds import ECHOED, error_response, handle_refund_request, read_refund_request
 from ..protocol.errors import ErrorCode, ProtocolError
