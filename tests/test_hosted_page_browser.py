@@ -115,6 +115,7 @@ def confirming(page, live) -> None:  # type: ignore[no-untyped-def]
     fill_card(page)
     page.get_by_role("button", name="Pay $123.12").click()
     page.get_by_role("heading", name="Payment received").wait_for()
+    page.wait_for_load_state("domcontentloaded")  # the page's deferred script has run
 
 
 def cancelled(page, live) -> None:  # type: ignore[no-untyped-def]
