@@ -43,7 +43,7 @@ _DELIVERED = NOTIFICATIONS.prepare(
 
 
 def enqueue(services: Services, session: Session, session_id: int, url: str, payload: dict[str, Any], *,
-            claimed: bool = False) -> Notification:
+            claimed: bool) -> Notification:
     """Write the notification; ``claimed`` writes it with this process's delivery lease already taken
     (one statement fewer than claiming it afterwards). If the process dies before delivering, the
     worker takes it over once that lease has run out."""

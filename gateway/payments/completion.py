@@ -33,7 +33,7 @@ def enqueue_outcome(
     transactionid: str = "",
     errorcode: str = "",
     errormessage: str = "",
-    claimed: bool = False,
+    claimed: bool,
 ) -> Notification:
     """Write the signed CompleteOrderRequest in the same transaction that records the outcome
     (``claimed``: with the delivery lease taken, for :func:`deliver_claimed` right after commit)."""
