@@ -8,7 +8,6 @@ from flask import Flask
 
 from . import budget, observability
 from .config import Settings, load_settings
-from .limits import init_limits
 from .services import Services
 
 PACKAGE = Path(__file__).resolve().parent
@@ -44,11 +43,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.teardown_request(lambda _error: budget.clear())
     observability.init_app(app, settings)
     announce(settings)
-    init_limits(app, settings)
 
-    from . import i18n
-    from .web import api_docs, assets, checkout, errors, hardening, health, home, payment_page, post_order
+    from .console import views as console
+    from .web import api_docs, assets, checkout, errors, hardening, health, home, i18n, limits, metrics, payment_page, post_order
 
+    limits.init_limits(app, settings)
     i18n.init_app(app)
     assets.init_app(app)
 
@@ -58,9 +57,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(api_docs.bp)
     app.register_blueprint(home.bp)
+    app.register_blueprint(metrics.bp)
     errors.register(app)
     hardening.register(app, settings)
-    from .console import views as console
-
     console.register(app)
     return app

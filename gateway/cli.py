@@ -14,14 +14,12 @@ from flask.cli import FlaskGroup
 from werkzeug.serving import make_server, run_simple
 
 from . import create_app
-from .migrate import revision, upgrade
-from .openapi import build_spec
-from .notifications import outbox
-from .notifications.worker import run_forever, run_once
-from .payments import ledger, operations
-from .services import Services
-from . import stores
 from .console import accounts
+from .jobs.rounds import run_forever, run_once
+from .migrate import revision, upgrade
+from .payments import ledger, operations, stores
+from .services import Services
+from .web.openapi import build_spec
 
 
 def _services() -> Services:
@@ -130,7 +128,7 @@ def notifications_work(once: bool, interval: float, batch: int) -> None:
 @click.option("--state", type=click.Choice(["pending", "delivered", "dead"]), default="dead", show_default=True)
 def notifications_list(state: str) -> None:
     """Show notifications in one state, with their last error."""
-    for row in outbox.by_state(_services(), state):
+    for row in _services().outbox.by_state(state):
         click.echo(f"{row.id}\torder {row.payload.get('orderid')}\tattempts {row.attempts}\t{row.url}\t{row.last_error}")
 
 

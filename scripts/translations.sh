@@ -3,7 +3,7 @@
 #   scripts/translations.sh extract   collect the marked strings into messages.pot
 #   scripts/translations.sh update    extract, then merge new strings into every language's .po
 #   scripts/translations.sh compile   build the .mo files the application loads (commit them)
-#   scripts/translations.sh add LANG  start a new language (then add it to gateway/i18n.py LANGUAGES)
+#   scripts/translations.sh add LANG  start a new language (then add it to gateway/web/i18n.py LANGUAGES)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=gateway/translations

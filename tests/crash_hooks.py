@@ -8,7 +8,7 @@ import time
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    import gateway.payments.charging as charging
+    import gateway.payments.charging as charging  # where the pay path delivers its notification
 
     deliver = charging.deliver_if_claimed
 

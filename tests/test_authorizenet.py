@@ -315,7 +315,7 @@ def test_unknown_outcome_waits_for_the_lookup_instead_of_reopening(settings, api
 
     from gateway import create_app
     from gateway.models import PaymentSession, utcnow
-    from gateway.notifications.worker import run_once
+    from gateway.jobs.rounds import run_once
 
     from .flow_helpers import open_session, pay, payment_row
     from .protocol_helpers import NOTIFY_URL

@@ -258,7 +258,7 @@ def test_an_overlong_store_key_is_refused_not_a_crash(app, services, people):
 def test_resolve_an_unknown_sale_from_the_console(app, client, services, store, people, charged, outcome, state):
     """A charge whose outcome the processor never told: the operator records what its records show."""
     from gateway.models import PaymentSession
-    from gateway.notifications.worker import run_once
+    from gateway.jobs.rounds import run_once
     from gateway.processors.base import OutcomeUnknown, SaleLookupResult
 
     from .flow_helpers import approve_all, open_session, pay, payment_row

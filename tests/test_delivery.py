@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from gateway.models import LedgerEntry, Notification, NotificationAttempt, PaymentSession, SandboxCharge, utcnow
 from gateway.notifications import outbox
 from gateway.notifications.client import UnsafeDestination, check_destination
-from gateway.notifications.worker import run_once
+from gateway.jobs.rounds import run_once
 
 from .flow_helpers import notifications_sent, open_session, pay, payment_row, store_answers
 from .protocol_helpers import NOTIFY_URL, complete_order_answer
@@ -171,9 +171,9 @@ def test_claim_is_exclusive(client, services, store):
     pay(client, token, csrf)
     make_due(services)
     row = notification(services)
-    assert outbox.claim(services, row.id) is not None
-    assert outbox.claim(services, row.id) is None
-    assert outbox.claim_due(services, 10) == []
+    assert services.outbox.claim(row.id) is not None
+    assert services.outbox.claim(row.id) is None
+    assert services.outbox.claim_due(10) == []
 
 
 def test_backoff_grows_and_is_capped():

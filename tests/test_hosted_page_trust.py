@@ -5,7 +5,8 @@ import dataclasses
 
 import pytest
 
-from gateway import create_app, stores
+from gateway import create_app
+from gateway.payments import stores
 from gateway.web.payment_page import content_security_policy
 
 from .flow_helpers import open_session, pay

@@ -9,7 +9,7 @@ import pytest
 from babel.messages.pofile import read_po
 from babel.support import Translations
 
-from gateway.i18n import LANGUAGES, TRANSLATIONS
+from gateway.web.i18n import LANGUAGES, TRANSLATIONS
 
 from .flow_helpers import open_session, pay
 from .protocol_helpers import CARDS

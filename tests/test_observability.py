@@ -13,7 +13,7 @@ from gateway import create_app
 from gateway.config import load_settings
 from gateway.migrate import upgrade
 from gateway.models import Notification, utcnow
-from gateway.notifications.worker import run_once
+from gateway.jobs.rounds import run_once
 from gateway.observability import requestid
 from gateway.processors.authorizenet import PRODUCTION_URL, AuthorizeNetProcessor
 

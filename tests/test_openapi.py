@@ -8,7 +8,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from gateway.openapi import build_spec
+from gateway.web.openapi import build_spec
 from gateway.protocol.jsonbody import BodyError, parse_object
 from gateway.protocol.signing import sign
 

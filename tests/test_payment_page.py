@@ -129,7 +129,7 @@ def test_rejection_seen_twice_voids_once(client, services, store):
     store_answers(store, complete_order_answer(0, "X", "no"))
     token, csrf = open_session(client)
     pay(client, token, csrf)
-    from gateway.payments.completion import reverse_rejected_charge
+    from gateway.payments.reversal import reverse_rejected_charge
 
     payment = payment_row(services, token)
     reverse_rejected_charge(services, payment.id)

@@ -12,9 +12,9 @@ from sqlalchemy import select, update
 
 from gateway.cli import main
 from gateway.models import LedgerEntry, Notification, PaymentSession, PostOrderRequest, SandboxCharge, Transaction, utcnow
-from gateway.notifications import outbox
-from gateway.notifications.worker import run_once
-from gateway.payments import ledger, operations, refunds
+from gateway.jobs.rounds import run_once
+from gateway.payments import ledger, operations, post_order
+from gateway.notifications.outbox import Outbox
 from gateway.payments.completion import apply_store_answer
 from gateway.processors.base import AdjustmentRefused, ProcessorUnavailable
 
@@ -81,16 +81,16 @@ def test_case_01_an_unexpected_error_delivering_one_notification_spares_the_othe
     first = paid_but_unconfirmed(client, services, store)
     second, csrf = open_session(client, orderid=124, randomkey="other-order")
     pay(client, second, csrf)
-    real = outbox.deliver
+    real = Outbox.deliver
     calls = []
 
-    def explode_once(services, notification, on_answer):  # type: ignore[no-untyped-def]
+    def explode_once(outbox, notification, on_answer):  # type: ignore[no-untyped-def]
         calls.append(notification.id)
         if len(calls) == 1:
             raise RuntimeError("bug")
-        return real(services, notification, on_answer)
+        return real(outbox, notification, on_answer)
 
-    monkeypatch.setattr("gateway.payments.completion.outbox.deliver", explode_once)
+    monkeypatch.setattr(Outbox, "deliver", explode_once)
     store.replace("POST", NOTIFY_URL, json=complete_order_answer(1))
     make_due(services)
     assert run_once(services).delivered == 1
@@ -228,9 +228,9 @@ def test_case_08_a_late_answer_contradicting_the_operator_needs_attention(client
     with services.db.transaction() as session:
         entry = session.get(LedgerEntry, entry_id)
         assert entry.outcome == "declined" and "answered approved (refund-9)" in entry.attention
-    assert "ledger" in attention_kinds(services)
+    assert "unknown_outcome" in attention_kinds(services)
     cli("ledger", "acknowledge", str(entry_id), "--note", "refund confirmed, books corrected by journal 12")
-    assert "ledger" not in attention_kinds(services)
+    assert "unknown_outcome" not in attention_kinds(services)
 
 
 def test_case_09_a_late_writer_cannot_overwrite_delivered(client, services, store):
@@ -238,15 +238,15 @@ def test_case_09_a_late_writer_cannot_overwrite_delivered(client, services, stor
     with services.db.transaction() as session:
         session.execute(update(Notification).values(attempts=services.settings.notify_max_attempts - 1))
     make_due(services)
-    slow = outbox.claim(services, notification_id := notification_row(services).id)
+    slow = services.outbox.claim(notification_id := notification_row(services).id)
     with services.db.transaction() as session:  # its lease runs out while it waits for the store
         session.execute(update(Notification).values(claimed_until=utcnow() - timedelta(seconds=1)))
-    fast = outbox.claim(services, notification_id)
+    fast = services.outbox.claim(notification_id)
     assert slow is not None and fast is not None
     store.replace("POST", NOTIFY_URL, json=complete_order_answer(1))
-    assert outbox.deliver(services, fast, apply_store_answer) is not None
+    assert services.outbox.deliver(fast, apply_store_answer) is not None
     store.replace("POST", NOTIFY_URL, body=requests.ConnectionError("late"))
-    assert outbox.deliver(services, slow, apply_store_answer) is None
+    assert services.outbox.deliver(slow, apply_store_answer) is None
     row = notification_row(services)
     assert (row.state, row.processed) == ("delivered", True)
     assert payment_row(services, token).state == "completed"
@@ -267,7 +267,7 @@ def settled_sale(client, services, store) -> str:  # type: ignore[no-untyped-def
 
 def test_case_10_a_refund_request_that_crashed_after_moving_money_is_answered_approved(client, services, store, monkeypatch):
     body = signed_refund(type="refund", transactionid=settled_sale(client, services, store), amounttotal=1000)
-    monkeypatch.setattr(refunds, "_approved", lambda *a: (_ for _ in ()).throw(SystemExit))
+    monkeypatch.setattr(post_order, "_approved", lambda *a: (_ for _ in ()).throw(SystemExit))
     with pytest.raises(SystemExit):  # the process dies after the refund, before its answer is stored
         post_json(client, "/post-order", body)
     monkeypatch.undo()

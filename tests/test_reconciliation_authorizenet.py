@@ -13,7 +13,7 @@ from sqlalchemy import update
 from gateway import create_app
 from gateway.cards import Card
 from gateway.models import PaymentSession, utcnow
-from gateway.notifications.worker import run_once
+from gateway.jobs.rounds import run_once
 from gateway.processors.authorizenet import PRODUCTION_URL, AuthorizeNetProcessor
 from gateway.processors.base import (
     AdjustmentRefused,

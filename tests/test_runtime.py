@@ -19,7 +19,7 @@ from gateway.cards import Card
 from gateway.config import ConfigError, load_settings
 from gateway.models import NotificationState, SandboxCharge, SessionState
 from gateway.notifications.client import StoreClient
-from gateway.notifications.worker import run_once
+from gateway.jobs.rounds import run_once
 from gateway.processors import sandbox
 from gateway.processors.base import SaleRequest
 from gateway.vault import Credentials
@@ -39,7 +39,7 @@ def test_home_page_says_what_this_is(client):
 
 
 def test_production_processes_never_import_the_emulator():
-    probe = ("import sys, wsgi, gateway.cli, gateway.notifications.worker;"
+    probe = ("import sys, wsgi, gateway.cli, gateway.jobs.rounds;"
              "print(sorted(m for m in sys.modules if m.startswith('gateway.emulator')))")
     env = {**os.environ, "DATABASE_URL": "sqlite://"}
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True)

@@ -5,7 +5,9 @@ import pytest
 from sqlalchemy import select
 
 from gateway.models import LedgerOutcome, NotificationState, PaymentSession, PostOrderState, SessionState
-from gateway.payments.states import LEDGER, NOTIFICATIONS, POST_ORDERS, SESSIONS, IllegalMove
+from gateway.machine import IllegalMove
+from gateway.notifications.outbox import NOTIFICATIONS
+from gateway.payments.states import LEDGER, POST_ORDERS, SESSIONS
 
 from .flow_helpers import open_session, payment_row
 

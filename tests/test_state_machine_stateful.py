@@ -25,7 +25,7 @@ from gateway.models import (
     Transaction,
     utcnow,
 )
-from gateway.notifications.worker import run_once
+from gateway.jobs.rounds import run_once
 from gateway.payments import ledger
 
 from .flow_helpers import pay, wipe_database

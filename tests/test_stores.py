@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import stores
+from gateway.payments import stores
 
 
 def test_unknown_store_is_shown_by_its_host(services) -> None:  # type: ignore[no-untyped-def]

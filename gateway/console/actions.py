@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from .. import stores
+from ..payments import stores
 from ..models import LedgerEntry, PaymentSession, SessionState, Transaction
 from ..payments import ledger, operations
-from ..payments.completion import reverse_rejected_charge
+from ..payments.reversal import reverse_rejected_charge
 from ..processors.base import ProcessorError
 from ..services import Services
 from . import audit

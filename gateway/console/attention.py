@@ -1,5 +1,5 @@
 """The needs-attention queue as the console shows it: the payments package's own queue
-(``operations.needs_attention``), with each item tied to the payment and store it belongs to."""
+(``operations.needs_attention``, in its words), with each item tied to the payment and store it belongs to."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,16 +11,14 @@ from ..models import LedgerEntry, Notification, PaymentSession, PostOrderRequest
 from ..payments import operations
 from ..services import Services
 
+Kind = operations.AttentionKind
 DEAD_NOTIFICATION, UNKNOWN_OUTCOME, PAYMENT, INTERRUPTED_REFUND = (
-    "dead_notification", "unknown_outcome", "payment", "interrupted_refund")
-KINDS = (DEAD_NOTIFICATION, UNKNOWN_OUTCOME, PAYMENT, INTERRUPTED_REFUND)
-_CONSOLE_KIND = {"notification": DEAD_NOTIFICATION, "ledger": UNKNOWN_OUTCOME, "payment": PAYMENT,
-                 "post-order": INTERRUPTED_REFUND}
+    Kind.DEAD_NOTIFICATION, Kind.UNKNOWN_OUTCOME, Kind.PAYMENT, Kind.INTERRUPTED_REFUND)
 
 
 @dataclass(frozen=True)
 class Item:
-    kind: str
+    kind: str  # an operations.AttentionKind value
     ref: int  # notification id, ledger entry id, payment session id or post-order request id, by kind
     session_id: int | None
     orderid: int | None
@@ -38,14 +36,13 @@ def needs_attention(services: Services) -> list[Item]:
 
 
 def _item(session, entry: operations.AttentionItem) -> Item:  # type: ignore[no-untyped-def]
-    kind = _CONSOLE_KIND[entry.kind]
-    payment_id = _payment_of(session, kind, entry.id)
+    payment_id = _payment_of(session, entry.kind, entry.id)
     payment = session.get(PaymentSession, payment_id) if payment_id is not None else None
-    return Item(kind, entry.id, payment_id, entry.orderid, payment.store_key if payment else "", entry.since, entry.reason,
+    return Item(entry.kind.value, entry.id, payment_id, entry.orderid, payment.store_key if payment else "", entry.since, entry.reason,
                 payment.state if payment else "")
 
 
-def _payment_of(session, kind: str, ref: int) -> int | None:  # type: ignore[no-untyped-def]
+def _payment_of(session, kind: Kind, ref: int) -> int | None:  # type: ignore[no-untyped-def]
     if kind == PAYMENT:
         return ref
     if kind == DEAD_NOTIFICATION:
@@ -59,13 +56,6 @@ def _payment_of(session, kind: str, ref: int) -> int | None:  # type: ignore[no-
         return None
     return session.scalar(select(Transaction.session_id).join(LedgerEntry, LedgerEntry.transaction_id == Transaction.id)
                           .where(Transaction.orderid == request.orderid, LedgerEntry.request_key == request.randomkey))
-
-
-def count_by_kind(services: Services) -> dict[str, int]:
-    counts = dict.fromkeys(KINDS, 0)
-    for entry in operations.needs_attention(services):
-        counts[_CONSOLE_KIND[entry.kind]] += 1
-    return counts
 
 
 def notification_session(services: Services, notification_id: int) -> int | None:

@@ -7,10 +7,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from .. import stores
+from ..payments import stores
 from ..models import PaymentSession
 from ..money import format_money
-from ..web import services
+from ..services import current as services
 from . import accounts, actions, audit, auth, search
 from .attention import needs_attention
 from .timeline import timeline

@@ -6,27 +6,37 @@ next one retries. Each claim increments the row's ``lease`` number, a fencing to
 whose lease was taken over may still hear the store, but it may no longer write the outcome, so
 a late writer can never overwrite ``delivered`` with ``dead`` or apply a second answer. The
 store's answer and whatever it changes are written in one transaction.
+
+A notification is stored as the outcome it reports (:class:`CompleteOrder`); it is signed as a
+CompleteOrderRequest, with a fresh randomkey, each time it is posted.
 """
 from __future__ import annotations
 
 import logging
 import random
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from ..db import Database
+from ..machine import Machine
 from ..models import Notification, NotificationAttempt, NotificationState, UTCDateTime, utcnow
 from ..observability import events
-from ..payments.states import NOTIFICATIONS
-from ..services import Services
-from .client import Exchange, StoreAnswer
+from ..protocol.messages import complete_order_request
+from .client import Exchange, StoreAnswer, StoreClient
 
 log = logging.getLogger(__name__)
 OnAnswer = Callable[[Session, Notification, StoreAnswer], None]
 BASE_DELAY = timedelta(seconds=5)
 MAX_DELAY = timedelta(hours=1)
+N = NotificationState
+NOTIFICATIONS = Machine(Notification, "state", {
+    N.PENDING: frozenset({N.DELIVERED, N.DEAD}),
+    N.DEAD: frozenset({N.PENDING}),
+})
 # The statements every delivery runs, built once (see Machine.prepare).
 _NEW_NOTIFICATION = Notification.__table__.insert().returning(Notification.__table__.c.id)
 _NEW_ATTEMPT = NotificationAttempt.__table__.insert()
@@ -42,17 +52,18 @@ _DELIVERED = NOTIFICATIONS.prepare(
 )
 
 
-def enqueue(services: Services, session: Session, session_id: int, url: str, payload: dict[str, Any], *,
-            claimed: bool) -> Notification:
-    """Write the notification; ``claimed`` writes it with this process's delivery lease already taken
-    (one statement fewer than claiming it afterwards). If the process dies before delivering, the
-    worker takes it over once that lease has run out."""
-    now = utcnow()
-    row = {"session_id": session_id, "url": url, "payload": payload, "next_attempt_at": now,
-           "claimed_until": now + _lease(services) if claimed else None, "lease": 1 if claimed else 0}
-    # A plain statement, not the unit of work: the row is written once and never changed through this session.
-    row["id"] = session.connection().execute(_NEW_NOTIFICATION, row).scalar_one()
-    return Notification(**row, state=NotificationState.PENDING.value, attempts=0)
+@dataclass(frozen=True)
+class CompleteOrder:
+    """What the store is told of a payment: approved with the charge's processor transaction id, or not
+    with an error code and message."""
+
+    orderid: int
+    invoice: str
+    amount: int
+    approved: bool
+    transactionid: str = ""
+    errorcode: str = ""
+    errormessage: str = ""
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
@@ -61,64 +72,123 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     return ceiling * (0.5 + 0.5 * (rng or random).random())
 
 
-def _lease(services: Services) -> timedelta:
-    return timedelta(seconds=services.settings.notify_timeout_seconds * 2 + 10)
-
-
-def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+def _claimable(now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
         Notification.state == NotificationState.PENDING.value,
         or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
     )
 
 
-def claim(services: Services, notification_id: int, *, only_due: bool = False) -> Notification | None:
-    """Take the delivery lease on one notification, or None if it is done or someone else holds it."""
-    now = utcnow()
-    conditions = [Notification.id == notification_id, *_claimable(now)]
-    if only_due:
-        conditions.append(Notification.next_attempt_at <= now)
-    with services.db.one_statement() as session:
-        return session.scalars(
-            update(Notification).where(*conditions)
-            .values(claimed_until=now + _lease(services), lease=Notification.lease + 1)
-            .returning(Notification)
-        ).first()
+class Outbox:
+    """The notifications of one database, posted through one store client and signed with the
+    application's private key. ``lease`` outlasts any delivery; after ``max_attempts`` a
+    notification is dead until an operator requeues it."""
 
+    def __init__(self, db: Database, client: StoreClient, private_key: str, *, lease: timedelta,
+                 max_attempts: int) -> None:
+        self.db = db
+        self.client = client
+        self.private_key = private_key
+        self.lease = lease
+        self.max_attempts = max_attempts
 
-def claim_due(services: Services, limit: int) -> list[Notification]:
-    """Claim up to ``limit`` due notifications; SKIP LOCKED lets workers on several hosts share the queue."""
-    now = utcnow()
-    with services.db.transaction() as session:
-        rows = session.scalars(
-            select(Notification)
-            .where(*_claimable(now), Notification.next_attempt_at <= now)
-            .order_by(Notification.next_attempt_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for row in rows:
-            row.claimed_until = now + _lease(services)
-            row.lease += 1
-        return list(rows)
+    def enqueue(self, session: Session, payment_id: int, url: str, message: CompleteOrder, *,
+                claimed: bool) -> Notification:
+        """Write the notification in the caller's transaction; ``claimed`` writes it with this process's
+        delivery lease already taken (one statement fewer than claiming it afterwards). If the process
+        dies before delivering, the worker takes it over once that lease has run out."""
+        now = utcnow()
+        row: dict[str, Any] = {"session_id": payment_id, "url": url, "payload": asdict(message), "next_attempt_at": now,
+                               "claimed_until": now + self.lease if claimed else None, "lease": 1 if claimed else 0}
+        # A plain statement, not the unit of work: the row is written once and never changed through this session.
+        row["id"] = session.connection().execute(_NEW_NOTIFICATION, row).scalar_one()
+        return Notification(**row, state=NotificationState.PENDING.value, attempts=0)
 
+    def claim(self, notification_id: int, *, only_due: bool = False) -> Notification | None:
+        """Take the delivery lease on one notification, or None if it is done or someone else holds it."""
+        now = utcnow()
+        conditions = [Notification.id == notification_id, *_claimable(now)]
+        if only_due:
+            conditions.append(Notification.next_attempt_at <= now)
+        with self.db.one_statement() as session:
+            return session.scalars(
+                update(Notification).where(*conditions)
+                .values(claimed_until=now + self.lease, lease=Notification.lease + 1)
+                .returning(Notification)
+            ).first()
 
-def deliver(services: Services, notification: Notification, on_answer: OnAnswer) -> StoreAnswer | None:
-    """Post a claimed notification once and record the attempt; the answer is applied atomically,
-    and only while this worker's lease is still the latest one."""
-    exchange = services.store.post(notification.url, notification.payload)
-    events.notification_attempt(exchange)
-    with services.db.transaction() as session:
-        if exchange.answer is not None and _record_answer(session, notification, exchange):
-            on_answer(session, notification, exchange.answer)
-            return exchange.answer
-        row = _locked(session, notification.id)
-        _log_attempt(session, row, exchange)
-        if exchange.answer is not None or not _holds_lease(row, notification):
-            log.warning("notification %s: answer after losing the lease, discarded (%s)", row.id, exchange.error or "answered")
+    def claim_due(self, limit: int) -> list[Notification]:
+        """Claim up to ``limit`` due notifications; SKIP LOCKED lets workers on several hosts share the queue."""
+        now = utcnow()
+        with self.db.transaction() as session:
+            rows = session.scalars(
+                select(Notification)
+                .where(*_claimable(now), Notification.next_attempt_at <= now)
+                .order_by(Notification.next_attempt_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                row.claimed_until = now + self.lease
+                row.lease += 1
+            return list(rows)
+
+    def deliver(self, notification: Notification, on_answer: OnAnswer) -> StoreAnswer | None:
+        """Post a claimed notification once and record the attempt; the answer is applied atomically,
+        and only while this worker's lease is still the latest one."""
+        exchange = self.client.post(notification.url, self.signed(notification.payload))
+        events.notification_attempt(exchange)
+        with self.db.transaction() as session:
+            if exchange.answer is not None and _record_answer(session, notification, exchange):
+                on_answer(session, notification, exchange.answer)
+                return exchange.answer
+            row = _locked(session, notification.id)
+            _log_attempt(session, row, exchange)
+            if exchange.answer is not None or not _holds_lease(row, notification):
+                log.warning("notification %s: answer after losing the lease, discarded (%s)", row.id,
+                            exchange.error or "answered")
+                return None
+            self._schedule_retry(session, row, exchange.error)
             return None
-        _schedule_retry(services, session, row, exchange.error)
-        return None
+
+    def signed(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The CompleteOrderRequest for a stored outcome, with a fresh randomkey."""
+        fields = {name: payload[name] for name in CompleteOrder.__dataclass_fields__ if name in payload}
+        return complete_order_request(self.private_key, **fields)
+
+    def release_failed(self, notification: Notification, error: str) -> None:
+        """A delivery broke on our side (not the store's): record why and retry after the backoff."""
+        with self.db.transaction() as session:
+            row = _locked(session, notification.id)
+            if _holds_lease(row, notification):
+                row.attempts += 1
+                self._schedule_retry(session, row, f"gateway error while delivering: {error}"[:1000])
+
+    def _schedule_retry(self, session: Session, row: Notification, error: str) -> None:
+        row.last_error = error
+        row.claimed_until = None
+        if row.attempts >= self.max_attempts:
+            session.flush()
+            NOTIFICATIONS.move(session, row.id, NotificationState.PENDING, NotificationState.DEAD)
+            events.notification_dead()
+        else:
+            row.next_attempt_at = utcnow() + backoff(row.attempts)
+
+    def by_state(self, state: str, limit: int = 100) -> list[Notification]:
+        with self.db.transaction() as session:
+            return list(
+                session.scalars(
+                    select(Notification).where(Notification.state == state).order_by(Notification.id).limit(limit)
+                )
+            )
+
+    def requeue(self, notification_id: int) -> bool:
+        """An operator sends a dead notification round again (after fixing the store, say)."""
+        with self.db.transaction() as session:
+            return NOTIFICATIONS.move(
+                session, notification_id, NotificationState.DEAD, NotificationState.PENDING,
+                attempts=0, next_attempt_at=utcnow(), claimed_until=None,
+            )
 
 
 def _record_answer(session: Session, notification: Notification, exchange: Exchange) -> bool:
@@ -132,15 +202,6 @@ def _record_answer(session: Session, notification: Notification, exchange: Excha
     if delivered:
         _record_attempt(session, notification.id, exchange)
     return delivered
-
-
-def release_failed(services: Services, notification: Notification, error: str) -> None:
-    """A delivery broke on our side (not the store's): record why and retry after the backoff."""
-    with services.db.transaction() as session:
-        row = _locked(session, notification.id)
-        if _holds_lease(row, notification):
-            row.attempts += 1
-            _schedule_retry(services, session, row, f"gateway error while delivering: {error}"[:1000])
 
 
 def _locked(session: Session, notification_id: int) -> Notification:
@@ -167,32 +228,3 @@ def _record_attempt(session: Session, notification_id: int, exchange: Exchange) 
         "response_snippet": exchange.snippet,
         "error": exchange.error,
     })
-
-
-def _schedule_retry(services: Services, session: Session, row: Notification, error: str) -> None:
-    row.last_error = error
-    row.claimed_until = None
-    if row.attempts >= services.settings.notify_max_attempts:
-        session.flush()
-        NOTIFICATIONS.move(session, row.id, NotificationState.PENDING, NotificationState.DEAD)
-        events.notification_dead()
-    else:
-        row.next_attempt_at = utcnow() + backoff(row.attempts)
-
-
-def by_state(services: Services, state: str, limit: int = 100) -> list[Notification]:
-    with services.db.transaction() as session:
-        return list(
-            session.scalars(
-                select(Notification).where(Notification.state == state).order_by(Notification.id).limit(limit)
-            )
-        )
-
-
-def requeue(services: Services, notification_id: int) -> bool:
-    """An operator sends a dead notification round again (after fixing the store, say)."""
-    with services.db.transaction() as session:
-        return NOTIFICATIONS.move(
-            session, notification_id, NotificationState.DEAD, NotificationState.PENDING,
-            attempts=0, next_attempt_at=utcnow(), claimed_until=None,
-        )

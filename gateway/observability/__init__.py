@@ -1,26 +1,14 @@
-"""Request ids, structured logs, Prometheus metrics and the /metrics endpoint."""
+"""Request ids, structured logs and Prometheus metrics (the /metrics endpoint is gateway.web.metrics)."""
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, abort, request
+from flask import Flask, Response, request
 
 from ..config import Settings
 from . import logs, metrics, requestid
 
-bp = Blueprint("observability", __name__)
-
-
-@bp.get("/metrics")
-def scrape() -> Response:
-    from ..web import services
-
-    if not metrics.authorized(services().settings.metrics_token, request.headers.get("Authorization", "")):
-        abort(401, "This endpoint needs the metrics bearer token.")
-    return Response(metrics.exposition(services()), content_type=metrics.CONTENT_TYPE)
-
 
 def init_app(app: Flask, settings: Settings) -> None:
     logs.configure(json_lines=settings.log_json)
-    app.register_blueprint(bp)
 
     @app.before_request
     def start_request() -> None:

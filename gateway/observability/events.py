@@ -9,6 +9,7 @@ from sqlalchemy import func, insert, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..console.models import PaymentEvent
+from ..db import Database
 from ..models import utcnow
 from .metrics import CHARGES, CHECKOUTS, DEAD_LETTERS, NOTIFICATION_ATTEMPTS, STORE_SECONDS
 
@@ -20,8 +21,8 @@ def checkout(outcome: str) -> None:
     CHECKOUTS.labels(outcome).inc()
 
 
-def page_viewed(services: Any, session_id: int) -> None:
-    _remember(services, session_id, "page_view", "")
+def page_viewed(db: Database, payment_id: int) -> None:
+    _remember(db, payment_id, "page_view", "")
 
 
 def charge_approved() -> None:
@@ -29,14 +30,14 @@ def charge_approved() -> None:
     CHARGES.labels("approved", "approved").inc()
 
 
-def charge_declined(services: Any, session_id: int, error: Any) -> None:
+def charge_declined(db: Database, payment_id: int, error: Any) -> None:
     CHARGES.labels("declined", error.code).inc()
-    _remember(services, session_id, "charge_declined", f"{error.code}: {error.merchant_message}")
+    _remember(db, payment_id, "charge_declined", f"{error.code}: {error.merchant_message}")
 
 
-def charge_unknown(services: Any, session_id: int, error: Any) -> None:
+def charge_unknown(db: Database, payment_id: int, error: Any) -> None:
     CHARGES.labels("unknown", error.code).inc()
-    _remember(services, session_id, "charge_unknown", error.merchant_message)
+    _remember(db, payment_id, "charge_unknown", error.merchant_message)
 
 
 def notification_attempt(exchange: Any) -> None:
@@ -49,16 +50,16 @@ def notification_dead() -> None:
     DEAD_LETTERS.inc()
 
 
-def _remember(services: Any, session_id: int, kind: str, detail: str) -> None:
+def _remember(db: Database, payment_id: int, kind: str, detail: str) -> None:
     """Best effort, in one statement: a timeline line is never worth failing a payment for.
     A session keeps at most MAX_EVENTS lines, so reloading a page cannot grow the table without bound."""
-    recorded = select(func.count()).select_from(PaymentEvent).where(PaymentEvent.session_id == session_id)
+    recorded = select(func.count()).select_from(PaymentEvent).where(PaymentEvent.session_id == payment_id)
     line = select(
-        literal(session_id, PaymentEvent.session_id.type), literal(utcnow(), PaymentEvent.at.type),
+        literal(payment_id, PaymentEvent.session_id.type), literal(utcnow(), PaymentEvent.at.type),
         literal(kind, PaymentEvent.kind.type), literal(detail[:1000], PaymentEvent.detail.type),
     ).where(recorded.scalar_subquery() < MAX_EVENTS)
     try:
-        with services.db.one_statement() as session:
+        with db.one_statement() as session:
             session.execute(insert(PaymentEvent).from_select(["session_id", "at", "kind", "detail"], line))
     except SQLAlchemyError:
-        log.exception("could not record %s for payment session %s", kind, session_id)
+        log.exception("could not record %s for payment %s", kind, payment_id)

@@ -2,13 +2,14 @@
 workers start, and call :func:`child_exit` from gunicorn's ``child_exit`` hook; each worker then
 writes its samples to that directory and any worker's /metrics answers for all of them.
 
-The needs-attention count is not kept by any process: it is read from the database at each scrape.
+The needs-attention count is not kept by any process: it is read from the database at each scrape,
+through the counting function the app factory hands to :func:`exposition`.
 """
 from __future__ import annotations
 
 import hmac
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -32,17 +33,18 @@ HTTP_REQUESTS = Counter("gateway_http_requests_total", "HTTP requests served, by
                         ["endpoint", "status"])
 
 
-class AttentionCollector:
-    """``gateway_needs_attention{kind}`` counted from the database at scrape time."""
+CountByKind = Callable[[], dict[str, int]]
 
-    def __init__(self, services: Any) -> None:
-        self.services = services
+
+class AttentionCollector:
+    """``gateway_needs_attention{kind}`` counted at scrape time by ``count_by_kind``."""
+
+    def __init__(self, count_by_kind: CountByKind) -> None:
+        self.count_by_kind = count_by_kind
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from ..console.attention import count_by_kind
-
         family = GaugeMetricFamily("gateway_needs_attention", "Items an operator must resolve, by kind.", labels=["kind"])
-        for kind, count in count_by_kind(self.services).items():
+        for kind, count in self.count_by_kind().items():
             family.add_metric([kind], count)
         yield family
 
@@ -51,7 +53,7 @@ def multiprocess_dir() -> str:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 
-def exposition(services: Any) -> bytes:
+def exposition(count_by_kind: CountByKind) -> bytes:
     """The whole scrape: every worker's samples (multiprocess mode) or this process's, plus the gauges."""
     if multiprocess_dir():
         samples = CollectorRegistry()
@@ -59,7 +61,7 @@ def exposition(services: Any) -> bytes:
     else:
         samples = REGISTRY
     gauges = CollectorRegistry()
-    gauges.register(AttentionCollector(services))
+    gauges.register(AttentionCollector(count_by_kind))
     return generate_latest(samples) + generate_latest(gauges)
 
 

@@ -1,122 +1,102 @@
-"""Exchange 1: a signed CheckoutRequest becomes a payment session the shopper can pay."""
+"""Exchange 1: a checkout command becomes a payment the shopper can pay."""
 from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..errorcodes import ErrorCode
 from ..models import PAID_STATES, PaymentSession, utcnow
 from ..notifications.client import UnsafeDestination
-from ..protocol.errors import ErrorCode, ProtocolError
-from ..protocol.requests import SignedRequest, load_signed
-from ..protocol.schemas import CheckoutRequestSchema
 from ..services import Services
-from ..stores import store_key
-from ..vault import Credentials
 from . import replay
+from .commands import CheckoutCommand, CheckoutOutcome
+from .errors import Refused
+from .stores import store_key
 
-CHECKOUT_REQUEST = CheckoutRequestSchema()  # schemas are stateless on load; building one per request is slow
 
-
-def start_checkout(services: Services, body: bytes) -> PaymentSession:
-    """Validate the CheckoutRequest and return its payment session, new or (for a retry) existing."""
-    request = load_signed(
-        body, CHECKOUT_REQUEST, services.settings.private_key, ("orderid", "invoice", "amounttotal"), "CheckoutRequest"
-    )
-    if request.data["type"].strip().lower() != "sale":
-        raise ProtocolError(
-            ErrorCode.BAD_REQUEST,
-            f"type must be 'sale' on the Gateway Checkout URL, got {request.data['type']!r}",
-        )
-    check_store_urls(services, request.data)
+def start(services: Services, command: CheckoutCommand) -> CheckoutOutcome:
+    """The payment of this checkout, new or (for an exact retry) the one already started."""
+    check_store_urls(services, command)
     try:
         with services.db.transaction() as session:
-            return _find_or_create(session, services, request)
+            return CheckoutOutcome(_find_or_create(session, services, command).token)
     except IntegrityError:
         # A concurrent retry of the same request inserted it first: answer with that one.
         with services.db.transaction() as session:
-            return _find_or_create(session, services, request)
+            return CheckoutOutcome(_find_or_create(session, services, command).token)
 
 
-def check_store_urls(services: Services, data: dict[str, Any]) -> None:
+def check_store_urls(services: Services, command: CheckoutCommand) -> None:
     """Refuse, before any money moves, a checkout whose outcome we could never report or show.
 
     The notification URL passes the very checks delivery applies (https in production, no
     private, loopback, link-local or tunnelled-loopback targets); in production the shopper's
     return, cancel and error pages must be https too, as the hosted page only sends people there.
     """
-    store = services.store
     try:
-        store.check(data["notificationurl"])
+        services.store.check(command.notification_url)
     except UnsafeDestination as exc:
-        raise ProtocolError(ErrorCode.BAD_REQUEST, f"notificationurl refused: {exc}") from exc
+        raise Refused(ErrorCode.BAD_REQUEST, f"notificationurl refused: {exc}") from exc
     if services.settings.is_production:
-        for name in ("returnurl", "cancelurl", "errorurl"):
-            if urlsplit(data[name]).scheme != "https":
-                raise ProtocolError(ErrorCode.BAD_REQUEST, f"{name} must use https")
+        pages = {"returnurl": command.return_url, "cancelurl": command.cancel_url, "errorurl": command.error_url}
+        for name, url in pages.items():
+            if urlsplit(url).scheme != "https":
+                raise Refused(ErrorCode.BAD_REQUEST, f"{name} must use https")
 
 
-def _find_or_create(session: Session, services: Services, request: SignedRequest) -> PaymentSession:
-    data = request.data
-    digest = request.digest(services.settings.secret_key)
-    if not replay.first_use(session, replay.CHECKOUT, data["randomkey"], digest):
-        existing = session.scalars(select(PaymentSession).where(PaymentSession.randomkey == data["randomkey"])).first()
+def _find_or_create(session: Session, services: Services, command: CheckoutCommand) -> PaymentSession:
+    if not replay.first_use(session, replay.CHECKOUT, command.randomkey, command.fingerprint):
+        existing = session.scalars(select(PaymentSession).where(PaymentSession.randomkey == command.randomkey)).first()
         if existing is not None:
             return existing
-    key = store_key(data["notificationurl"])
+    key = store_key(command.notification_url)
     paid = session.scalars(
         select(PaymentSession).where(
             PaymentSession.store_key == key,
-            PaymentSession.orderid == data["orderid"],
+            PaymentSession.orderid == command.orderid,
             PaymentSession.state.in_(PAID_STATES),
         )
     ).first()
     if paid is not None:
-        raise ProtocolError(
+        raise Refused(
             ErrorCode.CHECKOUT_FAILED,
-            f"order {data['orderid']} (invoice {paid.invoice}) is already paid; a new checkout would charge twice",
+            f"order {command.orderid} (invoice {paid.invoice}) is already paid; a new checkout would charge twice",
         )
-    created = _new_session(services, request, key)
+    created = _new_payment(services, command, key)
     session.add(created)
     session.flush()
     return created
 
 
-def _new_session(services: Services, request: SignedRequest, key: str) -> PaymentSession:
-    data = request.data
-    credentials = Credentials(data["username"], data["password"])
+def _new_payment(services: Services, command: CheckoutCommand, key: str) -> PaymentSession:
     now = utcnow()
     return PaymentSession(
         token=secrets.token_urlsafe(32),
         store_key=key,
-        orderid=data["orderid"],
-        invoice=data["invoice"],
-        randomkey=data["randomkey"],
-        currency=data["currency"].upper(),
-        amount_total=data["amounttotal"],
-        tax_total=data["taxtotal"],
-        shipping_total=data["shippingtotal"],
-        discount=data["discount"],
-        email=data["email"],
-        billing=_plain(data["billing"]),
-        shipping=_plain(data["shipping"]),
-        items=[{**item, "quantity": str(item["quantity"])} for item in data["items"]],
-        cancel_url=data["cancelurl"],
-        error_url=data["errorurl"],
-        notification_url=data["notificationurl"],
-        return_url=data["returnurl"],
-        credentials_sealed=services.vault.seal(credentials),
-        credentials_fingerprint=services.vault.fingerprint(credentials),
-        test_mode=data["testmode"],
+        orderid=command.orderid,
+        invoice=command.invoice,
+        randomkey=command.randomkey,
+        currency=command.currency.upper(),
+        amount_total=command.amount_total,
+        tax_total=command.tax_total,
+        shipping_total=command.shipping_total,
+        discount=command.discount,
+        email=command.email,
+        billing=command.billing,
+        shipping=command.shipping,
+        items=command.items,
+        cancel_url=command.cancel_url,
+        error_url=command.error_url,
+        notification_url=command.notification_url,
+        return_url=command.return_url,
+        credentials_sealed=services.vault.seal(command.credentials),
+        credentials_fingerprint=services.vault.fingerprint(command.credentials),
+        test_mode=command.test_mode,
         expires_at=now + timedelta(minutes=services.settings.session_minutes),
         created_at=now,
     )
-
-
-def _plain(address: dict[str, Any]) -> dict[str, str]:
-    return {key: value or "" for key, value in address.items()}

@@ -1,22 +1,20 @@
-"""Exchange 3: telling the store how the payment ended, and acting on its CompleteOrderResponse."""
+"""Exchange 3: telling the store how the payment ended, and acting on its CompleteOrderResponse
+(a rejected order's charge is given back by :mod:`.reversal`)."""
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from .. import budget
-from ..models import LedgerEntry, Notification, PaymentSession, SessionState, Transaction, utcnow
-from ..notifications import outbox
+from ..models import Notification, PaymentSession, SessionState
 from ..notifications.client import StoreAnswer
-from ..money import format_money
-from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorUnavailable
-from ..protocol.messages import complete_order_request
+from ..notifications.outbox import CompleteOrder
 from ..services import Services
-from . import attention, ledger
-from .adjustments import charge_ref, execute_adjustment, resume_void
+from . import attention
+from .reversal import reverse_isolated
 from .states import SESSIONS
 
 log = logging.getLogger(__name__)
@@ -35,19 +33,11 @@ def enqueue_outcome(
     errormessage: str = "",
     claimed: bool,
 ) -> Notification:
-    """Write the signed CompleteOrderRequest in the same transaction that records the outcome
+    """Write the store's notification in the same transaction that records the outcome
     (``claimed``: with the delivery lease taken, for :func:`deliver_claimed` right after commit)."""
-    payload = complete_order_request(
-        services.settings.private_key,
-        orderid=payment.orderid,
-        invoice=payment.invoice,
-        amount=payment.amount_total,
-        approved=approved,
-        transactionid=transactionid,
-        errorcode=errorcode,
-        errormessage=errormessage,
-    )
-    return outbox.enqueue(services, session, payment.id, payment.notification_url, payload, claimed=claimed)
+    message = CompleteOrder(orderid=payment.orderid, invoice=payment.invoice, amount=payment.amount_total,
+                            approved=approved, transactionid=transactionid, errorcode=errorcode, errormessage=errormessage)
+    return services.outbox.enqueue(session, payment.id, payment.notification_url, message, claimed=claimed)
 
 
 def apply_store_answer(session: Session, notification: Notification, answer: StoreAnswer) -> None:
@@ -76,7 +66,7 @@ def notify_store(services: Services, notification_id: int, *, only_due: bool = F
     shopper's request has no time left for it (the delivery worker then sends it)."""
     if not budget.allows_call():
         return None
-    claimed = outbox.claim(services, notification_id, only_due=only_due)
+    claimed = services.outbox.claim(notification_id, only_due=only_due)
     return None if claimed is None else deliver_claimed(services, claimed)
 
 
@@ -88,90 +78,7 @@ def deliver_if_claimed(services: Services, notification: Notification) -> StoreA
 
 def deliver_claimed(services: Services, notification: Notification) -> StoreAnswer | None:
     """Post a claimed notification and finish what the store's answer asks for."""
-    answer = outbox.deliver(services, notification, apply_store_answer)
+    answer = services.outbox.deliver(notification, apply_store_answer)
     if answer is not None and not answer.processed:
-        _reverse_isolated(services, notification.session_id)
+        reverse_isolated(services, notification.session_id)
     return answer
-
-
-def reverse_unfinished_rejections(services: Services) -> int:
-    """Rejected orders whose charge is still standing (a crash after the store said no): reverse each
-    on its own, so one that cannot be reversed stops no other."""
-    now = utcnow()
-    with services.db.transaction() as session:
-        ids = session.scalars(
-            select(PaymentSession.id)
-            .join(Transaction, Transaction.session_id == PaymentSession.id)
-            .where(
-                PaymentSession.state == SessionState.REJECTED.value,
-                PaymentSession.credentials_sealed.is_not(None),
-                attention.due(now),
-            )
-        ).all()
-    return sum(_reverse_isolated(services, session_id) for session_id in ids)
-
-
-def _reverse_isolated(services: Services, session_id: int) -> bool:
-    return attention.isolated(services, session_id, "reversing the rejected charge",
-                              lambda: reverse_rejected_charge(services, session_id))
-
-
-def reverse_rejected_charge(services: Services, session_id: int) -> None:
-    """The store refused the order after we charged: give back what is left of the charge, exactly once.
-
-    The merchant credentials are kept until the money is back: a reversal whose outcome is unknown
-    waits for an operator, and if it did not happen the next round reverses again."""
-    with services.db.transaction() as session:
-        payment = session.get(PaymentSession, session_id)
-        transaction = session.scalars(select(Transaction).where(Transaction.session_id == session_id)).first()
-        if payment is None or payment.state != SessionState.REJECTED.value or transaction is None:
-            return
-        if payment.credentials_sealed is None:
-            return
-        current = ledger.balance(session, ledger.lock_transaction(session, transaction.id))
-        unsettled = ledger.unsettled_entry(session, transaction.id)
-        if unsettled is not None and ledger.is_in_flight(unsettled):
-            return  # another process is moving money on it right now
-        if unsettled is not None and not (unsettled.kind == ledger.VOID and unsettled.outcome == ledger.PENDING):
-            _hold_for_operator(session, session_id, unsettled, transaction.currency)
-            return
-        if unsettled is None and current.remaining <= 0:
-            payment.credentials_sealed = None
-            attention.clear(session, session_id)
-            return
-        credentials = services.vault.open(payment.credentials_sealed)
-    ref = charge_ref(transaction)
-    if unsettled is not None:  # a void whose process died mid-call; the next round sees its outcome
-        resume_void(services, unsettled.id, ref, credentials)
-        return
-    try:
-        kind = ledger.REFUND if current.refunded or services.processor.is_settled(ref, credentials) else ledger.VOID
-        amount = current.remaining if kind == ledger.REFUND else transaction.amount
-        execute_adjustment(services, transaction.id, ref, kind, amount, credentials, request_key="store-rejected")
-    except (AdjustmentRefused, MerchantAuthenticationError) as exc:
-        money = format_money(current.remaining, transaction.currency)
-        with services.db.transaction() as session:
-            attention.flag(session, session_id, f"the store rejected the order, but returning {money} was refused: "
-                           f"{exc.merchant_message}; return it at the processor, then record it by hand")
-        return
-    except ProcessorUnavailable:
-        with services.db.transaction() as session:
-            unsettled = ledger.unsettled_entry(session, transaction.id)
-            if unsettled is None:
-                raise  # nothing was reserved (the settlement check failed): retried after the backoff
-            _hold_for_operator(session, session_id, unsettled, transaction.currency)
-        return
-    with services.db.transaction() as session:
-        _forget_credentials(session, session_id)
-        attention.clear(session, session_id)
-
-
-def _hold_for_operator(session: Session, session_id: int, entry: LedgerEntry, currency: str) -> None:
-    """A reversal of unknown outcome: the credentials stay, and an operator's "did not happen" reverses again."""
-    money = format_money(entry.amount, currency)
-    attention.flag(session, session_id, f"the store rejected the order; the {entry.kind} of {money} "
-                   f"(ledger entry {entry.id}) has an unknown outcome: check the processor and resolve it")
-
-
-def _forget_credentials(session: Session, session_id: int) -> None:
-    session.execute(update(PaymentSession).where(PaymentSession.id == session_id).values(credentials_sealed=None))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 
 from sqlalchemy import select
 
@@ -24,12 +25,12 @@ from ..models import (
     utcnow,
 )
 from ..money import format_money
-from ..notifications import outbox
 from ..processors.base import Charge
 from ..services import Services
 from . import attention, ledger
-from .charging import STALE_AFTER, _record_charge, _transition
+from .attempts import leave_authorizing, record_charge
 from .completion import deliver_if_claimed
+from .recovery import STALE_AFTER
 from .unconfirmed import apply_policy
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,19 @@ class OperationRefused(Exception):
     """The action does not apply to the item as it is now; the message says why."""
 
 
+class AttentionKind(str, Enum):
+    """What needs an operator; the same words in the CLI, the console and the metrics."""
+
+    PAYMENT = "payment"  # a payment the gateway cannot finish (its reason says why)
+    UNKNOWN_OUTCOME = "unknown_outcome"  # a void or refund nobody knows happened, or a contradicted resolution
+    INTERRUPTED_REFUND = "interrupted_refund"  # a Post-Order request whose process died
+    DEAD_NOTIFICATION = "dead_notification"  # the store was never told
+
+
 @dataclass(frozen=True)
 class AttentionItem:
-    kind: str  # payment, ledger, post-order, notification
-    id: int
+    kind: AttentionKind
+    id: int  # the payment, ledger entry, post-order request or notification, by kind
     orderid: int | None
     reason: str
     since: datetime
@@ -54,7 +64,7 @@ def needs_attention(services: Services) -> list[AttentionItem]:
     items: list[AttentionItem] = []
     with services.db.transaction() as session:
         for payment in session.scalars(select(PaymentSession).where(PaymentSession.attention != "")):
-            items.append(AttentionItem("payment", payment.id, payment.orderid, payment.attention,
+            items.append(AttentionItem(AttentionKind.PAYMENT, payment.id, payment.orderid, payment.attention,
                                        payment.attention_at or payment.updated_at))
         entries = session.execute(
             select(LedgerEntry, Transaction.orderid, Transaction.currency)
@@ -65,10 +75,10 @@ def needs_attention(services: Services) -> list[AttentionItem]:
         for entry, orderid, currency in entries:
             reason = entry.attention or (f"{entry.kind} of {format_money(entry.amount, currency)}: outcome unknown "
                                          f"({entry.message or 'interrupted mid-call'}); check the processor and resolve it")
-            items.append(AttentionItem("ledger", entry.id, orderid, reason, entry.created_at))
+            items.append(AttentionItem(AttentionKind.UNKNOWN_OUTCOME, entry.id, orderid, reason, entry.created_at))
         for request in session.scalars(select(PostOrderRequest).where(
                 PostOrderRequest.state == PostOrderState.PROCESSING.value, PostOrderRequest.claimed_at < stale)):
-            items.append(AttentionItem("post-order", request.id, request.orderid,
+            items.append(AttentionItem(AttentionKind.INTERRUPTED_REFUND, request.id, request.orderid,
                                        f"refund request {request.randomkey!r} was interrupted; the store's retry finishes it",
                                        request.claimed_at or request.created_at))
         dead = session.execute(
@@ -77,7 +87,7 @@ def needs_attention(services: Services) -> list[AttentionItem]:
             .where(Notification.state == NotificationState.DEAD.value, PaymentSession.attention == "")
         ).all()
         for notification, orderid in dead:
-            items.append(AttentionItem("notification", notification.id, orderid,
+            items.append(AttentionItem(AttentionKind.DEAD_NOTIFICATION, notification.id, orderid,
                                        f"the store was never told ({notification.last_error}); requeue it",
                                        notification.next_attempt_at))
     return sorted(items, key=lambda item: item.since)
@@ -87,9 +97,17 @@ def attention_count(services: Services) -> int:
     return len(needs_attention(services))
 
 
+def count_by_kind(services: Services) -> dict[str, int]:
+    """How many items of each kind need an operator (every kind, zero included: for the metrics)."""
+    counts = dict.fromkeys((kind.value for kind in AttentionKind), 0)
+    for item in needs_attention(services):
+        counts[item.kind.value] += 1
+    return counts
+
+
 def requeue_notification(services: Services, notification_id: int, *, actor: str, note: str) -> None:
     """Send a dead notification again from its first attempt (after the store was fixed, say)."""
-    if not outbox.requeue(services, notification_id):
+    if not services.outbox.requeue(notification_id):
         raise OperationRefused(f"notification {notification_id} is not dead")
     with services.db.transaction() as session:
         payment_id = session.get(Notification, notification_id).session_id  # type: ignore[union-attr]
@@ -134,12 +152,12 @@ def resolve_sale(services: Services, payment_id: int, *, charged: bool, transact
             raise OperationRefused(f"payment {payment_id}'s charge may still be in flight; check again in a few minutes")
         attempt = payment.attempt
         if not charged:
-            _transition(session, payment_id, attempt, SessionState.OPEN)
+            leave_authorizing(session, payment_id, attempt, SessionState.OPEN)
             attention.clear(session, payment_id)
     if charged:
         charge = Charge(transaction_id, payment.amount_total, payment.currency, payment.card_brand, payment.card_last4,
                         message=f"recorded by {actor}: {note}")
-        notification = _record_charge(services, payment_id, attempt, charge)
+        notification = record_charge(services, payment_id, attempt, charge)
         if notification is None:
             raise OperationRefused(f"payment {payment_id} was resolved meanwhile")
         deliver_if_claimed(services, notification)

@@ -11,25 +11,27 @@ import hmac
 
 from sqlalchemy.orm import Session
 
+from ..errorcodes import ErrorCode
 from ..models import SeenRequest, utcnow
-from ..protocol.errors import ErrorCode, ProtocolError
+from .errors import Refused
 
 CHECKOUT, POST_ORDER = "checkout", "post-order"
 
 
-def first_use(session: Session, endpoint: str, randomkey: str, digest: str) -> bool:
-    """True the first time a randomkey is seen, False for an exact retry; any other reuse is refused.
+def first_use(session: Session, endpoint: str, randomkey: str, fingerprint: str) -> bool:
+    """True the first time a randomkey is seen, False for an exact retry (the same ``fingerprint``, the
+    edge's keyed digest of the whole request); any other reuse is refused.
 
     Runs inside the caller's transaction, so a request that is refused leaves no trace; two
     first uses racing each other collide on the primary key and the caller retries.
     """
     seen = session.get(SeenRequest, randomkey)
     if seen is None:
-        session.add(SeenRequest(randomkey=randomkey, endpoint=endpoint, digest=digest, created_at=utcnow()))
+        session.add(SeenRequest(randomkey=randomkey, endpoint=endpoint, digest=fingerprint, created_at=utcnow()))
         session.flush()
         return True
-    if seen.endpoint != endpoint or not hmac.compare_digest(seen.digest, digest):
-        raise ProtocolError(
+    if seen.endpoint != endpoint or not hmac.compare_digest(seen.digest, fingerprint):
+        raise Refused(
             ErrorCode.BAD_REQUEST,
             f"randomkey {randomkey!r} was already used for a different request; every request needs a fresh randomkey",
         )

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ..models import Notification, NotificationState, PaymentSession, SessionState, utcnow
 from ..services import Services
 from . import attention
-from .completion import reverse_rejected_charge
+from .reversal import reverse_rejected_charge
 from .states import SESSIONS
 
 STORE_UNREACHABLE = "store_unreachable"

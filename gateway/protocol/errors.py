@@ -1,19 +1,11 @@
-"""Error codes in the protocol's errorcode field, numbered as in the official sample gateway."""
+"""A request the protocol answers with errorcode/errormessage (the codes are gateway.errorcodes)."""
 from __future__ import annotations
 
-from enum import Enum
 from typing import Mapping
 
+from ..errorcodes import ErrorCode
 
-class ErrorCode(str, Enum):
-    BAD_REQUEST = "100"  # malformed body, wrong type, bad signature
-    MERCHANT_AUTHENTICATION = "101"  # the processor refused the merchant's credentials
-    CHECKOUT_FAILED = "102"  # checkout could not be started
-    REFUND_FAILED = "103"  # void or refund refused
-    ORDER_NOT_FOUND = "104"  # the order or transaction is unknown to us
-    CARD_DECLINED = "105"  # the shopper's card was declined
-    PROCESSOR_UNAVAILABLE = "106"  # the processor could not be reached or answered an error
-    CANCELLED = "107"  # the shopper cancelled or the payment session expired
+__all__ = ["ErrorCode", "ProtocolError"]
 
 
 class ProtocolError(Exception):

@@ -1,4 +1,5 @@
-"""HTTP blueprints: thin adapters between requests and the payments package."""
+"""HTTP blueprints: the edge where the wire protocol is read and signed, and the shopper's pages;
+thin adapters between requests and the payments package."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,11 +8,9 @@ from flask import Response, current_app, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from ..protocol.errors import ErrorCode, ProtocolError
-from ..services import Services
+from ..services import current as services
 
-
-def services() -> Services:
-    return current_app.extensions["gateway"]
+__all__ = ["public_url", "read_body", "services", "signed_json"]
 
 
 def public_url(path: str) -> str:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from ..openapi import build_spec
+from .openapi import build_spec
 
 bp = Blueprint("api_docs", __name__)
 

@@ -16,12 +16,13 @@ from ..cards import BRAND_NAMES, client_rules
 from ..models import NotificationState, PaymentSession, SessionState
 from ..observability import events
 from ..money import format_money
-from ..payments.charging import SubmitResult, cancel, find_session, is_expired, submit_card
+from ..payments.charging import SubmitResult, cancel, submit_card
 from ..payments.completion import notify_store
-from ..protocol.errors import ErrorCode
-from .. import admission, budget, limits
-from ..stores import identity
-from . import services
+from ..payments.queries import find_payment, is_expired
+from ..payments.stores import identity
+from ..errorcodes import ErrorCode
+from .. import admission, budget
+from . import limits, services
 from .assets import compress_page
 from .shopper_text import BUSY, client_messages, translated
 
@@ -63,7 +64,7 @@ def _origin(url: str) -> str:
 def show() -> Response | str | tuple[str, int]:
     """The platform sends the shopper here by GET (?paymenttoken=) or POST (form field)."""
     payment = _session_or_404(request.values.get("paymenttoken", ""))
-    events.page_viewed(services(), payment.id)
+    events.page_viewed(services().db, payment.id)
     return _render_state(payment, SubmitResult(payment))
 
 
@@ -204,7 +205,7 @@ def _checked_session() -> PaymentSession:
 
 
 def _session_or_404(token: str) -> PaymentSession:
-    payment = find_session(services(), token)
+    payment = find_payment(services(), token)
     if payment is None:
         abort(404, gettext("We could not find this payment. The link may be incomplete; return to the store and check out again."))
     return payment

@@ -5,9 +5,9 @@ import time
 from typing import Any
 
 from .. import admission
-from ..processors.base import Adjustment, Charge, ChargeRef, Processor, ProcessorError, SaleLookup, SaleRequest
+from .base import Adjustment, Charge, ChargeRef, Processor, ProcessorError, SaleLookup, SaleRequest
 from ..vault import Credentials
-from .metrics import PROCESSOR_SECONDS
+from ..observability.metrics import PROCESSOR_SECONDS
 
 
 class TimedProcessor:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, TypeVar
 
+from ..models import Notification
 from ..observability import requestid
-from ..payments.charging import forget_expired_credentials, recover_stale_authorizations
-from ..payments.completion import deliver_claimed, reverse_unfinished_rejections
+from ..payments.completion import deliver_claimed
+from ..payments.recovery import forget_expired_credentials, recover_stale_authorizations
+from ..payments.reversal import reverse_unfinished_rejections
 from ..payments.unconfirmed import settle_unconfirmed_charges
 from ..services import Services
-from . import outbox
-from ..models import Notification
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def run_once(services: Services, batch: int = 20) -> Round:
     act on charges the store was never told of, and erase the credentials of abandoned sessions."""
     requestid.begin()  # one id per round, on its log lines and on the calls it makes
     recovered = _step("crash recovery", lambda: recover_stale_authorizations(services))
-    claimed = _step("claiming notifications", lambda: outbox.claim_due(services, batch)) or []
+    claimed = _step("claiming notifications", lambda: services.outbox.claim_due(batch)) or []
     delivered = sum(1 for notification in claimed if _deliver(services, notification))
     recovered += _step("reversing rejected charges", lambda: reverse_unfinished_rejections(services)) or 0
     _step("unconfirmed charges", lambda: settle_unconfirmed_charges(services))
@@ -43,7 +44,7 @@ def run_once(services: Services, batch: int = 20) -> Round:
     return Round(delivered=delivered, attempted=len(claimed), recovered=recovered or 0)
 
 
-def _step(what: str, work: Callable[[], object]):  # type: ignore[no-untyped-def]
+def _step(what: str, work: Callable[[], T]) -> T | None:
     """A step that fails as a whole (the database is down, say) is logged and the next one still runs."""
     try:
         return work()
@@ -57,7 +58,7 @@ def _deliver(services: Services, notification: Notification) -> bool:
         return deliver_claimed(services, notification) is not None
     except Exception as exc:  # noqa: BLE001 - recorded on the notification, which retries after its backoff
         log.exception("delivering notification %s failed", notification.id)
-        _step("recording a delivery failure", lambda: outbox.release_failed(services, notification, repr(exc)))
+        _step("recording a delivery failure", lambda: services.outbox.release_failed(notification, repr(exc)))
         return False
 
 

@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
-from .models import StoreProfile, utcnow
-from .services import Services
+from ..models import StoreProfile, utcnow
+from ..services import Services
 
 
 class ProfileError(ValueError):

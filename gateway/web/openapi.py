@@ -6,8 +6,8 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from .protocol.fields import Flag, Quantity, WholeNumber
-from .protocol.schemas import (
+from ..protocol.fields import Flag, Quantity, WholeNumber
+from ..protocol.schemas import (
     CheckoutRequestSchema,
     CheckoutResponseSchema,
     CompleteOrderRequestSchema,

@@ -11,7 +11,7 @@ from pathlib import Path
 from flask import Flask, Response, request
 from flask_babel import Babel, get_locale
 
-TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 DEFAULT = "en"
 # Every language shoppers can pick, named in its own language for the switcher.
 LANGUAGES = {"en": "English", "es": "Español", "fr": "Français", "de": "Deutsch", "pt": "Português", "ja": "日本語"}

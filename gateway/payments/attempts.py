@@ -1,0 +1,112 @@
+"""How a charge attempt ends: charged (the charge, its ledger entry and the store's notification in one
+transaction), declined (open again, or failed after too many declines), or reopened after recovery.
+
+Every end is a guarded move out of ``authorizing`` for this attempt, so an attempt already settled
+by someone else (the worker's recovery, an operator) is never settled twice.
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import bindparam
+from sqlalchemy.orm import Session
+
+from .. import budget
+from ..errorcodes import ErrorCode
+from ..models import LedgerEntry, Notification, PaymentSession, SessionState, Transaction
+from ..processors.base import Charge, MerchantAuthenticationError, ProcessorError
+from ..services import Services
+from . import attention, ledger
+from .completion import deliver_if_claimed, enqueue_outcome
+from .states import SESSIONS
+
+log = logging.getLogger(__name__)
+
+
+def sale_reference(payment_id: int, attempt: int) -> str:
+    """Unique per charge attempt (and at most 20 characters, Authorize.Net's refId limit)."""
+    return f"ps{payment_id}a{attempt}"
+
+
+# Recording a charge settles the attempt and reads back what the charge's rows repeat.
+_APPROVE = SESSIONS.prepare(
+    SessionState.AUTHORIZING, SessionState.APPROVED, PaymentSession.attempt == bindparam("this_attempt"),
+    returning=(PaymentSession.id, PaymentSession.orderid, PaymentSession.invoice, PaymentSession.amount_total,
+               PaymentSession.notification_url, PaymentSession.card_brand, PaymentSession.card_last4,
+               PaymentSession.card_exp_month, PaymentSession.card_exp_year, PaymentSession.test_mode,
+               PaymentSession.credentials_fingerprint),
+    **attention.CLEARED,
+)
+_NEW_TRANSACTION = Transaction.__table__.insert().returning(Transaction.__table__.c.id)
+_NEW_SALE_ENTRY = LedgerEntry.__table__.insert()
+
+
+def record_charge(services: Services, payment_id: int, attempt: int, charge: Charge) -> Notification | None:
+    """Record an approved charge with its notification; None (and flagged) if the attempt was resolved
+    meanwhile. The notification comes back claimed for delivery if this request has time to send it.
+    Plain statements built once: the rows are written here and never read back through this session."""
+    with services.db.transaction() as session:
+        payment = SESSIONS.run(session, _APPROVE, payment_id, this_attempt=attempt).first()
+        if payment is None:
+            attention.flag(session, payment_id, f"charge {charge.transaction_id} of {charge.amount} {charge.currency} "
+                           f"arrived after attempt {attempt} was resolved and is not recorded: void it at the processor")
+            return None
+        transaction_id = session.connection().execute(_NEW_TRANSACTION, {
+            "session_id": payment.id,
+            "processor": services.processor.name,
+            "processor_txn_id": charge.transaction_id,
+            "orderid": payment.orderid,
+            "invoice": payment.invoice,
+            "currency": charge.currency,
+            "amount": charge.amount,
+            "card_brand": payment.card_brand,
+            "card_last4": payment.card_last4,
+            "card_exp_month": payment.card_exp_month or 0,
+            "card_exp_year": payment.card_exp_year or 0,
+            "test_mode": payment.test_mode,
+            "credentials_fingerprint": payment.credentials_fingerprint,
+        }).scalar_one()
+        session.connection().execute(_NEW_SALE_ENTRY, {
+            "transaction_id": transaction_id,
+            "kind": ledger.SALE,
+            "amount": charge.amount,
+            "outcome": ledger.APPROVED,
+            "processor_ref": charge.transaction_id,
+            "message": charge.message,
+        })
+        notification = enqueue_outcome(session, services, payment, approved=True, transactionid=charge.transaction_id,
+                                       claimed=budget.allows_call())
+        log.info("order %s charged: %s %s", payment.orderid, charge.transaction_id, charge.amount)
+        return notification
+
+
+def record_decline(services: Services, payment_id: int, error: ProcessorError) -> None:
+    """A declined attempt: the payment is open again, or failed (and the store told) once the merchant's
+    credentials were refused or the shopper used up their declines."""
+    notification = None
+    with services.db.transaction() as session:
+        payment = session.get(PaymentSession, payment_id)
+        assert payment is not None
+        declines = payment.decline_count + 1
+        give_up = isinstance(error, MerchantAuthenticationError) or declines >= services.settings.max_declines
+        state = SessionState.FAILED if give_up else SessionState.OPEN
+        payment = leave_authorizing(session, payment_id, payment.attempt, state)
+        payment.decline_count = declines
+        payment.last_decline = error.message
+        if give_up:
+            payment.credentials_sealed = None
+            code = ErrorCode.MERCHANT_AUTHENTICATION if isinstance(error, MerchantAuthenticationError) else ErrorCode.CARD_DECLINED
+            payment.error_code, payment.error_message = code.value, error.merchant_message
+            notification = enqueue_outcome(session, services, payment, approved=False, errorcode=code.value,
+                                           errormessage=error.merchant_message, claimed=budget.allows_call())
+        log.info("order %s attempt %s declined (%s)", payment.orderid, payment.attempt, error.code)
+    if notification is not None:
+        deliver_if_claimed(services, notification)
+
+
+def leave_authorizing(session: Session, payment_id: int, attempt: int, target: SessionState) -> PaymentSession:
+    """Leave ``authorizing`` for this attempt; the guard makes a stale writer fail loudly."""
+    payment = SESSIONS.move_and_load(session, payment_id, SessionState.AUTHORIZING, target, PaymentSession.attempt == attempt)
+    if payment is None:
+        raise RuntimeError(f"payment session {payment_id} left 'authorizing' behind our back")
+    return payment
