@@ -14,9 +14,9 @@ import pytest
 import requests
 import responses
 
-from gateway.emulator import create_emulator_app
-from gateway.emulator.cart import Cart
-from gateway.emulator.store import ACCEPTED, Store
+from store_emulator import create_emulator_app
+from store_emulator.cart import Cart
+from store_emulator.store import ACCEPTED, Store
 
 from .protocol_helpers import PRIVATE_KEY, md5
 
