@@ -338,7 +338,7 @@ def test_log_lists_every_exchange_newest_first_with_credentials_masked(emulator)
 
 
 def test_slow_store_setting_delays_the_notification_answer(emulator, monkeypatch):
-    from gateway.emulator import shop
+    from store_emulator import shop
 
     slept: list[float] = []
     monkeypatch.setattr(shop.time, "sleep", slept.append)
