@@ -38,14 +38,32 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
-@click.option("--emulator-port", default=5001, show_default=True, help="0 to run without the store emulator.")
+@click.option("--emulator-port", default=5001, show_default=True,
+              help="0 to run without the store emulator (pip install -e ./emulator installs it).")
 @click.option("--store-delay", default=0.0, show_default=True, type=click.FloatRange(0, 60),
               help="Seconds the emulated store takes to answer each notification (a slow store).")
 def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
-    """Migrate the database and serve the gateway, with a 3dcart store emulator beside it (development)."""
+    """Migrate the database and serve the gateway, with a 3dcart store emulator beside it (development).
+
+    The emulator is its own distribution, outside the production wheel: without it the gateway is served alone,
+    unless --emulator-port was given, which then fails before anything starts.
+    """
     services = _services()
-    upgrade(services.settings.database_url)
     base = services.settings.public_url or f"http://{host}:{port}"
+    store: Flask | None = None
+    if emulator_port:
+        try:
+            from store_emulator import create_emulator_app  # development only: production never imports it
+        except ModuleNotFoundError as missing:
+            if missing.name != "store_emulator":
+                raise  # installed but broken: its own error says more than ours would
+            asked = click.get_current_context().get_parameter_source("emulator_port")
+            if asked is not click.core.ParameterSource.DEFAULT:  # typed (or set in the environment) on purpose
+                raise click.ClickException("--emulator-port needs the store emulator, which is not installed:"
+                                           " pip install -e ./emulator (or --emulator-port 0)")
+        else:
+            store = create_emulator_app(base, services.settings.private_key, answer_delay=store_delay)
+    upgrade(services.settings.database_url)
     click.echo(f"Gateway Checkout URL:   {base}/checkout")
     click.echo(f"Gateway Post-Order URL: {base}/post-order")
     click.echo(f"Private Key:            {services.settings.private_key}")
@@ -53,13 +71,12 @@ def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
     click.echo(f"Processor:              {services.settings.processor}")
     click.echo("Delivery worker:        NOT running: the first notification is sent while the shopper waits;"
                " retries and crash recovery need `gateway notifications work` in another terminal")
-    if emulator_port:
-        from .emulator import create_emulator_app  # development only: production processes never import it
-
-        store = create_emulator_app(base, services.settings.private_key, answer_delay=store_delay)
+    if store is not None:
         server = make_server(host, emulator_port, store, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         click.echo(f"Store emulator:         open http://{host}:{emulator_port}/ to shop, pay and refund")
+    elif emulator_port:
+        click.echo("Store emulator:         NOT installed, serving the gateway alone: pip install -e ./emulator")
     run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
 
 

@@ -9,6 +9,7 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium is not installed and this is not root: browser tests will be skipped" >&2
   fi
 fi
-# The versions in constraints.txt, every time (scripts/lock.sh regenerates it).
-python3 -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+# The versions in constraints.txt, every time (scripts/lock.sh regenerates it); the store emulator, its own
+# distribution, for the tests that drive it.
+python3 -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]' -e ./emulator
 exec python3 -m pytest "$@"

@@ -33,7 +33,7 @@ def servers(request, clean_database):  # type: ignore[no-untyped-def]
     env = {**gateway_env(clean_database, PRIVATE_KEY), "GATEWAY_REDIRECT_METHOD": request.param}
     gateway = Gunicorn(env, workers=2)
     store = Gunicorn({"EMULATOR_GATEWAY_URL": gateway.url, "GATEWAY_PRIVATE_KEY": PRIVATE_KEY},
-                     workers=1, app="gateway.emulator.wsgi:app", health="/")
+                     workers=1, app="store_emulator.wsgi:app", health="/")
     with gateway, store:
         yield gateway, store
 

@@ -14,9 +14,9 @@ import pytest
 import requests
 import responses
 
-from gateway.emulator import create_emulator_app
-from gateway.emulator.cart import Cart
-from gateway.emulator.store import ACCEPTED, Store
+from store_emulator import create_emulator_app
+from store_emulator.cart import Cart
+from store_emulator.store import ACCEPTED, Store
 
 from .protocol_helpers import PRIVATE_KEY, md5
 
@@ -338,7 +338,7 @@ def test_log_lists_every_exchange_newest_first_with_credentials_masked(emulator)
 
 
 def test_slow_store_setting_delays_the_notification_answer(emulator, monkeypatch):
-    from gateway.emulator import shop
+    from store_emulator import shop
 
     slept: list[float] = []
     monkeypatch.setattr(shop.time, "sleep", slept.append)

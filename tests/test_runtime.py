@@ -40,7 +40,7 @@ def test_home_page_says_what_this_is(client):
 
 def test_production_processes_never_import_the_emulator():
     probe = ("import sys, wsgi, gateway.cli, gateway.jobs.rounds;"
-             "print(sorted(m for m in sys.modules if m.startswith('gateway.emulator')))")
+             "print(sorted(m for m in sys.modules if m.startswith(('store_emulator', 'gateway.emulator'))))")
     env = {**os.environ, "DATABASE_URL": "sqlite://"}
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -52,6 +52,37 @@ def test_serve_says_the_delivery_worker_is_not_running(monkeypatch, clean_databa
     assert result.exit_code == 0, result.output
     assert "Delivery worker:        NOT running" in result.output
     assert "gateway notifications work" in result.output
+
+
+def test_serve_starts_the_installed_emulator_beside_the_gateway(monkeypatch, clean_database):
+    started = []
+    monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: None)
+    monkeypatch.setattr(cli, "make_server", lambda host, port, app, **kwargs: started.append((port, app)) or
+                        type("Idle", (), {"serve_forever": lambda self: None})())
+    result = CliRunner().invoke(cli.main, ["serve"], env={"DATABASE_URL": clean_database})
+    assert result.exit_code == 0, result.output
+    assert [port for port, _ in started] == [5001] and started[0][1].import_name == "store_emulator"
+    assert "Store emulator:         open http://127.0.0.1:5001/" in result.output
+
+
+def test_serve_without_the_emulator_installed_serves_the_gateway_alone_and_says_how_to_install_it(
+        monkeypatch, clean_database):
+    """The emulator is its own distribution (emulator/): a gateway-only install must still serve."""
+    monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: None)
+    monkeypatch.setitem(sys.modules, "store_emulator", None)  # import fails as if it were not installed
+    result = CliRunner().invoke(cli.main, ["serve"], env={"DATABASE_URL": clean_database})
+    assert result.exit_code == 0, result.output
+    assert "Store emulator:         NOT installed" in result.output
+    assert "pip install -e ./emulator" in result.output
+
+
+def test_serve_with_an_emulator_port_asked_for_but_no_emulator_fails_before_serving(monkeypatch, clean_database):
+    served = []
+    monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: served.append(args))
+    monkeypatch.setitem(sys.modules, "store_emulator", None)
+    result = CliRunner().invoke(cli.main, ["serve", "--emulator-port", "5001"], env={"DATABASE_URL": clean_database})
+    assert result.exit_code != 0 and served == []
+    assert "pip install -e ./emulator" in result.output
 
 
 def test_pay_out_of_budget_shows_confirming_page_and_worker_finishes(settings, store):

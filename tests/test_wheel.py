@@ -15,7 +15,8 @@ import requests
 from .live import ROOT, ConfiguredGunicorn, gateway_env
 from .protocol_helpers import PRIVATE_KEY, signed_checkout
 
-SOURCES = ("pyproject.toml", "README.md", "gateway", "templates")
+# emulator/ too, as in a checkout: the gateway's wheel must leave it out by itself.
+SOURCES = ("pyproject.toml", "README.md", "gateway", "templates", "emulator")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in SOURCES:
         origin = ROOT / name
         if origin.is_dir():
-            shutil.copytree(origin, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            shutil.copytree(origin, source / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build"))
         else:
             shutil.copy2(origin, source / name)
     out = tmp_path_factory.mktemp("dist")
@@ -56,6 +58,13 @@ def test_wheel_ships_every_package_and_template(wheel: Path) -> None:
     for template in (ROOT / "templates").rglob("*.html"):
         assert "gateway/templates/" + template.relative_to(ROOT / "templates").as_posix() in names
     assert "gateway/migrations/versions/0001_initial_schema.py" in names
+
+
+def test_wheel_leaves_the_store_emulator_out(wheel: Path) -> None:
+    """A development tool, its own distribution (emulator/): production installs never carry it."""
+    names = zipfile.ZipFile(wheel).namelist()
+    assert (ROOT / "emulator" / "store_emulator" / "__init__.py").is_file()  # it exists, just not in here
+    assert [name for name in names if "emulator" in name.lower()] == []
 
 
 def test_installed_wheel_serves_hosted_page_from_any_directory(installed: Path, clean_database: str,
@@ -93,6 +102,19 @@ def test_every_dependency_is_pinned_in_the_constraints_file() -> None:
     for requirement in wanted:
         name = re.match(r"[A-Za-z0-9._-]+", requirement).group(0)  # type: ignore[union-attr]
         assert _canonical(name) in pinned, f"{name} is not in constraints.txt: run bash scripts/lock.sh"
+
+
+def test_the_emulators_dependencies_are_pinned_or_are_the_gateway() -> None:
+    """`pip install -c constraints.txt -e ./emulator` installs the same versions as the gateway's own."""
+    import tomllib
+
+    gateway = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+    wanted = tomllib.loads((ROOT / "emulator" / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = {_canonical(line.split("==")[0]) for line in (ROOT / "constraints.txt").read_text().splitlines()
+              if line and not line.startswith("#")}
+    for requirement in wanted:
+        name = _canonical(re.match(r"[A-Za-z0-9._-]+", requirement).group(0))  # type: ignore[union-attr]
+        assert name == _canonical(gateway) or name in pinned, f"{name} is not in constraints.txt"
 
 
 def _canonical(name: str) -> str:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from ..money import minor_digits
+from gateway.money import minor_digits
 
 CATALOGUE = (
     {"itemid": "123abc", "itemname": "Espresso cup", "unitprice": 1200},

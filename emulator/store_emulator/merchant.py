@@ -5,8 +5,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, flash, redirect, render_template, request
 
-from ..money import format_money
-from ..protocol.signing import wire_text
+from gateway.money import format_money
+from gateway.protocol.signing import wire_text
 from . import protocol
 from .cart import FormError, to_cents
 from .current import setting, store

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 import requests
 
-from ..protocol.jsonbody import BodyError, parse_object
+from gateway.protocol.jsonbody import BodyError, parse_object
 from .store import Store
 
 TIMEOUT_SECONDS = 20

@@ -1,7 +1,8 @@
 """A local 3dcart store emulator: plays the store platform's part of the protocol against the gateway.
 
 A development and demonstration tool. It keeps its orders in memory, so it runs as ONE process
-(`gunicorn -w 1 --threads 4 'gateway.emulator.wsgi:app'`).
+(`gunicorn -w 1 --threads 4 'store_emulator.wsgi:app'`). It is its own distribution
+(threedcart-store-emulator, `pip install -e ./emulator`) so the gateway's production wheel never ships it.
 """
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import secrets
 
 from flask import Flask
 
-from .. import TEMPLATES
-from ..money import format_money
+from gateway.money import format_money
 from . import merchant, shop
 from .store import Store
 
@@ -19,7 +19,8 @@ def create_emulator_app(gateway_url: str, private_key: str, public_url: str | No
                         credentials: tuple[str, str] = ("user1", "password1"), answer_delay: float = 0.0) -> Flask:
     """`gateway_url` is the gateway's base URL (its /checkout and /post-order); `public_url` the emulator's own;
     `answer_delay` the seconds its notification URL takes to answer (a slow store)."""
-    app = Flask(__name__, template_folder=str(TEMPLATES))
+    # Its own templates/ (package data), not the gateway's: the two distributions install separately.
+    app = Flask(__name__, template_folder="templates")
     app.config.update(
         EMULATOR_GATEWAY_URL=gateway_url.rstrip("/"),
         EMULATOR_PRIVATE_KEY=private_key,

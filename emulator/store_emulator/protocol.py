@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from ..protocol.signing import fresh_randomkey, sign, verify, wire_text
+from gateway.protocol.signing import fresh_randomkey, sign, verify, wire_text
 from .store import Order
 
 STORE_ID, GATEWAY_ID = "1", "123"

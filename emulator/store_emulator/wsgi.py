@@ -1,7 +1,7 @@
-"""`gunicorn -w 1 --threads 4 'gateway.emulator.wsgi:app'`, configured from the environment."""
+"""`gunicorn -w 1 --threads 4 'store_emulator.wsgi:app'`, configured from the environment."""
 import os
 
-from ..config import DEV_PRIVATE_KEY
+from gateway.config import DEV_PRIVATE_KEY
 from . import create_emulator_app
 
 app = create_emulator_app(

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request
 
-from ..protocol.jsonbody import BodyError, parse_object
-from ..protocol.signing import wire_text
+from gateway.protocol.jsonbody import BodyError, parse_object
+from gateway.protocol.signing import wire_text
 from . import protocol
 from .cart import CATALOGUE, CURRENCY, DEFAULT_CHARGES, FormError, read_cart
 from .current import base_url, domain, setting, store

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ..protocol.signing import wire_text
+from gateway.protocol.signing import wire_text
 from .cart import CURRENCY, Cart
 
 AWAITING, CHECKOUT_ERROR = "awaiting payment", "checkout error"
