@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..models import LedgerEntry, Notification, PaymentSession, PostOrderRequest, Transaction
 from ..payments import operations
@@ -35,14 +36,14 @@ def needs_attention(services: Services) -> list[Item]:
         return [_item(session, entry) for entry in queue]
 
 
-def _item(session, entry: operations.AttentionItem) -> Item:  # type: ignore[no-untyped-def]
+def _item(session: Session, entry: operations.AttentionItem) -> Item:
     payment_id = _payment_of(session, entry.kind, entry.id)
     payment = session.get(PaymentSession, payment_id) if payment_id is not None else None
     return Item(entry.kind.value, entry.id, payment_id, entry.orderid, payment.store_key if payment else "", entry.since, entry.reason,
                 payment.state if payment else "")
 
 
-def _payment_of(session, kind: Kind, ref: int) -> int | None:  # type: ignore[no-untyped-def]
+def _payment_of(session: Session, kind: Kind, ref: int) -> int | None:
     if kind == PAYMENT:
         return ref
     if kind == DEAD_NOTIFICATION:

@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Any, Callable
 
 from flask import Response, abort, g, request
+from werkzeug.wrappers import Response as BaseResponse
 from sqlalchemy import delete, select, update
 
 from ..models import utcnow
@@ -88,7 +89,7 @@ def leave_notice(services: Services, token: str, text: str, kind: str) -> None:
                         .values(notice=f"{kind}\n{text[:500]}"))
 
 
-def set_cookie(response: Response, name: str, value: str, max_age: int | None = None) -> None:
+def set_cookie(response: BaseResponse, name: str, value: str, max_age: int | None = None) -> None:
     response.set_cookie(name, value, max_age=max_age, path=PATH, secure=True, httponly=True, samesite="Strict")
 
 
@@ -103,7 +104,8 @@ def check_csrf(expected: str) -> None:
 
 
 def operator() -> Operator:
-    return g.console_operator
+    who: Operator = g.console_operator
+    return who
 
 
 def operator_only(view: Callable[..., Any]) -> Callable[..., Any]:

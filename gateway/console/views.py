@@ -5,6 +5,7 @@ import secrets
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
 from sqlalchemy import func, select
 
 from ..payments import stores
@@ -24,7 +25,7 @@ def register(app: Flask) -> None:
 
 
 @bp.before_request
-def require_sign_in() -> Response | None:
+def require_sign_in() -> BaseResponse | None:
     """No console page or action without a live session; every POST carries the session's CSRF token."""
     if request.endpoint in PUBLIC:
         return None
@@ -75,14 +76,14 @@ def login() -> Any:
     with services().db.transaction() as session:
         audit.record(session, account.username, "login", account.username, outcome="signed in", address=address)
     target = request.args.get("next", "")
-    response = redirect(target if target.startswith("/console/") else url_for("console.payments"), 303)
-    auth.set_cookie(response, auth.COOKIE, token)
-    response.delete_cookie(auth.LOGIN_COOKIE, path=auth.PATH)
-    return response
+    signed_in = redirect(target if target.startswith("/console/") else url_for("console.payments"), 303)
+    auth.set_cookie(signed_in, auth.COOKIE, token)
+    signed_in.delete_cookie(auth.LOGIN_COOKIE, path=auth.PATH)
+    return signed_in
 
 
 @bp.post("/logout")
-def logout() -> Response:
+def logout() -> BaseResponse:
     auth.end_session(services(), request.cookies.get(auth.COOKIE, ""))
     with services().db.transaction() as session:
         audit.record(session, auth.operator().username, "logout", auth.operator().username, outcome="signed out")
@@ -92,7 +93,7 @@ def logout() -> Response:
 
 
 @bp.get("/")
-def home() -> Response:
+def home() -> BaseResponse:
     return redirect(url_for("console.payments"))
 
 
@@ -119,7 +120,7 @@ def attention() -> Any:
     return render_template("console/attention.html", items=needs_attention(services()))
 
 
-def _act(run: Any, back: str) -> Response:
+def _act(run: Any, back: str) -> BaseResponse:
     """Run one audited action and come back with its outcome (or why it was refused) shown."""
     token = request.cookies.get(auth.COOKIE, "")
     try:
@@ -131,14 +132,14 @@ def _act(run: Any, back: str) -> Response:
 
 @bp.post("/attention/notifications/<int:notification_id>/requeue")
 @auth.operator_only
-def requeue(notification_id: int) -> Response:
+def requeue(notification_id: int) -> BaseResponse:
     return _act(lambda: actions.requeue_notification(services(), auth.operator().username, notification_id,
                                                      request.form.get("reason", "")), url_for("console.attention"))
 
 
 @bp.post("/attention/ledger/<int:entry_id>/resolve")
 @auth.operator_only
-def resolve(entry_id: int) -> Response:
+def resolve(entry_id: int) -> BaseResponse:
     happened = request.form.get("happened")
     if happened not in ("yes", "no"):
         abort(400, "Say whether the processor's records show the void or refund happened.")
@@ -148,14 +149,14 @@ def resolve(entry_id: int) -> Response:
 
 @bp.post("/attention/payments/<int:session_id>/reverse")
 @auth.operator_only
-def reverse(session_id: int) -> Response:
+def reverse(session_id: int) -> BaseResponse:
     return _act(lambda: actions.reverse_charge(services(), auth.operator().username, session_id,
                                                request.form.get("reason", "")), url_for("console.attention"))
 
 
 @bp.post("/attention/payments/<int:session_id>/resolve-sale")
 @auth.operator_only
-def resolve_sale(session_id: int) -> Response:
+def resolve_sale(session_id: int) -> BaseResponse:
     charged = request.form.get("charged")
     if charged not in ("yes", "no"):
         abort(400, "Say whether the processor's records show the charge.")
@@ -177,7 +178,7 @@ def store(store_key: str) -> Any:
 
 @bp.post("/stores/<store_key>")
 @auth.operator_only
-def save_store(store_key: str) -> Response:
+def save_store(store_key: str) -> BaseResponse:
     values = {name: request.form.get(name, "") for name in stores.EDITABLE}
     return _act(lambda: actions.save_store(services(), auth.operator().username, store_key.lower(), values,
                                            request.form.get("reason", "")), url_for("console.store", store_key=store_key))

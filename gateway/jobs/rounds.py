@@ -35,7 +35,7 @@ def run_once(services: Services, batch: int = 20) -> Round:
     """One pass: recover interrupted charges, deliver what is due, reverse unfinished rejections,
     act on charges the store was never told of, and erase the credentials of abandoned sessions."""
     requestid.begin()  # one id per round, on its log lines and on the calls it makes
-    recovered = _step("crash recovery", lambda: recover_stale_authorizations(services))
+    recovered = _step("crash recovery", lambda: recover_stale_authorizations(services)) or 0
     claimed = _step("claiming notifications", lambda: services.outbox.claim_due(batch)) or []
     delivered = sum(1 for notification in claimed if _deliver(services, notification))
     recovered += _step("reversing rejected charges", lambda: reverse_unfinished_rejections(services)) or 0

@@ -125,7 +125,7 @@ def check_destination(url: str, *, require_https: bool, allow_private: bool) -> 
 
 
 def _pinned(connection_class: type, address: str) -> type:
-    class Pinned(connection_class):  # type: ignore[misc, valid-type]
+    class Pinned(connection_class):  # type: ignore[misc]
         """Opens its socket to ``address``; ``self.host`` stays the name, for Host, SNI and the certificate."""
 
         def _new_conn(self):  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import ColumnElement, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..db import Database
@@ -38,8 +38,8 @@ NOTIFICATIONS = Machine(Notification, "state", {
     N.DEAD: frozenset({N.PENDING}),
 })
 # The statements every delivery runs, built once (see Machine.prepare).
-_NEW_NOTIFICATION = Notification.__table__.insert().returning(Notification.__table__.c.id)
-_NEW_ATTEMPT = NotificationAttempt.__table__.insert()
+_NEW_NOTIFICATION = insert(Notification).returning(Notification.id)
+_NEW_ATTEMPT = insert(NotificationAttempt)
 _DELIVERED = NOTIFICATIONS.prepare(
     NotificationState.PENDING, NotificationState.DELIVERED,
     Notification.lease == bindparam("held_lease"),
@@ -68,7 +68,7 @@ class CompleteOrder:
 
 def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with full jitter: up to 5s, 10s, 20s ... capped at an hour."""
-    ceiling = min(MAX_DELAY, BASE_DELAY * (2 ** max(0, attempts - 1)))
+    ceiling = min(MAX_DELAY, BASE_DELAY * (1 << min(max(0, attempts - 1), 20)))
     return ceiling * (0.5 + 0.5 * (rng or random).random())
 
 

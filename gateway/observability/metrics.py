@@ -57,7 +57,7 @@ def exposition(count_by_kind: CountByKind) -> bytes:
     """The whole scrape: every worker's samples (multiprocess mode) or this process's, plus the gauges."""
     if multiprocess_dir():
         samples = CollectorRegistry()
-        multiprocess.MultiProcessCollector(samples)
+        multiprocess.MultiProcessCollector(samples)  # type: ignore[no-untyped-call]
     else:
         samples = REGISTRY
     gauges = CollectorRegistry()
@@ -73,7 +73,7 @@ def authorized(token: str, header: str) -> bool:
 def child_exit(server: Any, worker: Any) -> None:
     """For gunicorn.conf.py: ``def child_exit(server, worker): metrics.child_exit(server, worker)``."""
     if multiprocess_dir():
-        multiprocess.mark_process_dead(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST

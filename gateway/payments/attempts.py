@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, insert
 from sqlalchemy.orm import Session
 
 from .. import budget
@@ -37,8 +37,8 @@ _APPROVE = SESSIONS.prepare(
                PaymentSession.credentials_fingerprint),
     **attention.CLEARED,
 )
-_NEW_TRANSACTION = Transaction.__table__.insert().returning(Transaction.__table__.c.id)
-_NEW_SALE_ENTRY = LedgerEntry.__table__.insert()
+_NEW_TRANSACTION = insert(Transaction).returning(Transaction.id)
+_NEW_SALE_ENTRY = insert(LedgerEntry)
 
 
 def record_charge(services: Services, payment_id: int, attempt: int, charge: Charge) -> Notification | None:
@@ -106,7 +106,8 @@ def record_decline(services: Services, payment_id: int, error: ProcessorError) -
 
 def leave_authorizing(session: Session, payment_id: int, attempt: int, target: SessionState) -> PaymentSession:
     """Leave ``authorizing`` for this attempt; the guard makes a stale writer fail loudly."""
-    payment = SESSIONS.move_and_load(session, payment_id, SessionState.AUTHORIZING, target, PaymentSession.attempt == attempt)
+    payment: PaymentSession | None = SESSIONS.move_and_load(session, payment_id, SessionState.AUTHORIZING, target,
+                                                             PaymentSession.attempt == attempt)
     if payment is None:
         raise RuntimeError(f"payment session {payment_id} left 'authorizing' behind our back")
     return payment

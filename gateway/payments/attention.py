@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
@@ -28,7 +28,7 @@ def flag(session: Session, payment_id: int, reason: str) -> None:
 
 
 # The columns of a payment that no longer needs anyone, for a guarded move that settles it.
-CLEARED: dict[str, object] = {"attention": "", "attention_at": None, "failures": 0, "retry_at": None}
+CLEARED: dict[str, Any] = {"attention": "", "attention_at": None, "failures": 0, "retry_at": None}
 
 
 def clear(session: Session, payment_id: int) -> None:
@@ -53,7 +53,7 @@ def due(now: datetime) -> ColumnElement[bool]:
 
 def backoff(failures: int) -> timedelta:
     """Exponential backoff with jitter, capped at an hour."""
-    ceiling = min(MAX_DELAY, BASE_DELAY * (2 ** max(0, failures - 1)))
+    ceiling = min(MAX_DELAY, BASE_DELAY * (1 << min(max(0, failures - 1), 20)))
     return ceiling * (0.5 + 0.5 * random.random())
 
 

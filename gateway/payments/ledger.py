@@ -81,10 +81,10 @@ def reserve(session: Session, transaction_id: int, kind: str, amount: int, reque
     if kind == VOID and current.refunded:
         raise AdjustmentRefused("the transaction has been partly refunded and can no longer be voided")
     if amount > current.remaining:
-        money = lambda cents: format_money(cents, transaction.currency)  # noqa: E731
+        currency = transaction.currency
         raise AdjustmentRefused(
-            f"a refund of {money(amount)} exceeds the {money(current.remaining)} left to refund"
-            f" of {money(current.captured)} captured"
+            f"a refund of {format_money(amount, currency)} exceeds the {format_money(current.remaining, currency)}"
+            f" left to refund of {format_money(current.captured, currency)} captured"
         )
     entry = LedgerEntry(
         transaction_id=transaction.id, kind=kind, amount=amount, outcome=PENDING, request_key=request_key, created_at=utcnow()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errorcodes import ErrorCode
@@ -49,7 +49,7 @@ def apply(services: Services, command: RefundCommand, render: Render) -> Rendere
     return answer
 
 
-def _key(command: RefundCommand) -> tuple[object, ...]:
+def _key(command: RefundCommand) -> tuple[ColumnElement[bool], ...]:
     return (PostOrderRequest.orderid == command.orderid, PostOrderRequest.randomkey == command.randomkey)
 
 

@@ -3,6 +3,7 @@ charge attempts whose process died mid-call, and merchant credentials nobody nee
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import select, update
 
@@ -29,14 +30,14 @@ def recover_stale_authorizations(services: Services, older_than: timedelta = STA
                 attention.due(now),
             )
         ).all()
-    return sum(attention.isolated(services, payment.id, "crash recovery", lambda p=payment: _recover(services, p))
+    return sum(attention.isolated(services, payment.id, "crash recovery", partial(_recover, services, payment))
                for payment in stale)
 
 
 def forget_expired_credentials(services: Services) -> int:
     """An abandoned payment page needs no merchant credentials any more."""
     with services.db.transaction() as session:
-        return session.execute(
+        return session.connection().execute(
             update(PaymentSession)
             .where(
                 PaymentSession.state == SessionState.OPEN.value,

@@ -10,6 +10,7 @@ merchant to settle with the shopper by hand.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import select
 
@@ -41,8 +42,8 @@ def settle_unconfirmed_charges(services: Services) -> int:
             with services.db.transaction() as session:
                 attention.flag(session, payment_id, _reason(services, notification_id))
         elif flagged_at <= deadline:
-            acted += attention.isolated(services, payment_id, "the unconfirmed-charge policy",
-                                        lambda p=payment_id: apply_policy(services, p, services.settings.unconfirmed_charge_action))
+            policy = partial(apply_policy, services, payment_id, services.settings.unconfirmed_charge_action)
+            acted += attention.isolated(services, payment_id, "the unconfirmed-charge policy", policy)
     return acted
 
 
@@ -54,10 +55,11 @@ def apply_policy(services: Services, payment_id: int, action: str, note: str = "
             moved = SESSIONS.move(session, payment_id, SessionState.APPROVED, SessionState.REJECTED,
                                   error_code=STORE_UNREACHABLE, error_message=f"charge reversed: {why}"[:2000])
         else:
-            moved = session.get(PaymentSession, payment_id, populate_existing=True).state == SessionState.APPROVED.value
-            if moved:
+            payment = session.get(PaymentSession, payment_id, populate_existing=True)
+            moved = payment is not None and payment.state == SessionState.APPROVED.value
+            if payment is not None and moved:
                 attention.flag(session, payment_id, f"charge kept although {why}: tell the store of the order by hand")
-                session.get(PaymentSession, payment_id).credentials_sealed = None
+                payment.credentials_sealed = None
     if moved and action == "reverse":
         reverse_rejected_charge(services, payment_id)
     return moved

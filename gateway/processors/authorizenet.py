@@ -91,7 +91,7 @@ class AuthorizeNetProcessor:
         if len(request.card.number) > MAX_CARD_DIGITS:
             raise CardDeclined("This card cannot be used here. Please use another card.", code="card_not_supported",
                                merchant_message=f"Authorize.Net accepts card numbers of at most {MAX_CARD_DIGITS} digits")
-        payload = {"createTransactionRequest": {
+        payload: dict[str, Any] = {"createTransactionRequest": {
             "merchantAuthentication": _auth(request.credentials),
             "refId": ref_id(request.reference),
             "transactionRequest": {
@@ -150,7 +150,7 @@ class AuthorizeNetProcessor:
             "transId": charge.transaction_id,
         }}, self._test(charge.test_mode))
         self._raise_top_level(answer, AdjustmentRefused)
-        return answer.get("transaction", {}).get("transactionStatus") == "settledSuccessfully"
+        return bool(answer.get("transaction", {}).get("transactionStatus") == "settledSuccessfully")
 
     def find_sale(self, lookup: SaleLookup) -> SaleLookupResult:
         """Found, absent or unknown; "absent" only after every unsettled page and settled batch was read."""

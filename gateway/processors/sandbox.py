@@ -28,6 +28,7 @@ import random
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -146,10 +147,10 @@ class SandboxProcessor:
         )
         return Adjustment("sbx_r_" + secrets.token_hex(10), amount, "refund")
 
-    def _apply(self, charge_id: str, action: str, amount: int, guards: tuple, values: dict) -> None:  # type: ignore[type-arg]
+    def _apply(self, charge_id: str, action: str, amount: int, guards: tuple[Any, ...], values: dict[str, Any]) -> None:
         """One guarded UPDATE, like a real processor's own book; refused with the reason otherwise."""
         with self.db.transaction() as session:
-            done = session.execute(
+            done = session.connection().execute(
                 update(SandboxCharge)
                 .where(SandboxCharge.id == charge_id, SandboxCharge.voided.is_(False), *guards)
                 .values(**values)
@@ -171,7 +172,7 @@ class SandboxProcessor:
             query = update(SandboxCharge).where(SandboxCharge.settles_at > now, SandboxCharge.voided.is_(False))
             if before is not None:
                 query = query.where(SandboxCharge.created_at < before)
-            return session.execute(query.values(settles_at=now)).rowcount
+            return session.connection().execute(query.values(settles_at=now)).rowcount
 
     @staticmethod
     def _authenticate(credentials: Credentials) -> None:

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .. import admission
-from .base import Adjustment, Charge, ChargeRef, Processor, ProcessorError, SaleLookup, SaleRequest
-from ..vault import Credentials
 from ..observability.metrics import PROCESSOR_SECONDS
+from ..vault import Credentials
+from .base import Adjustment, Charge, ChargeRef, Processor, ProcessorError, SaleLookup, SaleLookupResult, SaleRequest
+
+T = TypeVar("T")
 
 
 class TimedProcessor:
@@ -19,7 +21,7 @@ class TimedProcessor:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def _timed(self, operation: str, call: Any, *args: Any) -> Any:
+    def _timed(self, operation: str, call: Callable[..., T], *args: Any) -> T:
         started = time.monotonic()
         outcome = "ok"
         try:
@@ -46,5 +48,5 @@ class TimedProcessor:
     def is_settled(self, charge: ChargeRef, credentials: Credentials) -> bool:
         return self._timed("is_settled", self.inner.is_settled, charge, credentials)
 
-    def find_sale(self, lookup: SaleLookup) -> Charge | None:
+    def find_sale(self, lookup: SaleLookup) -> SaleLookupResult:
         return self._timed("find_sale", self.inner.find_sale, lookup)

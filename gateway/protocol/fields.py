@@ -38,7 +38,7 @@ def _at_most(number: Decimal, maximum: int | Decimal, unit: str) -> None:
         raise ValidationError(f"must be at most {maximum}{unit}")
 
 
-class WholeNumber(fields.Field):
+class WholeNumber(fields.Field[int]):
     """An integer sent as ``123``, ``"123"`` or ``123.00``; anything with a fraction is refused."""
 
     def __init__(
@@ -63,7 +63,7 @@ class WholeNumber(fields.Field):
         return None if value is None else int(value)
 
 
-class Quantity(fields.Field):
+class Quantity(fields.Field[Decimal]):
     """A positive item quantity; stores may sell fractional quantities (weights)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
@@ -79,7 +79,7 @@ class Quantity(fields.Field):
         return None if value is None else str(value)
 
 
-class Flag(fields.Field):
+class Flag(fields.Field[bool]):
     """A boolean sent as true/false, 1/0 or their text."""
 
     TRUE = {"1", "true", "yes", "on"}

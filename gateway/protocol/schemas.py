@@ -131,8 +131,10 @@ class RefundResponseSchema(WireSchema):
     signature = fields.String()
 
 
-def describe_errors(messages: dict[str, Any], prefix: str = "") -> str:
+def describe_errors(messages: dict[str, Any] | list[Any], prefix: str = "") -> str:
     """Flatten marshmallow's nested messages into one line a merchant can act on."""
+    if isinstance(messages, list):  # a schema-level error, not tied to a field
+        return "; ".join(str(message).rstrip(".") for message in messages)
     parts: list[str] = []
     for key, value in sorted(messages.items(), key=lambda kv: str(kv[0])):
         name = f"{prefix}{key}"

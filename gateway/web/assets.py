@@ -71,7 +71,8 @@ def send(asset: Asset, cache_control: str) -> Response:
     response.headers["Vary"] = "Accept-Encoding"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.set_etag(asset.digest + ("-gz" if compress else ""))
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response
 
 
 def compress_page(response: Response) -> Response:

@@ -20,7 +20,7 @@ def title_for(code: int | None) -> str:
         413: gettext("Too much data was sent"),
         429: gettext("Too many attempts"),
     }
-    return titles.get(code or 500, gettext("Something went wrong"))
+    return str(titles.get(code or 500, gettext("Something went wrong")))
 
 
 def _message_for(exc: HTTPException) -> str:
@@ -28,7 +28,7 @@ def _message_for(exc: HTTPException) -> str:
     stock = type(exc).description
     if exc.description and exc.description != stock:
         return exc.description
-    return gettext("Check the address, or return to the store and try again.")
+    return str(gettext("Check the address, or return to the store and try again."))
 
 
 def register(app: Flask) -> None:

@@ -11,7 +11,7 @@ import ipaddress
 import logging
 from typing import Callable
 
-from flask import Flask, abort, current_app, request
+from flask import Flask, Response, abort, current_app, request
 from flask_babel import gettext
 from flask_limiter import Limiter
 from limits import parse_many
@@ -57,8 +57,8 @@ def _setting(name: str) -> Callable[[], str]:
     return lambda: getattr(current_app.extensions["gateway"].settings, name)
 
 
-def _not_found(response) -> bool:  # type: ignore[no-untyped-def]
-    return response.status_code == 404
+def _not_found(response: Response) -> bool:
+    return bool(response.status_code == 404)
 
 
 card_attempts = limiter.limit(

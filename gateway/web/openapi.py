@@ -45,9 +45,9 @@ def build_spec() -> dict[str, Any]:
         plugins=[plugin],
         info={"description": "The server-to-server exchanges of the 3dcart redirect gateway protocol. " + SIGNATURE_NOTE},
     )
-    plugin.map_to_openapi_type(WholeNumber, "integer", None)
-    plugin.map_to_openapi_type(Quantity, "number", None)
-    plugin.map_to_openapi_type(Flag, "boolean", None)
+    plugin.map_to_openapi_type(WholeNumber, "integer", None)  # type: ignore[no-untyped-call]
+    plugin.map_to_openapi_type(Quantity, "number", None)  # type: ignore[no-untyped-call]
+    plugin.map_to_openapi_type(Flag, "boolean", None)  # type: ignore[no-untyped-call]
     plugin.converter.add_attribute_function(_whole_number_bounds)  # type: ignore[union-attr]
     for name, schema in (
         ("CheckoutRequest", CheckoutRequestSchema),

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as BaseResponse
 from flask_babel import get_locale, gettext
 
 from ..cards import BRAND_NAMES, client_rules
@@ -61,7 +62,7 @@ def _origin(url: str) -> str:
 @bp.route("/pay", methods=["GET", "POST"])
 @limits.page_lookups
 @limits.unknown_tokens
-def show() -> Response | str | tuple[str, int]:
+def show() -> BaseResponse | str | tuple[str, int]:
     """The platform sends the shopper here by GET (?paymenttoken=) or POST (form field)."""
     payment = _session_or_404(request.values.get("paymenttoken", ""))
     events.page_viewed(services().db, payment.id)
@@ -93,7 +94,7 @@ def admitted(view: Callable[[], ResponseReturnValue]) -> Callable[[], ResponseRe
 @admitted
 @limits.unknown_tokens
 @limits.card_attempts
-def submit() -> Response | str | tuple[str, int]:
+def submit() -> BaseResponse | str | tuple[str, int]:
     payment = _checked_session()
     limits.check_store(payment.store_key)
     form = {name: request.form.get(name, "") for name in ("card_number", "expiry", "cvc", "holder")}
@@ -103,7 +104,7 @@ def submit() -> Response | str | tuple[str, int]:
 
 @bp.post("/pay/cancel")
 @limits.unknown_tokens
-def cancel_payment() -> Response | str | tuple[str, int]:
+def cancel_payment() -> BaseResponse | str | tuple[str, int]:
     payment = _checked_session()
     if cancel(services(), payment) or payment.state == SessionState.CANCELLED.value:
         return redirect(payment.cancel_url, 303)
@@ -113,7 +114,7 @@ def cancel_payment() -> Response | str | tuple[str, int]:
 @bp.get("/pay/status")
 @limits.page_lookups
 @limits.unknown_tokens
-def status() -> Response | str | tuple[str, int]:
+def status() -> BaseResponse | str | tuple[str, int]:
     """The "confirming with the store" page polls here; a due notification is retried on the way."""
     payment = _session_or_404(request.args.get("paymenttoken", ""))
     notification = payment.notification
@@ -140,7 +141,7 @@ def _unconfirmed(payment: PaymentSession) -> bool:
             and notification.state == NotificationState.DEAD.value)
 
 
-def _render_state(payment: PaymentSession, result: SubmitResult) -> Response | str | tuple[str, int]:
+def _render_state(payment: PaymentSession, result: SubmitResult) -> BaseResponse | str | tuple[str, int]:
     state = payment.state
     if state == SessionState.COMPLETED.value:
         return redirect(payment.return_url, 303)
