@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, insert, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..console.models import PaymentEvent
+from ..models import PaymentEvent
 from ..models import utcnow
 from .metrics import CHARGES, CHECKOUTS, DEAD_LETTERS, NOTIFICATION_ATTEMPTS, STORE_SECONDS
 
