@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from ..models import LedgerEntry, LedgerKind, LedgerOutcome, Transaction, utcnow
@@ -56,13 +56,16 @@ def lock_transaction(session: Session, transaction_id: int) -> Transaction:
 
 
 def balance(session: Session, transaction: Transaction) -> Balance:
-    """The refunds come from the charge's kept total; a void is rare enough to be looked up."""
-    void = session.scalar(
-        select(LedgerEntry.id)
-        .where(LedgerEntry.transaction_id == transaction.id, LedgerEntry.kind == VOID, LedgerEntry.outcome.in_(HOLDS_MONEY))
-        .limit(1)
-    )
-    return Balance(captured=transaction.amount, refunded=transaction.refunded, voided=void is not None)
+    """The refunds are the charge's kept total, read from the database in this session's transaction
+    (``transaction`` may come from an earlier one); whether it is voided is derived from its entries."""
+    refunded, voided = session.execute(
+        select(
+            Transaction.refunded,
+            exists().where(LedgerEntry.transaction_id == Transaction.id, LedgerEntry.kind == VOID,
+                           LedgerEntry.outcome.in_(HOLDS_MONEY)),
+        ).where(Transaction.id == transaction.id)
+    ).one()
+    return Balance(captured=transaction.amount, refunded=refunded, voided=bool(voided))
 
 
 def _hold(session: Session, transaction: Transaction, amount: int) -> None:
