@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from gateway.console.models import AuditRecord, ConsoleSession
+from gateway.models import AuditRecord, ConsoleSession
 from gateway.models import LedgerEntry, Notification, utcnow
 
 from .console_helpers import (

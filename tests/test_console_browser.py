@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from gateway.console.models import AuditRecord
+from gateway.models import AuditRecord
 from gateway.models import LedgerEntry, Notification
 
 from .browser import launch, screenshot

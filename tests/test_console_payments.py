@@ -8,7 +8,7 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
-from gateway.console.models import PaymentEvent
+from gateway.models import PaymentEvent
 from gateway.models import Notification, PaymentSession, Transaction, utcnow
 from gateway.observability import events
 

@@ -77,7 +77,7 @@ def test_partial_refunds_add_up_and_cannot_exceed_the_charge(client, services, p
         type="refund", transactionid=paid, amounttotal=1, is_full_refund=False, randomkey="part-after"))
     assert again["approved"] == 0 and "fully refunded" in again["errormessage"]
     with services.db.transaction() as session:
-        assert session.scalars(select(Transaction)).one().amount_refunded == 12312
+        assert session.scalars(select(Transaction)).one().refunded == 12312
         assert session.scalars(select(SandboxCharge)).one().refunded == 12312
 
 

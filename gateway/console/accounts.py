@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..models import utcnow
 from ..services import Services
 from . import audit
-from .models import ROLES, ConsoleAccount, ConsoleSession, LoginFailure
+from ..models import ROLES, ConsoleAccount, ConsoleSession, LoginFailure
 
 HASHER = PasswordHasher()
 # Verifying against this keeps an unknown username as slow as a wrong password.

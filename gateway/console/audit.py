@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import utcnow
-from .models import AuditRecord
+from ..models import AuditRecord
 
 
 def record(session: Session, actor: str, action: str, target: str = "", reason: str = "", outcome: str = "",

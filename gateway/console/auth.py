@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 
 from ..models import utcnow
 from ..services import Services
-from .models import OPERATOR, ConsoleAccount, ConsoleSession
+from ..models import OPERATOR, ConsoleAccount, ConsoleSession
 
 COOKIE = "gateway_console"
 LOGIN_COOKIE = "gateway_console_login"

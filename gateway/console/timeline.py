@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from ..models import Notification, PaymentSession, Transaction
 from ..money import format_money
 from ..services import Services
-from .models import AuditRecord, PaymentEvent
+from ..models import AuditRecord, PaymentEvent
 
 
 @dataclass(frozen=True)

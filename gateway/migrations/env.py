@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 from gateway.config import load_settings
 from gateway.db import make_engine
@@ -11,16 +12,32 @@ config = context.config
 url = config.get_main_option("sqlalchemy.url") or load_settings().database_url
 
 
+def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    """SQLite's own way to rebuild a table (what batch migrations do) with rows other tables reference:
+    foreign keys off outside the transaction, checked inside it before commit. Otherwise dropping the
+    old copy counts as breaking every reference to it."""
+    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+
+
 def run_migrations_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=False)
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=sqlite,
         )
-        with context.begin_transaction():
-            context.run_migrations()
+        try:
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite and (broken := connection.exec_driver_sql("PRAGMA foreign_key_check").first()):
+                    raise RuntimeError(f"the migration broke a foreign key: {tuple(broken)}")
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=True)
     engine.dispose()
 
 

@@ -8,9 +8,8 @@ from typing import Any
 from sqlalchemy import func, insert, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..console.models import PaymentEvent
 from ..db import Database
-from ..models import utcnow
+from ..models import PaymentEvent, utcnow
 from .metrics import CHARGES, CHECKOUTS, DEAD_LETTERS, NOTIFICATION_ATTEMPTS, STORE_SECONDS
 
 log = logging.getLogger(__name__)

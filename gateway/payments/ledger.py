@@ -4,21 +4,26 @@ A void or refund is written to the ledger as ``pending`` in one short transactio
 charge's row lock; only then is the processor called, and the entry settled afterwards. Pending and
 unknown entries count against what is left, so two requests at the same moment can never together
 move more than was captured, and no lock is held across a network call.
+
+``Transaction.refunded`` is the sum of the charge's refund entries that hold money (pending,
+unknown or approved). Every function here that changes that sum changes the column in the same
+database transaction, under the charge's row lock, so the database's CHECK (refunded <= amount)
+guards the total even against a bug here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from ..models import LedgerEntry, LedgerOutcome, Transaction, utcnow
+from ..models import LedgerEntry, LedgerKind, LedgerOutcome, Transaction, utcnow
 from ..money import format_money
 from ..processors.base import AdjustmentRefused
 from .states import LEDGER
 
-SALE, VOID, REFUND = "sale", "void", "refund"
+SALE, VOID, REFUND = LedgerKind.SALE, LedgerKind.VOID, LedgerKind.REFUND
 APPROVED, PENDING = LedgerOutcome.APPROVED.value, LedgerOutcome.PENDING.value
 DECLINED, UNKNOWN = LedgerOutcome.DECLINED.value, LedgerOutcome.UNKNOWN.value
 HOLDS_MONEY = (APPROVED, PENDING, UNKNOWN)
@@ -51,14 +56,23 @@ def lock_transaction(session: Session, transaction_id: int) -> Transaction:
 
 
 def balance(session: Session, transaction: Transaction) -> Balance:
-    entries = session.scalars(
-        select(LedgerEntry).where(LedgerEntry.transaction_id == transaction.id, LedgerEntry.outcome.in_(HOLDS_MONEY))
-    ).all()
-    return Balance(
-        captured=transaction.amount,
-        refunded=sum(entry.amount for entry in entries if entry.kind == REFUND),
-        voided=any(entry.kind == VOID for entry in entries),
-    )
+    """The refunds are the charge's kept total, read from the database in this session's transaction
+    (``transaction`` may come from an earlier one); whether it is voided is derived from its entries."""
+    refunded, voided = session.execute(
+        select(
+            Transaction.refunded,
+            exists().where(LedgerEntry.transaction_id == Transaction.id, LedgerEntry.kind == VOID,
+                           LedgerEntry.outcome.in_(HOLDS_MONEY)),
+        ).where(Transaction.id == transaction.id)
+    ).one()
+    return Balance(captured=transaction.amount, refunded=refunded, voided=bool(voided))
+
+
+def _hold(session: Session, transaction: Transaction, amount: int) -> None:
+    """Add ``amount`` (negative to release it) to the refunds the charge holds; the caller has its lock.
+    Flushed at once, so the database's CHECK refuses a wrong total here rather than at commit."""
+    transaction.refunded += amount
+    session.flush()
 
 
 def unsettled_entry(session: Session, transaction_id: int) -> LedgerEntry | None:
@@ -70,7 +84,7 @@ def unsettled_entry(session: Session, transaction_id: int) -> LedgerEntry | None
     ).first()
 
 
-def reserve(session: Session, transaction_id: int, kind: str, amount: int, request_key: str | None = None) -> LedgerEntry:
+def reserve(session: Session, transaction_id: int, kind: LedgerKind | str, amount: int, request_key: str | None = None) -> LedgerEntry:
     """Record a pending void or refund under the charge's lock, or refuse it with the reason."""
     transaction = lock_transaction(session, transaction_id)
     current = balance(session, transaction)
@@ -91,14 +105,17 @@ def reserve(session: Session, transaction_id: int, kind: str, amount: int, reque
     )
     session.add(entry)
     session.flush()
+    if kind == REFUND:
+        _hold(session, transaction, amount)
     return entry
 
 
 def settle(session: Session, entry_id: int, outcome: str, processor_ref: str | None = None, message: str = "") -> LedgerEntry:
-    """Record what the processor did with a reserved entry and keep the charge's totals in step.
+    """Record what the processor did with a reserved entry and keep the charge's refunded total in step.
 
     A compare-and-set from pending/unknown: if an operator already resolved the entry, the
-    processor's answer is not lost; when it contradicts the resolution, the entry needs attention."""
+    processor's answer is not lost; when it contradicts the resolution, the entry needs attention
+    (and the total stays as the operator's resolution left it: only the winning move changes it)."""
     entry = session.get(LedgerEntry, entry_id)
     assert entry is not None
     transaction = lock_transaction(session, entry.transaction_id)
@@ -112,10 +129,8 @@ def settle(session: Session, entry_id: int, outcome: str, processor_ref: str | N
             entry.attention = (f"the processor answered {outcome} ({processor_ref or message}) after this entry "
                                f"was recorded {entry.outcome}: check the processor and correct the books")[:2000]
         return entry
-    if outcome == APPROVED and entry.kind == VOID:
-        transaction.voided = True
-    if outcome == APPROVED and entry.kind == REFUND:
-        transaction.amount_refunded += entry.amount
+    if target is LedgerOutcome.DECLINED and entry.kind == REFUND:
+        _hold(session, transaction, -entry.amount)  # pending or unknown held it; declined does not
     return entry
 
 

@@ -1,15 +1,22 @@
-"""Tables of the operator console: accounts, their sessions, failed logins and the audit log."""
+"""Tables of the operator console: accounts, their sessions, failed logins, the audit log and payment events."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Optional
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..models import Base, UTCDateTime, utcnow
+from .base import Base, UTCDateTime, checked_enum, utcnow
 
-VIEWER, OPERATOR = "viewer", "operator"
+
+class Role(StrEnum):
+    VIEWER = "viewer"  # reads everything, changes nothing
+    OPERATOR = "operator"  # may also act on payments and accounts
+
+
+VIEWER, OPERATOR = Role.VIEWER, Role.OPERATOR
 ROLES = (VIEWER, OPERATOR)
 
 
@@ -21,7 +28,7 @@ class ConsoleAccount(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
-    role: Mapped[str] = mapped_column(String(10))
+    role: Mapped[Role] = mapped_column(checked_enum(Role, "ck_console_accounts_role", 10))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     totp_sealed: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     totp_last_step: Mapped[int] = mapped_column(Integer, default=0)

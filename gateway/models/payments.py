@@ -1,41 +1,23 @@
-"""Tables of the gateway. Money is always an integer number of minor units."""
+"""The payment itself: the session, its charge, every money movement on it, and post-order requests.
+
+Money is always an integer number of minor units, and the database refuses an amount or a count
+that cannot be right (see the ``ck_`` constraints), whatever code writes it."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from enum import Enum
-from typing import Any, Optional
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .base import Base, UTCDateTime, checked_enum, utcnow
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on both engines (SQLite forgets the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime")
-        return value.astimezone(timezone.utc) if value is not None else None
-
-    def process_result_value(self, value: Optional[datetime], dialect: Any) -> Optional[datetime]:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value
+if TYPE_CHECKING:
+    from .notifications import Notification
 
 
-class Base(DeclarativeBase):
-    pass
-
-
-class SessionState(str, Enum):
+class SessionState(StrEnum):
     OPEN = "open"  # waiting for the shopper's card
     AUTHORIZING = "authorizing"  # one charge attempt is in flight; nobody else may start one
     APPROVED = "approved"  # charged; the store has not yet confirmed the order
@@ -48,14 +30,20 @@ class SessionState(str, Enum):
 PAID_STATES = (SessionState.APPROVED.value, SessionState.COMPLETED.value)
 
 
-class LedgerOutcome(str, Enum):
+class LedgerKind(StrEnum):
+    SALE = "sale"  # the charge itself
+    VOID = "void"
+    REFUND = "refund"
+
+
+class LedgerOutcome(StrEnum):
     PENDING = "pending"  # reserved; the processor call is (or was, if its process died) in flight
     APPROVED = "approved"
     DECLINED = "declined"
     UNKNOWN = "unknown"  # nobody knows whether the processor did it: holds its amount until resolved
 
 
-class PostOrderState(str, Enum):
+class PostOrderState(StrEnum):
     PROCESSING = "processing"  # claimed by one request; a crashed claim is taken over once stale
     ANSWERED = "answered"
 
@@ -64,7 +52,17 @@ class PaymentSession(Base):
     """One CheckoutRequest and the shopper's way through the hosted page."""
 
     __tablename__ = "payment_sessions"
-    __table_args__ = (UniqueConstraint("store_key", "orderid", "randomkey", name="uq_session_request"),)
+    __table_args__ = (
+        UniqueConstraint("store_key", "orderid", "randomkey", name="uq_session_request"),
+        # The CheckoutRequest schema accepts amounttotal from 1: nothing is charged for nothing.
+        CheckConstraint("amount_total > 0", name="ck_payment_sessions_amount_total"),
+        CheckConstraint("tax_total >= 0", name="ck_payment_sessions_tax_total"),
+        CheckConstraint("shipping_total >= 0", name="ck_payment_sessions_shipping_total"),
+        CheckConstraint("discount >= 0", name="ck_payment_sessions_discount"),
+        CheckConstraint("attempt >= 0", name="ck_payment_sessions_attempt"),
+        CheckConstraint("decline_count >= 0", name="ck_payment_sessions_decline_count"),
+        CheckConstraint("failures >= 0", name="ck_payment_sessions_failures"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token: Mapped[str] = mapped_column(String(64), unique=True)
@@ -88,7 +86,9 @@ class PaymentSession(Base):
     credentials_sealed: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     credentials_fingerprint: Mapped[str] = mapped_column(String(64))
     test_mode: Mapped[bool] = mapped_column(Boolean, default=False)
-    state: Mapped[str] = mapped_column(String(20), default=SessionState.OPEN.value, index=True)
+    state: Mapped[SessionState] = mapped_column(
+        checked_enum(SessionState, "ck_payment_sessions_state", 20), default=SessionState.OPEN.value, index=True
+    )
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     decline_count: Mapped[int] = mapped_column(Integer, default=0)
     last_decline: Mapped[str] = mapped_column(Text, default="")
@@ -117,7 +117,12 @@ class Transaction(Base):
     """An approved charge at the processor; the store knows it by ``processor_txn_id``."""
 
     __tablename__ = "transactions"
-    __table_args__ = (UniqueConstraint("processor", "processor_txn_id", name="uq_transaction_processor_id"),)
+    __table_args__ = (
+        UniqueConstraint("processor", "processor_txn_id", name="uq_transaction_processor_id"),
+        CheckConstraint("amount > 0", name="ck_transactions_amount"),
+        # Never more refunded (or held for a refund) than was captured, whatever the code does.
+        CheckConstraint("refunded >= 0 AND refunded <= amount", name="ck_transactions_refunded"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("payment_sessions.id"), unique=True)
@@ -127,8 +132,9 @@ class Transaction(Base):
     invoice: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
     amount: Mapped[int] = mapped_column(BigInteger)
-    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
-    voided: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The sum of this charge's refund entries that hold money (pending, unknown or approved), kept in
+    # step by gateway.payments.ledger in the same database transaction as every ledger move.
+    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     card_brand: Mapped[str] = mapped_column(String(20))
     card_last4: Mapped[str] = mapped_column(String(4))
     card_exp_month: Mapped[int] = mapped_column(Integer)
@@ -146,12 +152,13 @@ class LedgerEntry(Base):
     """Every money movement on a transaction, successful or not."""
 
     __tablename__ = "ledger_entries"
+    __table_args__ = (CheckConstraint("amount > 0", name="ck_ledger_entries_amount"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(10))  # sale, void, refund
+    kind: Mapped[LedgerKind] = mapped_column(checked_enum(LedgerKind, "ck_ledger_entries_kind", 10))
     amount: Mapped[int] = mapped_column(BigInteger)
-    outcome: Mapped[str] = mapped_column(String(10))  # approved, declined, error
+    outcome: Mapped[LedgerOutcome] = mapped_column(checked_enum(LedgerOutcome, "ck_ledger_entries_outcome", 10))
     processor_ref: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     request_key: Mapped[Optional[str]] = mapped_column(String(128), nullable=True)
@@ -171,98 +178,9 @@ class PostOrderRequest(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     orderid: Mapped[int] = mapped_column(BigInteger)
     randomkey: Mapped[str] = mapped_column(String(128))
-    state: Mapped[str] = mapped_column(String(12), default=PostOrderState.PROCESSING.value)
+    state: Mapped[PostOrderState] = mapped_column(
+        checked_enum(PostOrderState, "ck_post_order_requests_state", 12), default=PostOrderState.PROCESSING.value
+    )
     response: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     claimed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True, default=utcnow)
-
-
-class NotificationState(str, Enum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    DEAD = "dead"
-
-
-class Notification(Base):
-    """The CompleteOrderRequest for a session: an outbox row written with the payment outcome."""
-
-    __tablename__ = "notifications"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("payment_sessions.id"), unique=True)
-    url: Mapped[str] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(12), default=NotificationState.PENDING.value, index=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-    claimed_until: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
-    # Fencing token: each claim increments it, and only the holder of the latest claim may write.
-    lease: Mapped[int] = mapped_column(Integer, default=0)
-    processed: Mapped[Optional[bool]] = mapped_column(Boolean, nullable=True)
-    response_errorcode: Mapped[str] = mapped_column(String(64), default="")
-    response_errormessage: Mapped[str] = mapped_column(Text, default="")
-    last_error: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    delivered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
-
-    session: Mapped[PaymentSession] = relationship(back_populates="notification")
-    attempt_log: Mapped[list["NotificationAttempt"]] = relationship(order_by="NotificationAttempt.id")
-
-
-class NotificationAttempt(Base):
-    __tablename__ = "notification_attempts"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), index=True)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
-    http_status: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
-    response_snippet: Mapped[str] = mapped_column(Text, default="")
-    error: Mapped[str] = mapped_column(Text, default="")
-
-
-class SandboxCharge(Base):
-    """The sandbox processor's own book of charges, so voids and refunds survive a restart."""
-
-    __tablename__ = "sandbox_charges"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    reference: Mapped[str] = mapped_column(String(128), unique=True)
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    card_brand: Mapped[str] = mapped_column(String(20))
-    card_last4: Mapped[str] = mapped_column(String(4))
-    voided: Mapped[bool] = mapped_column(Boolean, default=False)
-    refunded: Mapped[int] = mapped_column(BigInteger, default=0)
-    settles_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class StoreProfile(Base):
-    """How a store is shown to its shoppers; stores are told apart by their notification host."""
-
-    __tablename__ = "store_profiles"
-
-    store_key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    display_name: Mapped[str] = mapped_column(String(120))
-    logo_url: Mapped[str] = mapped_column(Text, default="")
-    support_email: Mapped[str] = mapped_column(String(254), default="")
-    support_phone: Mapped[str] = mapped_column(String(40), default="")
-    support_url: Mapped[str] = mapped_column(Text, default="")
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class SeenRequest(Base):
-    """Every randomkey a signed request from the platform has used: each is accepted once.
-
-    The protocol's md5 signature covers only a few fields and carries no time, so a captured
-    request could otherwise be sent again, or with its unsigned fields changed, forever.
-    """
-
-    __tablename__ = "seen_requests"
-
-    randomkey: Mapped[str] = mapped_column(String(128), primary_key=True)
-    endpoint: Mapped[str] = mapped_column(String(16))
-    digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-from .console import models as _console_models  # noqa: E402,F401  (console tables, for Alembic and tests)

@@ -1,0 +1,31 @@
+"""Tables of the gateway, one module per subject; every public name is re-exported here.
+
+Money is always an integer number of minor units. Nothing in this package imports from the rest
+of the gateway, so any module may import the tables without a cycle."""
+from __future__ import annotations
+
+from .base import Base, UTCDateTime, checked_enum, utcnow
+from .console import OPERATOR, ROLES, VIEWER, AuditRecord, ConsoleAccount, ConsoleSession, LoginFailure, PaymentEvent, Role
+from .notifications import Notification, NotificationAttempt, NotificationState
+from .payments import (
+    PAID_STATES,
+    LedgerEntry,
+    LedgerKind,
+    LedgerOutcome,
+    PaymentSession,
+    PostOrderRequest,
+    PostOrderState,
+    SessionState,
+    Transaction,
+)
+from .replay import Endpoint, SeenRequest
+from .sandbox import SandboxCharge
+from .stores import StoreProfile
+
+__all__ = [
+    "OPERATOR", "PAID_STATES", "ROLES", "VIEWER",
+    "AuditRecord", "Base", "ConsoleAccount", "ConsoleSession", "Endpoint", "LedgerEntry", "LedgerKind",
+    "LedgerOutcome", "LoginFailure", "Notification", "NotificationAttempt", "NotificationState",
+    "PaymentEvent", "PaymentSession", "PostOrderRequest", "PostOrderState", "Role", "SandboxCharge",
+    "SeenRequest", "SessionState", "StoreProfile", "Transaction", "UTCDateTime", "checked_enum", "utcnow",
+]

@@ -1,0 +1,327 @@
+"""The database guards money: each named CHECK refuses a bad row whatever code writes it, on both
+engines; migration 0007 keeps existing money as it was; ``transactions.refunded`` stays in step."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.db import make_engine
+from gateway.migrate import alembic_config, upgrade
+from gateway.models import (
+    Base,
+    ConsoleAccount,
+    LedgerEntry,
+    LedgerKind,
+    LedgerOutcome,
+    Notification,
+    PaymentSession,
+    PostOrderRequest,
+    SandboxCharge,
+    SeenRequest,
+    SessionState,
+    Transaction,
+    utcnow,
+)
+from gateway.payments import ledger
+
+from .flow_helpers import wipe_database
+
+
+@pytest.fixture
+def engine(clean_database: str) -> Iterator[Engine]:
+    engine = make_engine(clean_database)
+    yield engine
+    engine.dispose()
+
+
+def session_row(orderid: int = 1) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "token": f"tok{orderid}", "store_key": "example.com", "orderid": orderid, "invoice": f"INV{orderid}",
+        "randomkey": f"rk{orderid}", "currency": "USD", "amount_total": 1000, "tax_total": 0, "shipping_total": 0,
+        "discount": 0, "email": "", "billing": {}, "shipping": {}, "items": [], "cancel_url": "https://s/c",
+        "error_url": "https://s/e", "notification_url": "https://s/n", "return_url": "https://s/r",
+        "credentials_fingerprint": "f" * 64, "test_mode": True, "state": "approved", "attempt": 1,
+        "decline_count": 0, "last_decline": "", "card_brand": "visa", "card_last4": "1111", "error_code": "",
+        "error_message": "", "attention": "", "failures": 0, "expires_at": now + timedelta(hours=1),
+        "created_at": now, "updated_at": now,
+    }
+
+
+def transaction_row(session_id: int, amount: int = 1000) -> dict[str, Any]:
+    return {
+        "session_id": session_id, "processor": "sandbox", "processor_txn_id": f"sbx_{session_id}", "orderid": 1,
+        "invoice": "INV1", "currency": "USD", "amount": amount, "card_brand": "visa", "card_last4": "1111",
+        "card_exp_month": 12, "card_exp_year": 2030, "test_mode": True, "credentials_fingerprint": "f" * 64,
+        "lock_version": 0, "created_at": utcnow(),
+    }
+
+
+def entry_row(transaction_id: int, kind: str, amount: int, outcome: str) -> dict[str, Any]:
+    return {"transaction_id": transaction_id, "kind": kind, "amount": amount, "outcome": outcome, "message": "",
+            "attention": "", "created_at": utcnow()}
+
+
+def charged(engine: Engine, amount: int = 1000) -> tuple[int, int]:
+    """A paid session with its charge and sale entry, written with plain strings as the pay path does."""
+    with engine.begin() as connection:
+        session_id = connection.execute(PaymentSession.__table__.insert().returning(PaymentSession.__table__.c.id),
+                                        session_row()).scalar_one()
+        transaction_id = connection.execute(Transaction.__table__.insert().returning(Transaction.__table__.c.id),
+                                            transaction_row(session_id, amount)).scalar_one()
+        connection.execute(LedgerEntry.__table__.insert(), entry_row(transaction_id, "sale", amount, "approved"))
+    return session_id, transaction_id
+
+
+@pytest.fixture
+def rows(engine: Engine) -> dict[str, Any]:
+    """One valid row in every guarded table; each test then breaks one value with raw SQL."""
+    session_id, transaction_id = charged(engine)
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(Notification.__table__.insert(), {
+            "session_id": session_id, "url": "https://s/n", "payload": {}, "next_attempt_at": now, "lease": 0})
+        connection.execute(PostOrderRequest.__table__.insert(), {"orderid": 1, "randomkey": "rk-refund"})
+        connection.execute(SandboxCharge.__table__.insert(), {
+            "id": "sbx_1", "reference": "r1", "amount": 1000, "currency": "USD", "card_brand": "visa",
+            "card_last4": "1111", "voided": False, "refunded": 0, "settles_at": now, "created_at": now})
+        connection.execute(SeenRequest.__table__.insert(), {"randomkey": "rk1", "endpoint": "checkout",
+                                                            "digest": "d", "created_at": now})
+        connection.execute(ConsoleAccount.__table__.insert(), {"username": "ann", "password_hash": "x",
+                                                               "role": "viewer", "active": True, "totp_last_step": 0})
+        entry_id = connection.scalar(sa.select(sa.func.max(LedgerEntry.id)))
+        notification_id = connection.scalar(sa.select(sa.func.max(Notification.id)))
+        post_order_id = connection.scalar(sa.select(sa.func.max(PostOrderRequest.id)))
+        account_id = connection.scalar(sa.select(sa.func.max(ConsoleAccount.id)))
+    return {"payment_sessions": session_id, "transactions": transaction_id, "ledger_entries": entry_id,
+            "notifications": notification_id, "post_order_requests": post_order_id, "sandbox_charges": "sbx_1",
+            "seen_requests": "rk1", "console_accounts": account_id}
+
+
+def refuses(engine: Engine, rows: dict[str, Any], constraint: str, table: str, assignment: str) -> None:
+    """A raw UPDATE setting ``assignment`` on the table's row is refused, naming ``constraint``."""
+    key = {"seen_requests": "randomkey"}.get(table, "id")
+    with pytest.raises(IntegrityError) as refused:
+        with engine.begin() as connection:
+            connection.execute(sa.text(f"UPDATE {table} SET {assignment} WHERE {key} = :key"), {"key": rows[table]})
+    assert constraint in str(refused.value)
+
+
+def test_ck_payment_sessions_state(engine, rows):
+    refuses(engine, rows, "ck_payment_sessions_state", "payment_sessions", "state = 'paid'")
+
+
+def test_ck_payment_sessions_amount_total(engine, rows):
+    """The CheckoutRequest schema accepts amounttotal from 1, and so does the database."""
+    refuses(engine, rows, "ck_payment_sessions_amount_total", "payment_sessions", "amount_total = 0")
+    refuses(engine, rows, "ck_payment_sessions_amount_total", "payment_sessions", "amount_total = -1")
+
+
+def test_ck_payment_sessions_tax_total(engine, rows):
+    refuses(engine, rows, "ck_payment_sessions_tax_total", "payment_sessions", "tax_total = -1")
+
+
+def test_ck_payment_sessions_shipping_total(engine, rows):
+    refuses(engine, rows, "ck_payment_sessions_shipping_total", "payment_sessions", "shipping_total = -1")
+
+
+def test_ck_payment_sessions_discount(engine, rows):
+    refuses(engine, rows, "ck_payment_sessions_discount", "payment_sessions", "discount = -1")
+
+
+def test_ck_payment_sessions_attempt(engine, rows):
+    refuses(engine, rows, "ck_payment_sessions_attempt", "payment_sessions", "attempt = -1")
+
+
+def test_ck_payment_sessions_decline_count(engine, rows):
+    refuses(engine, rows, "ck_payment_sessions_decline_count", "payment_sessions", "decline_count = -1")
+
+
+def test_ck_payment_sessions_failures(engine, rows):
+    refuses(engine, rows, "ck_payment_sessions_failures", "payment_sessions", "failures = -1")
+
+
+def test_ck_transactions_amount(engine, rows):
+    refuses(engine, rows, "ck_transactions_amount", "transactions", "amount = 0")
+
+
+def test_ck_transactions_refunded(engine, rows):
+    """Refunded never above captured, and never below nothing."""
+    refuses(engine, rows, "ck_transactions_refunded", "transactions", "refunded = amount + 1")
+    refuses(engine, rows, "ck_transactions_refunded", "transactions", "refunded = -1")
+    with engine.begin() as connection:  # the whole amount is fine
+        connection.execute(sa.text("UPDATE transactions SET refunded = amount WHERE id = :id"),
+                           {"id": rows["transactions"]})
+
+
+def test_ck_ledger_entries_kind(engine, rows):
+    refuses(engine, rows, "ck_ledger_entries_kind", "ledger_entries", "kind = 'chargeback'")
+
+
+def test_ck_ledger_entries_outcome(engine, rows):
+    refuses(engine, rows, "ck_ledger_entries_outcome", "ledger_entries", "outcome = 'error'")
+
+
+def test_ck_ledger_entries_amount(engine, rows):
+    refuses(engine, rows, "ck_ledger_entries_amount", "ledger_entries", "amount = 0")
+
+
+def test_ck_post_order_requests_state(engine, rows):
+    refuses(engine, rows, "ck_post_order_requests_state", "post_order_requests", "state = 'done'")
+
+
+def test_ck_notifications_state(engine, rows):
+    refuses(engine, rows, "ck_notifications_state", "notifications", "state = 'sent'")
+
+
+def test_ck_notifications_attempts(engine, rows):
+    refuses(engine, rows, "ck_notifications_attempts", "notifications", "attempts = -1")
+
+
+def test_ck_notifications_lease(engine, rows):
+    refuses(engine, rows, "ck_notifications_lease", "notifications", "lease = -1")
+
+
+def test_ck_sandbox_charges_amount(engine, rows):
+    refuses(engine, rows, "ck_sandbox_charges_amount", "sandbox_charges", "amount = 0")
+
+
+def test_ck_sandbox_charges_refunded(engine, rows):
+    refuses(engine, rows, "ck_sandbox_charges_refunded", "sandbox_charges", "refunded = amount + 1")
+    refuses(engine, rows, "ck_sandbox_charges_refunded", "sandbox_charges", "refunded = -1")
+
+
+def test_ck_seen_requests_endpoint(engine, rows):
+    refuses(engine, rows, "ck_seen_requests_endpoint", "seen_requests", "endpoint = 'refund'")
+
+
+def test_ck_console_accounts_role(engine, rows):
+    refuses(engine, rows, "ck_console_accounts_role", "console_accounts", "role = 'admin'")
+
+
+def test_a_bad_value_is_refused_on_insert_too(engine, rows):
+    """A Core insert with a plain string reaches the database unchanged, and the CHECK stops it there."""
+    with pytest.raises(IntegrityError, match="ck_ledger_entries_kind"):
+        with engine.begin() as connection:
+            connection.execute(LedgerEntry.__table__.insert(), entry_row(rows["transactions"], "chargeback", 1, "approved"))
+
+
+def test_plain_strings_written_read_back_as_equal_enum_members(engine, rows):
+    with engine.begin() as connection:
+        connection.execute(sa.update(PaymentSession).where(PaymentSession.id == rows["payment_sessions"])
+                           .values(state=SessionState.COMPLETED.value))
+    with Session(engine) as session:
+        payment = session.get(PaymentSession, rows["payment_sessions"])
+        entry = session.get(LedgerEntry, rows["ledger_entries"])
+        assert payment.state == "completed" and payment.state is SessionState.COMPLETED
+        assert (entry.kind, entry.outcome) == ("sale", "approved") and entry.kind is LedgerKind.SALE
+        assert f"{entry.kind}/{entry.outcome}" == "sale/approved"  # as the console renders them
+
+
+def test_models_and_migrated_schema_agree(engine):
+    """Autogenerate sees nothing to do, and every named CHECK of the models exists in the database."""
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+        inspector = sa.inspect(connection)
+        for table in Base.metadata.sorted_tables:
+            wanted = {c.name for c in table.constraints if isinstance(c, sa.CheckConstraint)}
+            assert wanted <= {c["name"] for c in inspector.get_check_constraints(table.name)}, table.name
+
+
+def holding_refunds(session: Session, transaction_id: int) -> int:
+    return session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0)).where(
+            LedgerEntry.transaction_id == transaction_id, LedgerEntry.kind == LedgerKind.REFUND,
+            LedgerEntry.outcome.in_(ledger.HOLDS_MONEY))
+    )
+
+
+def test_refunded_stays_the_sum_of_holding_refund_entries(engine):
+    _, transaction_id = charged(engine)
+
+    def step(move, expected: int) -> LedgerEntry:  # type: ignore[no-untyped-def]
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            result = move(session)
+        with Session(engine) as session:
+            transaction = session.get(Transaction, transaction_id)
+            assert transaction.refunded == holding_refunds(session, transaction_id) == expected
+            assert ledger.balance(session, transaction).refunded == expected
+        return result
+
+    reserve = lambda amount: lambda s: ledger.reserve(s, transaction_id, ledger.REFUND, amount)  # noqa: E731
+    first = step(reserve(300), 300)  # pending holds
+    step(lambda s: ledger.settle(s, first.id, ledger.DECLINED), 0)  # declined releases
+    second = step(reserve(500), 500)
+    step(lambda s: ledger.settle(s, second.id, ledger.UNKNOWN, message="timeout"), 500)  # unknown still holds
+    step(lambda s: ledger.resolve(s, second.id, False, "not at the processor"), 0)  # operator: it did not happen
+    third = step(reserve(400), 400)
+    step(lambda s: ledger.mark_unknown(s, third.id, "process died"), 400)
+    step(lambda s: ledger.resolve(s, third.id, True, "refunded at the processor"), 400)  # approved keeps it
+    fourth = step(reserve(200), 600)
+    step(lambda s: ledger.settle(s, fourth.id, ledger.APPROVED, "ref"), 600)
+    # The operator resolves first; the processor's late answer loses and moves no total.
+    fifth = step(reserve(100), 700)
+    step(lambda s: ledger.mark_unknown(s, fifth.id, "process died"), 700)
+    step(lambda s: ledger.resolve(s, fifth.id, False, "not there"), 600)
+    late = step(lambda s: ledger.settle(s, fifth.id, ledger.APPROVED, "late"), 600)
+    assert late.outcome == LedgerOutcome.DECLINED and "correct the books" in late.attention
+    sixth = step(reserve(400), 1000)  # exactly what is left
+    step(lambda s: ledger.settle(s, sixth.id, ledger.APPROVED, "ref"), 1000)
+    with pytest.raises(ledger.AdjustmentRefused):
+        step(reserve(1), 1000)
+
+
+def test_migration_0007_keeps_money_and_goes_back(clean_database: str):
+    """From 0006 with a partly refunded and a voided charge: up keeps the refunded total, down restores the old columns."""
+    config = alembic_config(clean_database)
+    command.downgrade(config, "0006")
+    engine = make_engine(clean_database)
+    old_transactions = sa.table("transactions", *(sa.column(name) for name in (
+        *transaction_row(0), "amount_refunded", "voided")), sa.column("id"))
+    try:
+        with engine.begin() as connection:
+            ids = []
+            for orderid, voided in ((1, False), (2, True)):
+                session_id = connection.execute(PaymentSession.__table__.insert().returning(PaymentSession.__table__.c.id),
+                                                session_row(orderid)).scalar_one()
+                ids.append(connection.execute(old_transactions.insert().returning(old_transactions.c.id), {
+                    **transaction_row(session_id), "amount_refunded": 0 if voided else 300, "voided": voided,
+                }).scalar_one())
+            refunded, voided_id = ids
+            for kind, amount, outcome in (("sale", 1000, "approved"), ("refund", 300, "approved"),
+                                          ("refund", 200, "declined"), ("refund", 100, "unknown")):
+                connection.execute(LedgerEntry.__table__.insert(), entry_row(refunded, kind, amount, outcome))
+            for kind, amount, outcome in (("sale", 1000, "approved"), ("void", 1000, "approved")):
+                connection.execute(LedgerEntry.__table__.insert(), entry_row(voided_id, kind, amount, outcome))
+
+        upgrade(clean_database, "0007")
+        with engine.connect() as connection:
+            assert dict(connection.execute(sa.text("SELECT id, refunded FROM transactions")).all()) == {
+                refunded: 400, voided_id: 0}  # the unknown refund holds its amount too
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("transactions")}
+            assert "refunded" in columns and not {"amount_refunded", "voided"} & columns
+        with pytest.raises(IntegrityError, match="ck_transactions_refunded"):
+            with engine.begin() as connection:
+                connection.execute(sa.text("UPDATE transactions SET refunded = 1001"))
+
+        command.downgrade(config, "0006")
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT id, amount_refunded, voided FROM transactions")).all()
+            assert {row[0]: (row[1], bool(row[2])) for row in rows} == {refunded: (300, False), voided_id: (0, True)}
+            assert sa.inspect(connection).get_check_constraints("transactions") == []
+            connection.execute(sa.text("UPDATE ledger_entries SET outcome = 'error' WHERE id = 1"))  # no CHECK at 0006
+            connection.rollback()
+    finally:
+        engine.dispose()
+        upgrade(clean_database)
+        wipe_database(clean_database)
