@@ -16,7 +16,9 @@ def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
     """SQLite's own way to rebuild a table (what batch migrations do) with rows other tables reference:
     foreign keys off outside the transaction, checked inside it before commit. Otherwise dropping the
     old copy counts as breaking every reference to it."""
-    connection.connection.driver_connection.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    driver = connection.connection.driver_connection  # not through SQLAlchemy, which would begin a transaction
+    assert driver is not None
+    driver.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 def run_migrations_online() -> None:

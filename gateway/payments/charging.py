@@ -156,7 +156,7 @@ def _confirmed(services: Services, payment: PaymentSession) -> PaymentSession | 
     payment read at the start of the request, with its state brought up to date, is all the answer
     needs."""
     state = state_of(services, payment.id)
-    if state != SessionState.COMPLETED.value:
+    if state is not SessionState.COMPLETED:
         return None
     payment.state = state
     return payment
