@@ -183,7 +183,7 @@ def ledger_unresolved() -> None:
     """List voids and refunds still pending or unknown (each holds its amount back)."""
     with _services().db.transaction() as session:
         for entry in ledger.unresolved(session):
-            click.echo(f"{entry.id}\t{entry.kind}\t{entry.amount}\t{entry.outcome}\ttransaction {entry.transaction_id}"
+            click.echo(f"{entry.id}\t{entry.kind}\t{entry.amount}\t{entry.outcome}\tcharge {entry.charge_id}"
                        f"\t{entry.created_at:%Y-%m-%d %H:%M}\t{entry.message}")
 
 
@@ -238,17 +238,17 @@ def attention_count() -> None:
 
 @attention_group.command("resolve-sale")
 @click.argument("payment_id", type=int)
-@click.option("--charged", "transaction_id", help="The processor's transaction id: the charge went through.")
+@click.option("--charged", "processor_transaction_id", help="The processor's transaction id: the charge went through.")
 @click.option("--not-charged", is_flag=True, help="The processor has no such charge: the shopper may pay again.")
 @click.option("--note", required=True, help="What was checked, and where.")
 @ACTOR
-def attention_resolve_sale(payment_id: int, transaction_id: str | None, not_charged: bool, note: str, actor: str) -> None:
+def attention_resolve_sale(payment_id: int, processor_transaction_id: str | None, not_charged: bool, note: str, actor: str) -> None:
     """Settle a charge attempt of unknown outcome from the processor's own records."""
-    if bool(transaction_id) == not_charged:
+    if bool(processor_transaction_id) == not_charged:
         raise click.ClickException("give exactly one of --charged TRANSACTION_ID or --not-charged")
     with _refusals():
         state = operations.resolve_sale(_services(), payment_id, charged=not not_charged,
-                                        transaction_id=transaction_id or "", actor=actor, note=note)
+                                        processor_transaction_id=processor_transaction_id or "", actor=actor, note=note)
     click.echo(f"payment {payment_id} is now {state}")
 
 

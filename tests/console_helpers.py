@@ -8,7 +8,7 @@ import requests
 from sqlalchemy import select, update
 
 from gateway.console import accounts
-from gateway.models import LedgerEntry, Notification, PaymentSession, Transaction
+from gateway.models import LedgerEntry, Notification, Payment, Charge
 from gateway.processors.base import ProcessorUnavailable
 
 from .flow_helpers import approve_all, open_session, pay, payment_row, store_answers
@@ -47,9 +47,9 @@ def dead_notification(client: Any, services: Any, store: Any, **checkout: Any) -
     pay(client, token, csrf)
     payment = payment_row(services, token)
     with services.db.transaction() as session:
-        session.execute(update(Notification).where(Notification.session_id == payment.id)
+        session.execute(update(Notification).where(Notification.payment_id == payment.id)
                         .values(state="dead", last_error="could not connect to the store"))
-        return session.scalars(select(Notification.id).where(Notification.session_id == payment.id)).one(), payment.id
+        return session.scalars(select(Notification.id).where(Notification.payment_id == payment.id)).one(), payment.id
 
 
 def unknown_refund(client: Any, services: Any, store: Any) -> tuple[int, int]:
@@ -59,16 +59,16 @@ def unknown_refund(client: Any, services: Any, store: Any) -> tuple[int, int]:
     pay(client, token, csrf)
     services.processor.settle()
     with services.db.transaction() as session:
-        transaction = session.scalars(select(Transaction)).one()
+        transaction = session.scalars(select(Charge)).one()
     real_refund = services.processor.refund
     services.processor.refund = lambda *a: (_ for _ in ()).throw(ProcessorUnavailable("timeout"))
-    answer = post_json(client, "/post-order", signed_refund(type="refund", transactionid=transaction.processor_txn_id,
+    answer = post_json(client, "/post-order", signed_refund(type="refund", transactionid=transaction.processor_transaction_id,
                                                             amounttotal=1000))
     services.processor.refund = real_refund
     assert answer["approved"] == 0
     with services.db.transaction() as session:
         entry = session.scalars(select(LedgerEntry).where(LedgerEntry.outcome == "unknown")).one()
-        return entry.id, transaction.session_id
+        return entry.id, transaction.payment_id
 
 
 def standing_rejected_charge(client: Any, services: Any, store: Any) -> int:
@@ -84,8 +84,8 @@ def standing_rejected_charge(client: Any, services: Any, store: Any) -> int:
     return payment.id
 
 
-def session_state(services: Any, session_id: int) -> PaymentSession:
+def session_state(services: Any, payment_id: int) -> Payment:
     with services.db.transaction() as session:
-        payment = session.get(PaymentSession, session_id)
+        payment = session.get(Payment, payment_id)
         assert payment is not None
         return payment

@@ -9,7 +9,7 @@ import requests
 from sqlalchemy import func, select, update
 
 from gateway.models import PaymentEvent
-from gateway.models import Notification, PaymentSession, Transaction, utcnow
+from gateway.models import Notification, Payment, Charge, utcnow
 from gateway.observability import events
 
 from .console_helpers import make_account, signed_in
@@ -36,7 +36,7 @@ def paid(client, services, store):  # type: ignore[no-untyped-def]
     pay(client, second, csrf, number=CARDS["mastercard"])
     open_session(client, orderid=888, invoice="INV-888", amounttotal=999)
     with services.db.transaction() as session:  # the first was paid last week
-        session.execute(update(PaymentSession).where(PaymentSession.orderid == 123)
+        session.execute(update(Payment).where(Payment.orderid == 123)
                         .values(created_at=utcnow() - timedelta(days=7)))
     return payment_row(services, first), payment_row(services, second)
 
@@ -50,7 +50,7 @@ def orders_found(console, query: str) -> list[str]:  # type: ignore[no-untyped-d
 def test_search_by_each_field(console, services, paid):
     first, second = paid
     with services.db.transaction() as session:
-        txn = session.scalars(select(Transaction).where(Transaction.session_id == second.id)).one().processor_txn_id
+        txn = session.scalars(select(Charge).where(Charge.payment_id == second.id)).one().processor_transaction_id
     today = utcnow().date().isoformat()
     assert orders_found(console, "") == ["888", "777", "123"]
     assert orders_found(console, "store=other-shop") == ["777"]
@@ -79,7 +79,7 @@ def test_timeline_tells_the_whole_story_in_order(client, console, services, stor
     client.get("/pay/status", query_string={"paymenttoken": token})
     services.processor.settle()
     with services.db.transaction() as session:
-        txn = session.scalars(select(Transaction)).one().processor_txn_id
+        txn = session.scalars(select(Charge)).one().processor_transaction_id
     assert post_json(client, "/post-order", signed_refund(type="refund", transactionid=txn, amounttotal=312))["approved"] == 1
 
     page = console.get(f"/console/payments/{payment.id}").get_data(as_text=True)

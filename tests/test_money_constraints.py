@@ -1,5 +1,5 @@
 """The database guards money: each named CHECK refuses a bad row whatever code writes it, on both
-engines; migration 0007 keeps existing money as it was; ``transactions.refunded`` stays in step."""
+engines, and ``charges.refunded`` stays in step (the migrations that made them: tests/test_migrations.py)."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,7 +7,6 @@ from typing import Any, Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
@@ -15,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.db import make_engine
-from gateway.migrate import alembic_config, upgrade
 from gateway.models import (
     Base,
     ConsoleAccount,
@@ -23,17 +21,16 @@ from gateway.models import (
     LedgerKind,
     LedgerOutcome,
     Notification,
-    PaymentSession,
+    Payment,
     PostOrderRequest,
     SandboxCharge,
     SeenRequest,
-    SessionState,
-    Transaction,
+    PaymentState,
+    Charge,
     utcnow,
 )
 from gateway.payments import ledger
 
-from .flow_helpers import wipe_database
 
 
 @pytest.fixture
@@ -43,7 +40,7 @@ def engine(clean_database: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def session_row(orderid: int = 1) -> dict[str, Any]:
+def payment_row(orderid: int = 1) -> dict[str, Any]:
     now = utcnow()
     return {
         "token": f"tok{orderid}", "store_key": "example.com", "orderid": orderid, "invoice": f"INV{orderid}",
@@ -57,39 +54,39 @@ def session_row(orderid: int = 1) -> dict[str, Any]:
     }
 
 
-def transaction_row(session_id: int, amount: int = 1000) -> dict[str, Any]:
+def charge_row(payment_id: int, amount: int = 1000) -> dict[str, Any]:
     return {
-        "session_id": session_id, "processor": "sandbox", "processor_txn_id": f"sbx_{session_id}", "orderid": 1,
+        "payment_id": payment_id, "processor": "sandbox", "processor_transaction_id": f"sbx_{payment_id}", "orderid": 1,
         "invoice": "INV1", "currency": "USD", "amount": amount, "card_brand": "visa", "card_last4": "1111",
         "card_exp_month": 12, "card_exp_year": 2030, "test_mode": True, "credentials_fingerprint": "f" * 64,
         "lock_version": 0, "created_at": utcnow(),
     }
 
 
-def entry_row(transaction_id: int, kind: str, amount: int, outcome: str) -> dict[str, Any]:
-    return {"transaction_id": transaction_id, "kind": kind, "amount": amount, "outcome": outcome, "message": "",
+def entry_row(charge_id: int, kind: str, amount: int, outcome: str) -> dict[str, Any]:
+    return {"charge_id": charge_id, "kind": kind, "amount": amount, "outcome": outcome, "message": "",
             "attention": "", "created_at": utcnow()}
 
 
 def charged(engine: Engine, amount: int = 1000) -> tuple[int, int]:
-    """A paid session with its charge and sale entry, written with plain strings as the pay path does."""
+    """A paid payment with its charge and sale entry, written with plain strings as the pay path does."""
     with engine.begin() as connection:
-        session_id = connection.execute(PaymentSession.__table__.insert().returning(PaymentSession.__table__.c.id),
-                                        session_row()).scalar_one()
-        transaction_id = connection.execute(Transaction.__table__.insert().returning(Transaction.__table__.c.id),
-                                            transaction_row(session_id, amount)).scalar_one()
-        connection.execute(LedgerEntry.__table__.insert(), entry_row(transaction_id, "sale", amount, "approved"))
-    return session_id, transaction_id
+        payment_id = connection.execute(Payment.__table__.insert().returning(Payment.__table__.c.id),
+                                        payment_row()).scalar_one()
+        charge_id = connection.execute(Charge.__table__.insert().returning(Charge.__table__.c.id),
+                                            charge_row(payment_id, amount)).scalar_one()
+        connection.execute(LedgerEntry.__table__.insert(), entry_row(charge_id, "sale", amount, "approved"))
+    return payment_id, charge_id
 
 
 @pytest.fixture
 def rows(engine: Engine) -> dict[str, Any]:
     """One valid row in every guarded table; each test then breaks one value with raw SQL."""
-    session_id, transaction_id = charged(engine)
+    payment_id, charge_id = charged(engine)
     now = utcnow()
     with engine.begin() as connection:
         connection.execute(Notification.__table__.insert(), {
-            "session_id": session_id, "url": "https://s/n", "payload": {}, "next_attempt_at": now, "lease": 0})
+            "payment_id": payment_id, "url": "https://s/n", "payload": {}, "next_attempt_at": now, "lease": 0})
         connection.execute(PostOrderRequest.__table__.insert(), {"orderid": 1, "randomkey": "rk-refund"})
         connection.execute(SandboxCharge.__table__.insert(), {
             "id": "sbx_1", "reference": "r1", "amount": 1000, "currency": "USD", "card_brand": "visa",
@@ -102,7 +99,7 @@ def rows(engine: Engine) -> dict[str, Any]:
         notification_id = connection.scalar(sa.select(sa.func.max(Notification.id)))
         post_order_id = connection.scalar(sa.select(sa.func.max(PostOrderRequest.id)))
         account_id = connection.scalar(sa.select(sa.func.max(ConsoleAccount.id)))
-    return {"payment_sessions": session_id, "transactions": transaction_id, "ledger_entries": entry_id,
+    return {"payments": payment_id, "charges": charge_id, "ledger_entries": entry_id,
             "notifications": notification_id, "post_order_requests": post_order_id, "sandbox_charges": "sbx_1",
             "seen_requests": "rk1", "console_accounts": account_id}
 
@@ -116,51 +113,51 @@ def refuses(engine: Engine, rows: dict[str, Any], constraint: str, table: str, a
     assert constraint in str(refused.value)
 
 
-def test_ck_payment_sessions_state(engine, rows):
-    refuses(engine, rows, "ck_payment_sessions_state", "payment_sessions", "state = 'paid'")
+def test_ck_payments_state(engine, rows):
+    refuses(engine, rows, "ck_payments_state", "payments", "state = 'paid'")
 
 
-def test_ck_payment_sessions_amount_total(engine, rows):
+def test_ck_payments_amount_total(engine, rows):
     """The CheckoutRequest schema accepts amounttotal from 1, and so does the database."""
-    refuses(engine, rows, "ck_payment_sessions_amount_total", "payment_sessions", "amount_total = 0")
-    refuses(engine, rows, "ck_payment_sessions_amount_total", "payment_sessions", "amount_total = -1")
+    refuses(engine, rows, "ck_payments_amount_total", "payments", "amount_total = 0")
+    refuses(engine, rows, "ck_payments_amount_total", "payments", "amount_total = -1")
 
 
-def test_ck_payment_sessions_tax_total(engine, rows):
-    refuses(engine, rows, "ck_payment_sessions_tax_total", "payment_sessions", "tax_total = -1")
+def test_ck_payments_tax_total(engine, rows):
+    refuses(engine, rows, "ck_payments_tax_total", "payments", "tax_total = -1")
 
 
-def test_ck_payment_sessions_shipping_total(engine, rows):
-    refuses(engine, rows, "ck_payment_sessions_shipping_total", "payment_sessions", "shipping_total = -1")
+def test_ck_payments_shipping_total(engine, rows):
+    refuses(engine, rows, "ck_payments_shipping_total", "payments", "shipping_total = -1")
 
 
-def test_ck_payment_sessions_discount(engine, rows):
-    refuses(engine, rows, "ck_payment_sessions_discount", "payment_sessions", "discount = -1")
+def test_ck_payments_discount(engine, rows):
+    refuses(engine, rows, "ck_payments_discount", "payments", "discount = -1")
 
 
-def test_ck_payment_sessions_attempt(engine, rows):
-    refuses(engine, rows, "ck_payment_sessions_attempt", "payment_sessions", "attempt = -1")
+def test_ck_payments_attempt(engine, rows):
+    refuses(engine, rows, "ck_payments_attempt", "payments", "attempt = -1")
 
 
-def test_ck_payment_sessions_decline_count(engine, rows):
-    refuses(engine, rows, "ck_payment_sessions_decline_count", "payment_sessions", "decline_count = -1")
+def test_ck_payments_decline_count(engine, rows):
+    refuses(engine, rows, "ck_payments_decline_count", "payments", "decline_count = -1")
 
 
-def test_ck_payment_sessions_failures(engine, rows):
-    refuses(engine, rows, "ck_payment_sessions_failures", "payment_sessions", "failures = -1")
+def test_ck_payments_failures(engine, rows):
+    refuses(engine, rows, "ck_payments_failures", "payments", "failures = -1")
 
 
-def test_ck_transactions_amount(engine, rows):
-    refuses(engine, rows, "ck_transactions_amount", "transactions", "amount = 0")
+def test_ck_charges_amount(engine, rows):
+    refuses(engine, rows, "ck_charges_amount", "charges", "amount = 0")
 
 
-def test_ck_transactions_refunded(engine, rows):
+def test_ck_charges_refunded(engine, rows):
     """Refunded never above captured, and never below nothing."""
-    refuses(engine, rows, "ck_transactions_refunded", "transactions", "refunded = amount + 1")
-    refuses(engine, rows, "ck_transactions_refunded", "transactions", "refunded = -1")
+    refuses(engine, rows, "ck_charges_refunded", "charges", "refunded = amount + 1")
+    refuses(engine, rows, "ck_charges_refunded", "charges", "refunded = -1")
     with engine.begin() as connection:  # the whole amount is fine
-        connection.execute(sa.text("UPDATE transactions SET refunded = amount WHERE id = :id"),
-                           {"id": rows["transactions"]})
+        connection.execute(sa.text("UPDATE charges SET refunded = amount WHERE id = :id"),
+                           {"id": rows["charges"]})
 
 
 def test_ck_ledger_entries_kind(engine, rows):
@@ -212,17 +209,17 @@ def test_a_bad_value_is_refused_on_insert_too(engine, rows):
     """A Core insert with a plain string reaches the database unchanged, and the CHECK stops it there."""
     with pytest.raises(IntegrityError, match="ck_ledger_entries_kind"):
         with engine.begin() as connection:
-            connection.execute(LedgerEntry.__table__.insert(), entry_row(rows["transactions"], "chargeback", 1, "approved"))
+            connection.execute(LedgerEntry.__table__.insert(), entry_row(rows["charges"], "chargeback", 1, "approved"))
 
 
 def test_plain_strings_written_read_back_as_equal_enum_members(engine, rows):
     with engine.begin() as connection:
-        connection.execute(sa.update(PaymentSession).where(PaymentSession.id == rows["payment_sessions"])
-                           .values(state=SessionState.COMPLETED.value))
+        connection.execute(sa.update(Payment).where(Payment.id == rows["payments"])
+                           .values(state=PaymentState.COMPLETED.value))
     with Session(engine) as session:
-        payment = session.get(PaymentSession, rows["payment_sessions"])
+        payment = session.get(Payment, rows["payments"])
         entry = session.get(LedgerEntry, rows["ledger_entries"])
-        assert payment.state == "completed" and payment.state is SessionState.COMPLETED
+        assert payment.state == "completed" and payment.state is PaymentState.COMPLETED
         assert (entry.kind, entry.outcome) == ("sale", "approved") and entry.kind is LedgerKind.SALE
         assert f"{entry.kind}/{entry.outcome}" == "sale/approved"  # as the console renders them
 
@@ -238,27 +235,27 @@ def test_models_and_migrated_schema_agree(engine):
             assert wanted <= {c["name"] for c in inspector.get_check_constraints(table.name)}, table.name
 
 
-def holding_refunds(session: Session, transaction_id: int) -> int:
+def holding_refunds(session: Session, charge_id: int) -> int:
     return session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(LedgerEntry.amount), 0)).where(
-            LedgerEntry.transaction_id == transaction_id, LedgerEntry.kind == LedgerKind.REFUND,
+            LedgerEntry.charge_id == charge_id, LedgerEntry.kind == LedgerKind.REFUND,
             LedgerEntry.outcome.in_(ledger.HOLDS_MONEY))
     )
 
 
 def test_refunded_stays_the_sum_of_holding_refund_entries(engine):
-    _, transaction_id = charged(engine)
+    _, charge_id = charged(engine)
 
     def step(move, expected: int) -> LedgerEntry:  # type: ignore[no-untyped-def]
         with Session(engine, expire_on_commit=False) as session, session.begin():
             result = move(session)
         with Session(engine) as session:
-            transaction = session.get(Transaction, transaction_id)
-            assert transaction.refunded == holding_refunds(session, transaction_id) == expected
-            assert ledger.balance(session, transaction).refunded == expected
+            charge = session.get(Charge, charge_id)
+            assert charge.refunded == holding_refunds(session, charge_id) == expected
+            assert ledger.balance(session, charge).refunded == expected
         return result
 
-    reserve = lambda amount: lambda s: ledger.reserve(s, transaction_id, ledger.REFUND, amount)  # noqa: E731
+    reserve = lambda amount: lambda s: ledger.reserve(s, charge_id, ledger.REFUND, amount)  # noqa: E731
     first = step(reserve(300), 300)  # pending holds
     step(lambda s: ledger.settle(s, first.id, ledger.DECLINED), 0)  # declined releases
     second = step(reserve(500), 500)
@@ -279,49 +276,3 @@ def test_refunded_stays_the_sum_of_holding_refund_entries(engine):
     step(lambda s: ledger.settle(s, sixth.id, ledger.APPROVED, "ref"), 1000)
     with pytest.raises(ledger.AdjustmentRefused):
         step(reserve(1), 1000)
-
-
-def test_migration_0007_keeps_money_and_goes_back(clean_database: str):
-    """From 0006 with a partly refunded and a voided charge: up keeps the refunded total, down restores the old columns."""
-    config = alembic_config(clean_database)
-    command.downgrade(config, "0006")
-    engine = make_engine(clean_database)
-    old_transactions = sa.table("transactions", *(sa.column(name) for name in (
-        *transaction_row(0), "amount_refunded", "voided")), sa.column("id"))
-    try:
-        with engine.begin() as connection:
-            ids = []
-            for orderid, voided in ((1, False), (2, True)):
-                session_id = connection.execute(PaymentSession.__table__.insert().returning(PaymentSession.__table__.c.id),
-                                                session_row(orderid)).scalar_one()
-                ids.append(connection.execute(old_transactions.insert().returning(old_transactions.c.id), {
-                    **transaction_row(session_id), "amount_refunded": 0 if voided else 300, "voided": voided,
-                }).scalar_one())
-            refunded, voided_id = ids
-            for kind, amount, outcome in (("sale", 1000, "approved"), ("refund", 300, "approved"),
-                                          ("refund", 200, "declined"), ("refund", 100, "unknown")):
-                connection.execute(LedgerEntry.__table__.insert(), entry_row(refunded, kind, amount, outcome))
-            for kind, amount, outcome in (("sale", 1000, "approved"), ("void", 1000, "approved")):
-                connection.execute(LedgerEntry.__table__.insert(), entry_row(voided_id, kind, amount, outcome))
-
-        upgrade(clean_database, "0007")
-        with engine.connect() as connection:
-            assert dict(connection.execute(sa.text("SELECT id, refunded FROM transactions")).all()) == {
-                refunded: 400, voided_id: 0}  # the unknown refund holds its amount too
-            columns = {c["name"] for c in sa.inspect(connection).get_columns("transactions")}
-            assert "refunded" in columns and not {"amount_refunded", "voided"} & columns
-        with pytest.raises(IntegrityError, match="ck_transactions_refunded"):
-            with engine.begin() as connection:
-                connection.execute(sa.text("UPDATE transactions SET refunded = 1001"))
-
-        command.downgrade(config, "0006")
-        with engine.connect() as connection:
-            rows = connection.execute(sa.text("SELECT id, amount_refunded, voided FROM transactions")).all()
-            assert {row[0]: (row[1], bool(row[2])) for row in rows} == {refunded: (300, False), voided_id: (0, True)}
-            assert sa.inspect(connection).get_check_constraints("transactions") == []
-            connection.execute(sa.text("UPDATE ledger_entries SET outcome = 'error' WHERE id = 1"))  # no CHECK at 0006
-            connection.rollback()
-    finally:
-        engine.dispose()
-        upgrade(clean_database)
-        wipe_database(clean_database)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from ..models import utcnow
 from ..services import Services
 from . import audit
-from ..models import ROLES, ConsoleAccount, ConsoleSession, LoginFailure
+from ..models import ROLES, ConsoleAccount, ConsoleSignIn, LoginFailure
 
 HASHER = PasswordHasher()
 # Verifying against this keeps an unknown username as slow as a wrong password.
@@ -77,7 +77,7 @@ def set_active(services: Services, actor: str, username: str, active: bool, reas
         account = _locked(session, username)
         account.active = active
         if not active:
-            session.execute(delete(ConsoleSession).where(ConsoleSession.account_id == account.id))
+            session.execute(delete(ConsoleSignIn).where(ConsoleSignIn.account_id == account.id))
         audit.record(session, actor, "account.enable" if active else "account.disable", account.username, reason,
                      outcome="enabled" if active else "disabled, sessions ended")
         return _view(account)
@@ -89,7 +89,7 @@ def set_password(services: Services, actor: str, username: str, password: str) -
     with services.db.transaction() as session:
         account = _locked(session, username)
         account.password_hash = password_hash
-        session.execute(delete(ConsoleSession).where(ConsoleSession.account_id == account.id))
+        session.execute(delete(ConsoleSignIn).where(ConsoleSignIn.account_id == account.id))
         audit.record(session, actor, "account.set_password", account.username, outcome="password changed, sessions ended")
         return _view(account)
 

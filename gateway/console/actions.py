@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ..payments import stores
-from ..models import LedgerEntry, PaymentSession, SessionState, Transaction
+from ..models import LedgerEntry, Payment, PaymentState, Charge
 from ..payments import ledger, operations
 from ..payments.reversal import reverse_rejected_charge
 from ..processors.base import ProcessorError
 from ..services import Services
 from . import audit
-from .attention import PAYMENT, needs_attention, notification_session
+from .attention import PAYMENT, needs_attention, notification_payment
 
 MAX_REASON = 2000
 MAX_STORE_KEY = 255
@@ -28,7 +28,7 @@ class ActionRefused(ValueError):
 
 @dataclass(frozen=True)
 class Done:
-    session_id: int
+    payment_id: int
     message: str
 
 
@@ -41,24 +41,24 @@ def _reason(text: str) -> str:
     return text
 
 
-def _audit(services: Services, actor: str, action: str, session_id: int | None, reason: str, outcome: str, **details: object) -> None:
+def _audit(services: Services, actor: str, action: str, payment_id: int | None, reason: str, outcome: str, **details: object) -> None:
     with services.db.transaction() as session:
-        audit.record(session, actor, action, f"payment:{session_id}" if session_id else "", reason, outcome, **details)
+        audit.record(session, actor, action, f"payment:{payment_id}" if payment_id else "", reason, outcome, **details)
 
 
 def requeue_notification(services: Services, actor: str, notification_id: int, reason: str) -> Done:
     """Send a dead notification round again (the CLI's guarded requeue)."""
     reason = _reason(reason)
-    session_id = notification_session(services, notification_id)
-    if session_id is None:
+    payment_id = notification_payment(services, notification_id)
+    if payment_id is None:
         raise ActionRefused(f"there is no notification {notification_id}")
     try:
         operations.requeue_notification(services, notification_id, actor=actor, note=reason)
     except operations.OperationRefused as exc:
-        _audit(services, actor, "notification.requeue", session_id, reason, "refused: not dead", notification_id=notification_id)
+        _audit(services, actor, "notification.requeue", payment_id, reason, "refused: not dead", notification_id=notification_id)
         raise ActionRefused(f"notification {notification_id} is not dead (already requeued or delivered)") from exc
-    _audit(services, actor, "notification.requeue", session_id, reason, "pending again", notification_id=notification_id)
-    return Done(session_id, f"notification {notification_id} is pending again")
+    _audit(services, actor, "notification.requeue", payment_id, reason, "pending again", notification_id=notification_id)
+    return Done(payment_id, f"notification {notification_id} is pending again")
 
 
 def resolve_entry(services: Services, actor: str, entry_id: int, happened: bool, note: str) -> Done:
@@ -68,61 +68,61 @@ def resolve_entry(services: Services, actor: str, entry_id: int, happened: bool,
         entry = session.get(LedgerEntry, entry_id)
         if entry is None:
             raise ActionRefused(f"there is no ledger entry {entry_id}")
-        session_id = entry.transaction.session_id
+        payment_id = entry.charge.payment_id
     try:
         outcome = operations.resolve_ledger_entry(services, entry_id, happened=happened, actor=actor, note=note).outcome
     except operations.OperationRefused as exc:
-        _audit(services, actor, "ledger.resolve", session_id, note, f"refused: {exc}", entry_id=entry_id, happened=happened)
+        _audit(services, actor, "ledger.resolve", payment_id, note, f"refused: {exc}", entry_id=entry_id, happened=happened)
         raise ActionRefused(f"ledger entry {entry_id} is no longer unresolved ({exc})") from exc
-    _audit(services, actor, "ledger.resolve", session_id, note, outcome, entry_id=entry_id, happened=happened)
-    return Done(session_id, f"ledger entry {entry_id} is now {outcome}")
+    _audit(services, actor, "ledger.resolve", payment_id, note, outcome, entry_id=entry_id, happened=happened)
+    return Done(payment_id, f"ledger entry {entry_id} is now {outcome}")
 
 
-def reverse_charge(services: Services, actor: str, session_id: int, reason: str) -> Done:
+def reverse_charge(services: Services, actor: str, payment_id: int, reason: str) -> Done:
     """Give back a charge that needs attention: a rejected order's (the worker's exactly-once
     reversal, now instead of after its backoff), or one the store never confirmed."""
     reason = _reason(reason)
-    if not any(item.kind == PAYMENT and item.ref == session_id for item in needs_attention(services)):
-        _audit(services, actor, "payment.reverse", session_id, reason, "refused: no standing charge to reverse")
-        raise ActionRefused(f"payment {session_id} has no charge waiting to be reversed")
+    if not any(item.kind == PAYMENT and item.ref == payment_id for item in needs_attention(services)):
+        _audit(services, actor, "payment.reverse", payment_id, reason, "refused: no standing charge to reverse")
+        raise ActionRefused(f"payment {payment_id} has no charge waiting to be reversed")
     try:
-        if _state(services, session_id) == SessionState.REJECTED.value:
-            operations.retry(services, session_id, actor=actor, note=reason)
-            reverse_rejected_charge(services, session_id)
+        if _state(services, payment_id) == PaymentState.REJECTED.value:
+            operations.retry(services, payment_id, actor=actor, note=reason)
+            reverse_rejected_charge(services, payment_id)
         else:
-            operations.reverse_charge(services, session_id, actor=actor, reason=reason)
+            operations.reverse_charge(services, payment_id, actor=actor, reason=reason)
     except (operations.OperationRefused, ProcessorError) as exc:
-        _audit(services, actor, "payment.reverse", session_id, reason, f"refused: {exc}")
+        _audit(services, actor, "payment.reverse", payment_id, reason, f"refused: {exc}")
         raise ActionRefused(f"the reversal could not be done: {exc}") from exc
     with services.db.transaction() as session:
-        transaction = session.scalars(select(Transaction).where(Transaction.session_id == session_id)).one()
-        last = transaction.ledger[-1]
+        charge = session.scalars(select(Charge).where(Charge.payment_id == payment_id)).one()
+        last = charge.ledger[-1]
         outcome = f"{last.kind} {last.outcome}" + (f": {last.message}" if last.message else "")
-        audit.record(session, actor, "payment.reverse", f"payment:{session_id}", reason, outcome, entry_id=last.id)
+        audit.record(session, actor, "payment.reverse", f"payment:{payment_id}", reason, outcome, entry_id=last.id)
     if last.kind == ledger.SALE:
         raise ActionRefused("the reversal could not be started (are the merchant's credentials still held?)")
-    return Done(session_id, f"reversal: {outcome}")
+    return Done(payment_id, f"reversal: {outcome}")
 
 
-def resolve_sale(services: Services, actor: str, session_id: int, charged: bool, transaction_id: str, note: str) -> Done:
+def resolve_sale(services: Services, actor: str, payment_id: int, charged: bool, processor_transaction_id: str, note: str) -> Done:
     """Settle a charge attempt whose outcome the gateway could not learn, from the processor's records."""
     note = _reason(note)
-    transaction_id = (transaction_id or "").strip()[:128]
+    processor_transaction_id = (processor_transaction_id or "").strip()[:128]
     try:
-        state = operations.resolve_sale(services, session_id, charged=charged, transaction_id=transaction_id,
+        state = operations.resolve_sale(services, payment_id, charged=charged, processor_transaction_id=processor_transaction_id,
                                         actor=actor, note=note)
     except operations.OperationRefused as exc:
-        _audit(services, actor, "payment.resolve_sale", session_id, note, f"refused: {exc}", charged=charged)
+        _audit(services, actor, "payment.resolve_sale", payment_id, note, f"refused: {exc}", charged=charged)
         raise ActionRefused(str(exc)) from exc
-    _audit(services, actor, "payment.resolve_sale", session_id, note, state, charged=charged,
-           transaction_id=transaction_id)
-    what = f"recorded as charged ({transaction_id}) and the store is told" if charged else "open again: nothing was charged"
-    return Done(session_id, f"payment {session_id} is {what}")
+    _audit(services, actor, "payment.resolve_sale", payment_id, note, state, charged=charged,
+           processor_transaction_id=processor_transaction_id)
+    what = f"recorded as charged ({processor_transaction_id}) and the store is told" if charged else "open again: nothing was charged"
+    return Done(payment_id, f"payment {payment_id} is {what}")
 
 
-def _state(services: Services, session_id: int) -> str:
+def _state(services: Services, payment_id: int) -> str:
     with services.db.transaction() as session:
-        return session.scalar(select(PaymentSession.state).where(PaymentSession.id == session_id)) or ""
+        return session.scalar(select(Payment.state).where(Payment.id == payment_id)) or ""
 
 
 def save_store(services: Services, actor: str, key: str, values: dict[str, str], reason: str) -> Done:

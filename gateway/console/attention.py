@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import LedgerEntry, Notification, PaymentSession, PostOrderRequest, Transaction
+from ..models import LedgerEntry, Notification, Payment, PostOrderRequest, Charge
 from ..payments import operations
 from ..services import Services
 
@@ -21,7 +21,7 @@ DEAD_NOTIFICATION, UNKNOWN_OUTCOME, PAYMENT, INTERRUPTED_REFUND = (
 class Item:
     kind: str  # an operations.AttentionKind value
     ref: int  # notification id, ledger entry id, payment session id or post-order request id, by kind
-    session_id: int | None
+    payment_id: int | None
     orderid: int | None
     store_key: str
     since: datetime
@@ -38,7 +38,7 @@ def needs_attention(services: Services) -> list[Item]:
 
 def _item(session: Session, entry: operations.AttentionItem) -> Item:
     payment_id = _payment_of(session, entry.kind, entry.id)
-    payment = session.get(PaymentSession, payment_id) if payment_id is not None else None
+    payment = session.get(Payment, payment_id) if payment_id is not None else None
     return Item(entry.kind.value, entry.id, payment_id, entry.orderid, payment.store_key if payment else "", entry.since, entry.reason,
                 payment.state if payment else "")
 
@@ -47,18 +47,18 @@ def _payment_of(session: Session, kind: Kind, ref: int) -> int | None:
     if kind == PAYMENT:
         return ref
     if kind == DEAD_NOTIFICATION:
-        return session.scalar(select(Notification.session_id).where(Notification.id == ref))
+        return session.scalar(select(Notification.payment_id).where(Notification.id == ref))
     if kind == UNKNOWN_OUTCOME:
-        return session.scalar(select(Transaction.session_id).join(LedgerEntry, LedgerEntry.transaction_id == Transaction.id)
+        return session.scalar(select(Charge.payment_id).join(LedgerEntry, LedgerEntry.charge_id == Charge.id)
                               .where(LedgerEntry.id == ref))
     # Order numbers are per store: the charge is the one this request reserved money on, if any.
     request = session.get(PostOrderRequest, ref)
     if request is None:
         return None
-    return session.scalar(select(Transaction.session_id).join(LedgerEntry, LedgerEntry.transaction_id == Transaction.id)
-                          .where(Transaction.orderid == request.orderid, LedgerEntry.request_key == request.randomkey))
+    return session.scalar(select(Charge.payment_id).join(LedgerEntry, LedgerEntry.charge_id == Charge.id)
+                          .where(Charge.orderid == request.orderid, LedgerEntry.request_key == request.randomkey))
 
 
-def notification_session(services: Services, notification_id: int) -> int | None:
+def notification_payment(services: Services, notification_id: int) -> int | None:
     with services.db.transaction() as session:
-        return session.scalar(select(Notification.session_id).where(Notification.id == notification_id))
+        return session.scalar(select(Notification.payment_id).where(Notification.id == notification_id))

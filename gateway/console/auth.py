@@ -11,13 +11,13 @@ from datetime import timedelta
 from functools import wraps
 from typing import Any, Callable
 
-from flask import Response, abort, g, request
+from flask import abort, g, request
 from werkzeug.wrappers import Response as BaseResponse
 from sqlalchemy import delete, select, update
 
 from ..models import utcnow
 from ..services import Services
-from ..models import OPERATOR, ConsoleAccount, ConsoleSession
+from ..models import OPERATOR, ConsoleAccount, ConsoleSignIn
 
 COOKIE = "gateway_console"
 LOGIN_COOKIE = "gateway_console_login"
@@ -43,19 +43,19 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(services: Services, account_id: int, address: str) -> str:
+def start_sign_in(services: Services, account_id: int, address: str) -> str:
     """A fresh token for a successful sign-in (never reuse one from before sign-in)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
     with services.db.transaction() as session:
-        session.add(ConsoleSession(token_hash=_digest(token), account_id=account_id, csrf=secrets.token_hex(32),
+        session.add(ConsoleSignIn(token_hash=_digest(token), account_id=account_id, csrf=secrets.token_hex(32),
                                    address=address[:64], notice="", created_at=now, last_seen_at=now))
     return token
 
 
-def end_session(services: Services, token: str) -> None:
+def end_sign_in(services: Services, token: str) -> None:
     with services.db.transaction() as session:
-        session.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == _digest(token)))
+        session.execute(delete(ConsoleSignIn).where(ConsoleSignIn.token_hash == _digest(token)))
 
 
 def current(services: Services, token: str) -> Operator | None:
@@ -66,26 +66,26 @@ def current(services: Services, token: str) -> Operator | None:
     now = utcnow()
     with services.db.transaction() as session:
         row = session.execute(
-            select(ConsoleSession, ConsoleAccount)
-            .join(ConsoleAccount, ConsoleAccount.id == ConsoleSession.account_id)
-            .where(ConsoleSession.token_hash == _digest(token))
+            select(ConsoleSignIn, ConsoleAccount)
+            .join(ConsoleAccount, ConsoleAccount.id == ConsoleSignIn.account_id)
+            .where(ConsoleSignIn.token_hash == _digest(token))
         ).first()
         if row is None:
             return None
-        console_session, account = row
-        if not account.active or console_session.last_seen_at < now - idle:
-            session.delete(console_session)
+        sign_in, account = row
+        if not account.active or sign_in.last_seen_at < now - idle:
+            session.delete(sign_in)
             return None
-        console_session.last_seen_at = now
-        notice = tuple(console_session.notice.split("\n", 1)[::-1]) if console_session.notice else None
-        console_session.notice = ""
-        return Operator(account.id, account.username, account.role, console_session.csrf, notice)  # type: ignore[arg-type]
+        sign_in.last_seen_at = now
+        notice = tuple(sign_in.notice.split("\n", 1)[::-1]) if sign_in.notice else None
+        sign_in.notice = ""
+        return Operator(account.id, account.username, account.role, sign_in.csrf, notice)  # type: ignore[arg-type]
 
 
 def leave_notice(services: Services, token: str, text: str, kind: str) -> None:
     """Carry an action's outcome to the page the browser is redirected to (shown once)."""
     with services.db.transaction() as session:
-        session.execute(update(ConsoleSession).where(ConsoleSession.token_hash == _digest(token))
+        session.execute(update(ConsoleSignIn).where(ConsoleSignIn.token_hash == _digest(token))
                         .values(notice=f"{kind}\n{text[:500]}"))
 
 

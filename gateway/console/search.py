@@ -10,7 +10,7 @@ from typing import Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..models import PaymentSession, Transaction
+from ..models import Payment, Charge
 from ..services import Services
 
 LIMIT = 100
@@ -58,28 +58,28 @@ def parse(form: Mapping[str, str]) -> Query:
     )
 
 
-def search(services: Services, query: Query, limit: int = LIMIT) -> list[PaymentSession]:
+def search(services: Services, query: Query, limit: int = LIMIT) -> list[Payment]:
     """Newest first; an empty query lists the latest payments."""
-    statement = (select(PaymentSession).options(selectinload(PaymentSession.transaction))
-                 .order_by(PaymentSession.id.desc()).limit(limit))
+    statement = (select(Payment).options(selectinload(Payment.charge))
+                 .order_by(Payment.id.desc()).limit(limit))
     if query.store:
-        statement = statement.where(PaymentSession.store_key.contains(query.store, autoescape=True))
+        statement = statement.where(Payment.store_key.contains(query.store, autoescape=True))
     if query.orderid is not None:
-        statement = statement.where(PaymentSession.orderid == query.orderid)
+        statement = statement.where(Payment.orderid == query.orderid)
     if query.invoice:
-        statement = statement.where(PaymentSession.invoice == query.invoice)
+        statement = statement.where(Payment.invoice == query.invoice)
     if query.transactionid:
-        statement = statement.join(Transaction, Transaction.session_id == PaymentSession.id).where(
-            Transaction.processor_txn_id == query.transactionid)
+        statement = statement.join(Charge, Charge.payment_id == Payment.id).where(
+            Charge.processor_transaction_id == query.transactionid)
     if query.last4:
-        statement = statement.where(PaymentSession.card_last4 == query.last4)
+        statement = statement.where(Payment.card_last4 == query.last4)
     if query.amount is not None:
         # Amounts are typed in major units; two decimals covers the currencies stores use here.
-        statement = statement.where(PaymentSession.amount_total == int(query.amount.scaleb(2)))
+        statement = statement.where(Payment.amount_total == int(query.amount.scaleb(2)))
     if query.date_from is not None:
-        statement = statement.where(PaymentSession.created_at >= _start(query.date_from))
+        statement = statement.where(Payment.created_at >= _start(query.date_from))
     if query.date_to is not None:
-        statement = statement.where(PaymentSession.created_at < _start(query.date_to) + timedelta(days=1))
+        statement = statement.where(Payment.created_at < _start(query.date_to) + timedelta(days=1))
     with services.db.transaction() as session:
         return list(session.scalars(statement))
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..models import Notification, PaymentSession, Transaction
+from ..models import Notification, Payment, Charge
 from ..money import format_money
 from ..services import Services
 from ..models import AuditRecord, PaymentEvent
@@ -25,28 +25,28 @@ class Event:
 
 @dataclass(frozen=True)
 class Timeline:
-    payment: PaymentSession
+    payment: Payment
     events: list[Event]
 
 
-def timeline(services: Services, session_id: int) -> Timeline | None:
+def timeline(services: Services, payment_id: int) -> Timeline | None:
     with services.db.transaction() as session:
         payment = session.scalars(
-            select(PaymentSession).where(PaymentSession.id == session_id).options(
-                selectinload(PaymentSession.transaction).selectinload(Transaction.ledger),
-                selectinload(PaymentSession.notification).selectinload(Notification.attempt_log),
+            select(Payment).where(Payment.id == payment_id).options(
+                selectinload(Payment.charge).selectinload(Charge.ledger),
+                selectinload(Payment.notification).selectinload(Notification.attempt_log),
             )
         ).first()
         if payment is None:
             return None
-        recorded = session.scalars(select(PaymentEvent).where(PaymentEvent.session_id == session_id)).all()
-        actions = session.scalars(select(AuditRecord).where(AuditRecord.target == f"payment:{session_id}")).all()
+        recorded = session.scalars(select(PaymentEvent).where(PaymentEvent.payment_id == payment_id)).all()
+        actions = session.scalars(select(AuditRecord).where(AuditRecord.target == f"payment:{payment_id}")).all()
         events = [_checkout(payment), *(_recorded(e) for e in recorded), *_money(payment),
                   *_notifications(payment), *(_action(a) for a in actions)]
     return Timeline(payment, sorted(events, key=lambda event: event.at))
 
 
-def _checkout(payment: PaymentSession) -> Event:
+def _checkout(payment: Payment) -> Event:
     return Event(payment.created_at, "checkout", "CheckoutRequest accepted", {
         "store": payment.store_key,
         "order": f"{payment.orderid} (invoice {payment.invoice})",
@@ -66,22 +66,22 @@ def _recorded(event: PaymentEvent) -> Event:
     return Event(event.at, event.kind, titles.get(event.kind, event.kind), {"detail": event.detail} if event.detail else {}, status)
 
 
-def _money(payment: PaymentSession) -> list[Event]:
-    transaction = payment.transaction
-    if transaction is None:
+def _money(payment: Payment) -> list[Event]:
+    charge = payment.charge
+    if charge is None:
         return []
     return [
         Event(entry.created_at, f"ledger_{entry.kind}", f"{entry.kind.capitalize()} {entry.outcome}", {
-            "amount": format_money(entry.amount, transaction.currency),
+            "amount": format_money(entry.amount, charge.currency),
             "processor reference": entry.processor_ref or "",
-            "card": f"{transaction.card_brand} ending {transaction.card_last4}",
+            "card": f"{charge.card_brand} ending {charge.card_last4}",
             "message": entry.message,
         }, "good" if entry.outcome == "approved" else "bad")
-        for entry in transaction.ledger
+        for entry in charge.ledger
     ]
 
 
-def _notifications(payment: PaymentSession) -> list[Event]:
+def _notifications(payment: Payment) -> list[Event]:
     notification = payment.notification
     if notification is None:
         return []

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from sqlalchemy import func, select
 
 from ..payments import stores
-from ..models import PaymentSession
+from ..models import Payment
 from ..money import format_money
 from ..services import current as services
 from . import accounts, actions, audit, auth, search
@@ -72,7 +72,7 @@ def login() -> Any:
     except accounts.LoginRefused as exc:
         page = render_template("console/login.html", csrf=auth.login_csrf(secret_key, nonce), error=exc.message)
         return page, 401
-    token = auth.start_session(services(), account.id, address)
+    token = auth.start_sign_in(services(), account.id, address)
     with services().db.transaction() as session:
         audit.record(session, account.username, "login", account.username, outcome="signed in", address=address)
     target = request.args.get("next", "")
@@ -84,7 +84,7 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
-    auth.end_session(services(), request.cookies.get(auth.COOKIE, ""))
+    auth.end_sign_in(services(), request.cookies.get(auth.COOKIE, ""))
     with services().db.transaction() as session:
         audit.record(session, auth.operator().username, "logout", auth.operator().username, outcome="signed out")
     response = redirect(url_for("console.login"), 303)
@@ -106,12 +106,12 @@ def payments() -> Any:
     return render_template("console/payments.html", results=search.search(services(), query), form=request.args, error="")
 
 
-@bp.get("/payments/<int:session_id>")
-def payment(session_id: int) -> Any:
-    story = timeline(services(), session_id)
+@bp.get("/payments/<int:payment_id>")
+def payment(payment_id: int) -> Any:
+    story = timeline(services(), payment_id)
     if story is None:
-        abort(404, f"There is no payment {session_id}.")
-    stuck = [item for item in needs_attention(services()) if item.session_id == session_id]
+        abort(404, f"There is no payment {payment_id}.")
+    stuck = [item for item in needs_attention(services()) if item.payment_id == payment_id]
     return render_template("console/payment.html", story=story, stuck=stuck)
 
 
@@ -147,21 +147,21 @@ def resolve(entry_id: int) -> BaseResponse:
                                               request.form.get("note", "")), url_for("console.attention"))
 
 
-@bp.post("/attention/payments/<int:session_id>/reverse")
+@bp.post("/attention/payments/<int:payment_id>/reverse")
 @auth.operator_only
-def reverse(session_id: int) -> BaseResponse:
-    return _act(lambda: actions.reverse_charge(services(), auth.operator().username, session_id,
+def reverse(payment_id: int) -> BaseResponse:
+    return _act(lambda: actions.reverse_charge(services(), auth.operator().username, payment_id,
                                                request.form.get("reason", "")), url_for("console.attention"))
 
 
-@bp.post("/attention/payments/<int:session_id>/resolve-sale")
+@bp.post("/attention/payments/<int:payment_id>/resolve-sale")
 @auth.operator_only
-def resolve_sale(session_id: int) -> BaseResponse:
+def resolve_sale(payment_id: int) -> BaseResponse:
     charged = request.form.get("charged")
     if charged not in ("yes", "no"):
         abort(400, "Say whether the processor's records show the charge.")
-    return _act(lambda: actions.resolve_sale(services(), auth.operator().username, session_id, charged == "yes",
-                                             request.form.get("transaction_id", ""), request.form.get("note", "")),
+    return _act(lambda: actions.resolve_sale(services(), auth.operator().username, payment_id, charged == "yes",
+                                             request.form.get("processor_transaction_id", ""), request.form.get("note", "")),
                 url_for("console.attention"))
 
 
@@ -193,17 +193,17 @@ def audit_log() -> Any:
     return render_template("console/audit.html", records=records, actor=actor, action=action)
 
 
-def _recent_payments(store_key: str) -> list[PaymentSession]:
+def _recent_payments(store_key: str) -> list[Payment]:
     with services().db.transaction() as session:
-        return list(session.scalars(select(PaymentSession).where(PaymentSession.store_key == store_key)
-                                    .order_by(PaymentSession.id.desc()).limit(20)))
+        return list(session.scalars(select(Payment).where(Payment.store_key == store_key)
+                                    .order_by(Payment.id.desc()).limit(20)))
 
 
 def _stores_with_activity() -> list[dict[str, Any]]:
     """Every store seen in a checkout or given a profile, with its latest payment."""
     with services().db.transaction() as session:
-        activity = dict(session.execute(select(PaymentSession.store_key, func.max(PaymentSession.created_at))
-                                        .group_by(PaymentSession.store_key)).all())
+        activity = dict(session.execute(select(Payment.store_key, func.max(Payment.created_at))
+                                        .group_by(Payment.store_key)).all())
     profiles = {s.store_key: s for s in stores.all_identities(services())}
     keys = sorted(set(activity) | set(profiles))
     return [{"identity": profiles.get(key) or stores.identity(services(), key), "last_payment": activity.get(key)}

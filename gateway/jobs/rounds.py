@@ -58,7 +58,8 @@ def _deliver(services: Services, notification: Notification) -> bool:
         return deliver_claimed(services, notification) is not None
     except Exception as exc:  # noqa: BLE001 - recorded on the notification, which retries after its backoff
         log.exception("delivering notification %s failed", notification.id)
-        _step("recording a delivery failure", lambda: services.outbox.release_failed(notification, repr(exc)))
+        error = repr(exc)
+        _step("recording a delivery failure", lambda: services.outbox.release_failed(notification, error))
         return False
 
 

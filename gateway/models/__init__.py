@@ -5,18 +5,18 @@ of the gateway, so any module may import the tables without a cycle."""
 from __future__ import annotations
 
 from .base import Base, UTCDateTime, checked_enum, utcnow
-from .console import OPERATOR, ROLES, VIEWER, AuditRecord, ConsoleAccount, ConsoleSession, LoginFailure, PaymentEvent, Role
+from .console import OPERATOR, ROLES, VIEWER, AuditRecord, ConsoleAccount, ConsoleSignIn, LoginFailure, PaymentEvent, Role
 from .notifications import Notification, NotificationAttempt, NotificationState
 from .payments import (
     PAID_STATES,
     LedgerEntry,
     LedgerKind,
     LedgerOutcome,
-    PaymentSession,
+    Payment,
     PostOrderRequest,
     PostOrderState,
-    SessionState,
-    Transaction,
+    PaymentState,
+    Charge,
 )
 from .replay import Endpoint, SeenRequest
 from .sandbox import SandboxCharge
@@ -24,8 +24,8 @@ from .stores import StoreProfile
 
 __all__ = [
     "OPERATOR", "PAID_STATES", "ROLES", "VIEWER",
-    "AuditRecord", "Base", "ConsoleAccount", "ConsoleSession", "Endpoint", "LedgerEntry", "LedgerKind",
+    "AuditRecord", "Base", "ConsoleAccount", "ConsoleSignIn", "Endpoint", "LedgerEntry", "LedgerKind",
     "LedgerOutcome", "LoginFailure", "Notification", "NotificationAttempt", "NotificationState",
-    "PaymentEvent", "PaymentSession", "PostOrderRequest", "PostOrderState", "Role", "SandboxCharge",
-    "SeenRequest", "SessionState", "StoreProfile", "Transaction", "UTCDateTime", "checked_enum", "utcnow",
+    "PaymentEvent", "Payment", "PostOrderRequest", "PostOrderState", "Role", "SandboxCharge",
+    "SeenRequest", "PaymentState", "StoreProfile", "Charge", "UTCDateTime", "checked_enum", "utcnow",
 ]

@@ -36,10 +36,10 @@ class ConsoleAccount(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class ConsoleSession(Base):
+class ConsoleSignIn(Base):
     """A signed-in browser; the cookie holds a random token whose hash is the key here."""
 
-    __tablename__ = "console_sessions"
+    __tablename__ = "console_sign_ins"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("console_accounts.id", ondelete="CASCADE"), index=True)
@@ -82,7 +82,7 @@ class PaymentEvent(Base):
     __tablename__ = "payment_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("payment_sessions.id"), index=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from .base import Base, UTCDateTime, checked_enum, utcnow
 
 if TYPE_CHECKING:
-    from .payments import PaymentSession
+    from .payments import Payment
 
 
 class NotificationState(StrEnum):
@@ -30,7 +30,7 @@ class Notification(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("payment_sessions.id"), unique=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[NotificationState] = mapped_column(
@@ -48,7 +48,7 @@ class Notification(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime, nullable=True)
 
-    session: Mapped["PaymentSession"] = relationship(back_populates="notification")
+    payment: Mapped["Payment"] = relationship(back_populates="notification")
     attempt_log: Mapped[list["NotificationAttempt"]] = relationship(order_by="NotificationAttempt.id")
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .notifications import Notification
 
 
-class SessionState(StrEnum):
+class PaymentState(StrEnum):
     OPEN = "open"  # waiting for the shopper's card
     AUTHORIZING = "authorizing"  # one charge attempt is in flight; nobody else may start one
     APPROVED = "approved"  # charged; the store has not yet confirmed the order
@@ -27,7 +27,7 @@ class SessionState(StrEnum):
     CANCELLED = "cancelled"  # the shopper went back to the store
 
 
-PAID_STATES = (SessionState.APPROVED.value, SessionState.COMPLETED.value)
+PAID_STATES = (PaymentState.APPROVED.value, PaymentState.COMPLETED.value)
 
 
 class LedgerKind(StrEnum):
@@ -48,20 +48,20 @@ class PostOrderState(StrEnum):
     ANSWERED = "answered"
 
 
-class PaymentSession(Base):
+class Payment(Base):
     """One CheckoutRequest and the shopper's way through the hosted page."""
 
-    __tablename__ = "payment_sessions"
+    __tablename__ = "payments"
     __table_args__ = (
-        UniqueConstraint("store_key", "orderid", "randomkey", name="uq_session_request"),
+        UniqueConstraint("store_key", "orderid", "randomkey", name="uq_payment_request"),
         # The CheckoutRequest schema accepts amounttotal from 1: nothing is charged for nothing.
-        CheckConstraint("amount_total > 0", name="ck_payment_sessions_amount_total"),
-        CheckConstraint("tax_total >= 0", name="ck_payment_sessions_tax_total"),
-        CheckConstraint("shipping_total >= 0", name="ck_payment_sessions_shipping_total"),
-        CheckConstraint("discount >= 0", name="ck_payment_sessions_discount"),
-        CheckConstraint("attempt >= 0", name="ck_payment_sessions_attempt"),
-        CheckConstraint("decline_count >= 0", name="ck_payment_sessions_decline_count"),
-        CheckConstraint("failures >= 0", name="ck_payment_sessions_failures"),
+        CheckConstraint("amount_total > 0", name="ck_payments_amount_total"),
+        CheckConstraint("tax_total >= 0", name="ck_payments_tax_total"),
+        CheckConstraint("shipping_total >= 0", name="ck_payments_shipping_total"),
+        CheckConstraint("discount >= 0", name="ck_payments_discount"),
+        CheckConstraint("attempt >= 0", name="ck_payments_attempt"),
+        CheckConstraint("decline_count >= 0", name="ck_payments_decline_count"),
+        CheckConstraint("failures >= 0", name="ck_payments_failures"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -86,8 +86,8 @@ class PaymentSession(Base):
     credentials_sealed: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     credentials_fingerprint: Mapped[str] = mapped_column(String(64))
     test_mode: Mapped[bool] = mapped_column(Boolean, default=False)
-    state: Mapped[SessionState] = mapped_column(
-        checked_enum(SessionState, "ck_payment_sessions_state", 20), default=SessionState.OPEN.value, index=True
+    state: Mapped[PaymentState] = mapped_column(
+        checked_enum(PaymentState, "ck_payments_state", 20), default=PaymentState.OPEN.value, index=True
     )
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     decline_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -109,25 +109,25 @@ class PaymentSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    transaction: Mapped[Optional["Transaction"]] = relationship(back_populates="session", uselist=False)
-    notification: Mapped[Optional["Notification"]] = relationship(back_populates="session", uselist=False)
+    charge: Mapped[Optional["Charge"]] = relationship(back_populates="payment", uselist=False)
+    notification: Mapped[Optional["Notification"]] = relationship(back_populates="payment", uselist=False)
 
 
-class Transaction(Base):
-    """An approved charge at the processor; the store knows it by ``processor_txn_id``."""
+class Charge(Base):
+    """An approved charge at the processor; the store knows it by ``processor_transaction_id``."""
 
-    __tablename__ = "transactions"
+    __tablename__ = "charges"
     __table_args__ = (
-        UniqueConstraint("processor", "processor_txn_id", name="uq_transaction_processor_id"),
-        CheckConstraint("amount > 0", name="ck_transactions_amount"),
+        UniqueConstraint("processor", "processor_transaction_id", name="uq_charge_processor_transaction_id"),
+        CheckConstraint("amount > 0", name="ck_charges_amount"),
         # Never more refunded (or held for a refund) than was captured, whatever the code does.
-        CheckConstraint("refunded >= 0 AND refunded <= amount", name="ck_transactions_refunded"),
+        CheckConstraint("refunded >= 0 AND refunded <= amount", name="ck_charges_refunded"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("payment_sessions.id"), unique=True)
+    payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), unique=True)
     processor: Mapped[str] = mapped_column(String(32))
-    processor_txn_id: Mapped[str] = mapped_column(String(128), index=True)
+    processor_transaction_id: Mapped[str] = mapped_column(String(128), index=True)
     orderid: Mapped[int] = mapped_column(BigInteger)
     invoice: Mapped[str] = mapped_column(String(64))
     currency: Mapped[str] = mapped_column(String(3))
@@ -144,18 +144,18 @@ class Transaction(Base):
     lock_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    session: Mapped[PaymentSession] = relationship(back_populates="transaction")
-    ledger: Mapped[list["LedgerEntry"]] = relationship(back_populates="transaction", order_by="LedgerEntry.id")
+    payment: Mapped[Payment] = relationship(back_populates="charge")
+    ledger: Mapped[list["LedgerEntry"]] = relationship(back_populates="charge", order_by="LedgerEntry.id")
 
 
 class LedgerEntry(Base):
-    """Every money movement on a transaction, successful or not."""
+    """Every money movement on a charge, successful or not."""
 
     __tablename__ = "ledger_entries"
     __table_args__ = (CheckConstraint("amount > 0", name="ck_ledger_entries_amount"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), index=True)
+    charge_id: Mapped[int] = mapped_column(ForeignKey("charges.id"), index=True)
     kind: Mapped[LedgerKind] = mapped_column(checked_enum(LedgerKind, "ck_ledger_entries_kind", 10))
     amount: Mapped[int] = mapped_column(BigInteger)
     outcome: Mapped[LedgerOutcome] = mapped_column(checked_enum(LedgerOutcome, "ck_ledger_entries_outcome", 10))
@@ -166,7 +166,7 @@ class LedgerEntry(Base):
     attention: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    transaction: Mapped[Transaction] = relationship(back_populates="ledger")
+    charge: Mapped[Charge] = relationship(back_populates="ledger")
 
 
 class PostOrderRequest(Base):

@@ -98,7 +98,7 @@ class Outbox:
         delivery lease already taken (one statement fewer than claiming it afterwards). If the process
         dies before delivering, the worker takes it over once that lease has run out."""
         now = utcnow()
-        row: dict[str, Any] = {"session_id": payment_id, "url": url, "payload": asdict(message), "next_attempt_at": now,
+        row: dict[str, Any] = {"payment_id": payment_id, "url": url, "payload": asdict(message), "next_attempt_at": now,
                                "claimed_until": now + self.lease if claimed else None, "lease": 1 if claimed else 0}
         # A plain statement, not the unit of work: the row is written once and never changed through this session.
         row["id"] = session.connection().execute(_NEW_NOTIFICATION, row).scalar_one()

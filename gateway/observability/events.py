@@ -52,13 +52,13 @@ def notification_dead() -> None:
 def _remember(db: Database, payment_id: int, kind: str, detail: str) -> None:
     """Best effort, in one statement: a timeline line is never worth failing a payment for.
     A session keeps at most MAX_EVENTS lines, so reloading a page cannot grow the table without bound."""
-    recorded = select(func.count()).select_from(PaymentEvent).where(PaymentEvent.session_id == payment_id)
+    recorded = select(func.count()).select_from(PaymentEvent).where(PaymentEvent.payment_id == payment_id)
     line = select(
-        literal(payment_id, PaymentEvent.session_id.type), literal(utcnow(), PaymentEvent.at.type),
+        literal(payment_id, PaymentEvent.payment_id.type), literal(utcnow(), PaymentEvent.at.type),
         literal(kind, PaymentEvent.kind.type), literal(detail[:1000], PaymentEvent.detail.type),
     ).where(recorded.scalar_subquery() < MAX_EVENTS)
     try:
         with db.one_statement() as session:
-            session.execute(insert(PaymentEvent).from_select(["session_id", "at", "kind", "detail"], line))
+            session.execute(insert(PaymentEvent).from_select(["payment_id", "at", "kind", "detail"], line))
     except SQLAlchemyError:
         log.exception("could not record %s for payment %s", kind, payment_id)

@@ -1,7 +1,7 @@
 """Voids and refunds: the one path by which money leaves a charge."""
 from __future__ import annotations
 
-from ..models import LedgerEntry, Transaction
+from ..models import LedgerEntry, Charge
 from ..processors.base import ChargeRef, ProcessorError, ProcessorUnavailable
 from ..services import Services
 from ..vault import Credentials
@@ -10,7 +10,7 @@ from . import ledger
 
 def execute_adjustment(
     services: Services,
-    transaction_id: int,
+    charge_id: int,
     ref: ChargeRef,
     kind: str,
     amount: int,
@@ -19,7 +19,7 @@ def execute_adjustment(
 ) -> LedgerEntry:
     """Reserve, call the processor, settle; an unknown outcome keeps its reservation."""
     with services.db.transaction() as session:
-        entry_id = ledger.reserve(session, transaction_id, kind, amount, request_key).id
+        entry_id = ledger.reserve(session, charge_id, kind, amount, request_key).id
     try:
         if kind == ledger.VOID:
             adjustment = services.processor.void(ref, credentials)
@@ -31,7 +31,7 @@ def execute_adjustment(
             ledger.settle(session, entry_id, outcome, message=exc.merchant_message)
         raise
     with services.db.transaction() as session:
-        return ledger.settle(session, entry_id, ledger.APPROVED, adjustment.transaction_id)
+        return ledger.settle(session, entry_id, ledger.APPROVED, adjustment.processor_transaction_id)
 
 
 def resume_void(services: Services, entry_id: int, ref: ChargeRef, credentials: Credentials) -> None:
@@ -47,16 +47,16 @@ def resume_void(services: Services, entry_id: int, ref: ChargeRef, credentials: 
             ledger.settle(session, entry_id, ledger.UNKNOWN, message=f"void resumed after an interruption was refused: {exc.merchant_message}")
         return
     with services.db.transaction() as session:
-        ledger.settle(session, entry_id, ledger.APPROVED, adjustment.transaction_id)
+        ledger.settle(session, entry_id, ledger.APPROVED, adjustment.processor_transaction_id)
 
 
-def charge_ref(transaction: Transaction) -> ChargeRef:
+def charge_ref(charge: Charge) -> ChargeRef:
     return ChargeRef(
-        transaction_id=transaction.processor_txn_id,
-        amount=transaction.amount,
-        currency=transaction.currency,
-        card_last4=transaction.card_last4,
-        card_exp_month=transaction.card_exp_month,
-        card_exp_year=transaction.card_exp_year,
-        test_mode=transaction.test_mode,
+        processor_transaction_id=charge.processor_transaction_id,
+        amount=charge.amount,
+        currency=charge.currency,
+        card_last4=charge.card_last4,
+        card_exp_month=charge.card_exp_month,
+        card_exp_year=charge.card_exp_year,
+        test_mode=charge.test_mode,
     )

@@ -13,12 +13,12 @@ from sqlalchemy.orm import Session
 
 from .. import budget
 from ..errorcodes import ErrorCode
-from ..models import LedgerEntry, Notification, PaymentSession, SessionState, Transaction
-from ..processors.base import Charge, MerchantAuthenticationError, ProcessorError
+from ..models import LedgerEntry, Notification, Payment, PaymentState, Charge
+from ..processors.base import ProcessorCharge, MerchantAuthenticationError, ProcessorError
 from ..services import Services
 from . import attention, ledger
 from .completion import deliver_if_claimed, enqueue_outcome
-from .states import SESSIONS
+from .states import PAYMENTS
 
 log = logging.getLogger(__name__)
 
@@ -29,32 +29,32 @@ def sale_reference(payment_id: int, attempt: int) -> str:
 
 
 # Recording a charge settles the attempt and reads back what the charge's rows repeat.
-_APPROVE = SESSIONS.prepare(
-    SessionState.AUTHORIZING, SessionState.APPROVED, PaymentSession.attempt == bindparam("this_attempt"),
-    returning=(PaymentSession.id, PaymentSession.orderid, PaymentSession.invoice, PaymentSession.amount_total,
-               PaymentSession.notification_url, PaymentSession.card_brand, PaymentSession.card_last4,
-               PaymentSession.card_exp_month, PaymentSession.card_exp_year, PaymentSession.test_mode,
-               PaymentSession.credentials_fingerprint),
+_APPROVE = PAYMENTS.prepare(
+    PaymentState.AUTHORIZING, PaymentState.APPROVED, Payment.attempt == bindparam("this_attempt"),
+    returning=(Payment.id, Payment.orderid, Payment.invoice, Payment.amount_total,
+               Payment.notification_url, Payment.card_brand, Payment.card_last4,
+               Payment.card_exp_month, Payment.card_exp_year, Payment.test_mode,
+               Payment.credentials_fingerprint),
     **attention.CLEARED,
 )
-_NEW_TRANSACTION = insert(Transaction).returning(Transaction.id)
+_NEW_CHARGE = insert(Charge).returning(Charge.id)
 _NEW_SALE_ENTRY = insert(LedgerEntry)
 
 
-def record_charge(services: Services, payment_id: int, attempt: int, charge: Charge) -> Notification | None:
+def record_charge(services: Services, payment_id: int, attempt: int, charge: ProcessorCharge) -> Notification | None:
     """Record an approved charge with its notification; None (and flagged) if the attempt was resolved
     meanwhile. The notification comes back claimed for delivery if this request has time to send it.
     Plain statements built once: the rows are written here and never read back through this session."""
     with services.db.transaction() as session:
-        payment = SESSIONS.run(session, _APPROVE, payment_id, this_attempt=attempt).first()
+        payment = PAYMENTS.run(session, _APPROVE, payment_id, this_attempt=attempt).first()
         if payment is None:
-            attention.flag(session, payment_id, f"charge {charge.transaction_id} of {charge.amount} {charge.currency} "
+            attention.flag(session, payment_id, f"charge {charge.processor_transaction_id} of {charge.amount} {charge.currency} "
                            f"arrived after attempt {attempt} was resolved and is not recorded: void it at the processor")
             return None
-        transaction_id = session.connection().execute(_NEW_TRANSACTION, {
-            "session_id": payment.id,
+        charge_id = session.connection().execute(_NEW_CHARGE, {
+            "payment_id": payment.id,
             "processor": services.processor.name,
-            "processor_txn_id": charge.transaction_id,
+            "processor_transaction_id": charge.processor_transaction_id,
             "orderid": payment.orderid,
             "invoice": payment.invoice,
             "currency": charge.currency,
@@ -67,16 +67,16 @@ def record_charge(services: Services, payment_id: int, attempt: int, charge: Cha
             "credentials_fingerprint": payment.credentials_fingerprint,
         }).scalar_one()
         session.connection().execute(_NEW_SALE_ENTRY, {
-            "transaction_id": transaction_id,
+            "charge_id": charge_id,
             "kind": ledger.SALE,
             "amount": charge.amount,
             "outcome": ledger.APPROVED,
-            "processor_ref": charge.transaction_id,
+            "processor_ref": charge.processor_transaction_id,
             "message": charge.message,
         })
-        notification = enqueue_outcome(session, services, payment, approved=True, transactionid=charge.transaction_id,
+        notification = enqueue_outcome(session, services, payment, approved=True, transactionid=charge.processor_transaction_id,
                                        claimed=budget.allows_call())
-        log.info("order %s charged: %s %s", payment.orderid, charge.transaction_id, charge.amount)
+        log.info("order %s charged: %s %s", payment.orderid, charge.processor_transaction_id, charge.amount)
         return notification
 
 
@@ -85,11 +85,11 @@ def record_decline(services: Services, payment_id: int, error: ProcessorError) -
     credentials were refused or the shopper used up their declines."""
     notification = None
     with services.db.transaction() as session:
-        payment = session.get(PaymentSession, payment_id)
+        payment = session.get(Payment, payment_id)
         assert payment is not None
         declines = payment.decline_count + 1
         give_up = isinstance(error, MerchantAuthenticationError) or declines >= services.settings.max_declines
-        state = SessionState.FAILED if give_up else SessionState.OPEN
+        state = PaymentState.FAILED if give_up else PaymentState.OPEN
         payment = leave_authorizing(session, payment_id, payment.attempt, state)
         payment.decline_count = declines
         payment.last_decline = error.message
@@ -104,10 +104,10 @@ def record_decline(services: Services, payment_id: int, error: ProcessorError) -
         deliver_if_claimed(services, notification)
 
 
-def leave_authorizing(session: Session, payment_id: int, attempt: int, target: SessionState) -> PaymentSession:
+def leave_authorizing(session: Session, payment_id: int, attempt: int, target: PaymentState) -> Payment:
     """Leave ``authorizing`` for this attempt; the guard makes a stale writer fail loudly."""
-    payment: PaymentSession | None = SESSIONS.move_and_load(session, payment_id, SessionState.AUTHORIZING, target,
-                                                             PaymentSession.attempt == attempt)
+    payment: Payment | None = PAYMENTS.move_and_load(session, payment_id, PaymentState.AUTHORIZING, target,
+                                                             Payment.attempt == attempt)
     if payment is None:
         raise RuntimeError(f"payment session {payment_id} left 'authorizing' behind our back")
     return payment

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.orm import Session
 
-from ..models import PaymentSession, utcnow
+from ..models import Payment, utcnow
 from ..services import Services
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ REASON_CHARS = 2000
 def flag(session: Session, payment_id: int, reason: str) -> None:
     """Mark a payment as waiting for an operator (no automatic retry), keeping the time it first needed one."""
     _mark(session, payment_id, attention=reason[:REASON_CHARS], retry_at=None,
-          attention_at=func.coalesce(PaymentSession.attention_at, utcnow()))
+          attention_at=func.coalesce(Payment.attention_at, utcnow()))
     log.warning("payment %s needs attention: %s", payment_id, reason)
 
 
@@ -38,9 +38,9 @@ def clear(session: Session, payment_id: int) -> None:
 def _mark(session: Session, payment_id: int, **values: object) -> None:
     """Attention is about the payment, not a step of it: ``updated_at`` (the attempt's age) is kept."""
     session.execute(
-        update(PaymentSession)
-        .where(PaymentSession.id == payment_id)
-        .values(updated_at=PaymentSession.updated_at, **values)
+        update(Payment)
+        .where(Payment.id == payment_id)
+        .values(updated_at=Payment.updated_at, **values)
         .execution_options(synchronize_session=False)
     )
 
@@ -48,7 +48,7 @@ def _mark(session: Session, payment_id: int, **values: object) -> None:
 def due(now: datetime) -> ColumnElement[bool]:
     """Background work may touch a payment when its backoff has passed, and never while it waits for an
     operator (flagged without a retry time): asking again would only repeat the same refusal."""
-    return or_(PaymentSession.retry_at <= now, and_(PaymentSession.retry_at.is_(None), PaymentSession.attention == ""))
+    return or_(Payment.retry_at <= now, and_(Payment.retry_at.is_(None), Payment.attention == ""))
 
 
 def backoff(failures: int) -> timedelta:
@@ -60,7 +60,7 @@ def backoff(failures: int) -> timedelta:
 def record_failure(services: Services, payment_id: int, reason: str) -> None:
     """One more failed try on this payment: visible to operators, and not retried before its backoff."""
     with services.db.transaction() as session:
-        failures = session.scalar(select(PaymentSession.failures).where(PaymentSession.id == payment_id))
+        failures = session.scalar(select(Payment.failures).where(Payment.id == payment_id))
         if failures is None:
             return
         retry_at = utcnow() + backoff(failures + 1)

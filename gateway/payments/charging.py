@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select
 
 from ..cards import Card, CardFormError, parse_card
-from ..models import PaymentSession, SessionState, UTCDateTime, utcnow
+from ..models import Payment, PaymentState, UTCDateTime, utcnow
 from ..observability import events
 from ..processors.base import OutcomeUnknown, ProcessorError, SaleRequest
 from ..services import Services
@@ -22,25 +22,25 @@ from . import attention
 from .attempts import record_charge, record_decline, sale_reference
 from .completion import deliver_if_claimed
 from .queries import is_expired, reload, state_of
-from .states import SESSIONS
+from .states import PAYMENTS
 
 log = logging.getLogger(__name__)
 ORDER_BUSY = "This order has already been paid, or is being paid in another window. Nothing was charged."
 CANNOT_CHARGE = "This payment page can no longer take payments. Return to the store and check out again; nothing was charged."
-BUSY_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value, SessionState.COMPLETED.value)
+BUSY_STATES = (PaymentState.AUTHORIZING.value, PaymentState.APPROVED.value, PaymentState.COMPLETED.value)
 
 
 @dataclass
 class SubmitResult:
-    payment: PaymentSession
+    payment: Payment
     field_errors: dict[str, str] = field(default_factory=dict)
     decline: str = ""
     busy: bool = False  # not started: the worker had no room for it within the request's budget
 
 
-def submit_card(services: Services, payment: PaymentSession, form: dict[str, str]) -> SubmitResult:
+def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> SubmitResult:
     """Validate the card and charge it, unless this payment is already being (or has been) paid."""
-    if payment.state != SessionState.OPEN.value or is_expired(payment):
+    if payment.state != PaymentState.OPEN.value or is_expired(payment):
         return SubmitResult(payment)
     try:
         card = parse_card(form)
@@ -49,7 +49,7 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
     claimed = _claim(services, payment, card)
     if claimed is None:
         current = reload(services, payment.id)
-        if current.state == SessionState.OPEN.value and not is_expired(current):
+        if current.state == PaymentState.OPEN.value and not is_expired(current):
             unusable = current.credentials_sealed is None or bool(current.attention)
             return SubmitResult(current, decline=CANNOT_CHARGE if unusable else ORDER_BUSY)
         return SubmitResult(current)
@@ -61,7 +61,7 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
         credentials=credentials,
         reference=sale_reference(payment.id, attempt),
         invoice=payment.invoice,
-        order_id=payment.orderid,
+        orderid=payment.orderid,
         test_mode=payment.test_mode,
         email=payment.email,
     )
@@ -86,29 +86,29 @@ def submit_card(services: Services, payment: PaymentSession, form: dict[str, str
     return SubmitResult(confirmed or reload(services, payment.id))
 
 
-def cancel(services: Services, payment: PaymentSession) -> bool:
+def cancel(services: Services, payment: Payment) -> bool:
     """The shopper goes back to the store; only an open payment can be cancelled."""
     with services.db.transaction() as session:
-        return SESSIONS.move(session, payment.id, SessionState.OPEN, SessionState.CANCELLED, credentials_sealed=None)
+        return PAYMENTS.move(session, payment.id, PaymentState.OPEN, PaymentState.CANCELLED, credentials_sealed=None)
 
 
 # The order's payments, locked in id order before the move is decided (MATERIALIZED: never folded
 # into it); PostgreSQL hands a locked row over as the last writer committed it.
 _SIBLINGS = (
-    select(PaymentSession.state)
-    .where(PaymentSession.store_key == bindparam("order_store"), PaymentSession.orderid == bindparam("order_id"))
-    .order_by(PaymentSession.id)
+    select(Payment.state)
+    .where(Payment.store_key == bindparam("order_store"), Payment.orderid == bindparam("orderid"))
+    .order_by(Payment.id)
     .with_for_update()
     .cte("siblings")
     .prefix_with("MATERIALIZED")
 )
-_CLAIM = SESSIONS.prepare(
-    SessionState.OPEN, SessionState.AUTHORIZING,
-    PaymentSession.expires_at > bindparam("now", type_=UTCDateTime()),
-    PaymentSession.credentials_sealed.is_not(None),  # erased meanwhile (cancelled, expired)
+_CLAIM = PAYMENTS.prepare(
+    PaymentState.OPEN, PaymentState.AUTHORIZING,
+    Payment.expires_at > bindparam("now", type_=UTCDateTime()),
+    Payment.credentials_sealed.is_not(None),  # erased meanwhile (cancelled, expired)
     ~select(_SIBLINGS.c.state).where(_SIBLINGS.c.state.in_(BUSY_STATES)).exists(),
-    returning=(PaymentSession.attempt,),
-    attempt=PaymentSession.attempt + 1,
+    returning=(Payment.attempt,),
+    attempt=Payment.attempt + 1,
     card_brand=bindparam("brand"),
     card_last4=bindparam("last4"),
     card_exp_month=bindparam("exp_month"),
@@ -117,7 +117,7 @@ _CLAIM = SESSIONS.prepare(
 )
 
 
-def _claim(services: Services, payment: PaymentSession, card: Card) -> tuple[int, Credentials] | None:
+def _claim(services: Services, payment: Payment, card: Card) -> tuple[int, Credentials] | None:
     """Move the payment to ``authorizing`` unless it, or another payment of its order, is being paid.
 
     One statement, one round trip: it locks the order's payments and moves this one only if none of
@@ -128,13 +128,13 @@ def _claim(services: Services, payment: PaymentSession, card: Card) -> tuple[int
         return None  # nothing could be charged: the payment must not be left `authorizing`
     now = utcnow()
     with services.db.one_statement() as session:
-        claimed = SESSIONS.run(session, _CLAIM, payment.id, order_store=payment.store_key, order_id=payment.orderid,
+        claimed = PAYMENTS.run(session, _CLAIM, payment.id, order_store=payment.store_key, orderid=payment.orderid,
                                now=now, moved_at=now, brand=card.brand, last4=card.last4,
                                exp_month=card.exp_month, exp_year=card.exp_year).first()
     return None if claimed is None else (claimed.attempt, credentials)
 
 
-def _open_credentials(services: Services, payment: PaymentSession) -> Credentials | None:
+def _open_credentials(services: Services, payment: Payment) -> Credentials | None:
     """The merchant credentials to charge with, or None (flagged for an operator) when they are unusable.
 
     They are sealed once at checkout and only ever erased, so the copy read with the payment is the
@@ -149,14 +149,14 @@ def _open_credentials(services: Services, payment: PaymentSession) -> Credential
         return None
 
 
-def _confirmed(services: Services, payment: PaymentSession) -> PaymentSession | None:
+def _confirmed(services: Services, payment: Payment) -> Payment | None:
     """The payment the store has just confirmed, if it is now ``completed``; None otherwise.
 
     A completed payment's page is a redirect to its returnurl, which was fixed at checkout: so the
     payment read at the start of the request, with its state brought up to date, is all the answer
     needs."""
     state = state_of(services, payment.id)
-    if state is not SessionState.COMPLETED:
+    if state is not PaymentState.COMPLETED:
         return None
     payment.state = state
     return payment

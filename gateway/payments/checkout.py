@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errorcodes import ErrorCode
-from ..models import PAID_STATES, PaymentSession, utcnow
+from ..models import PAID_STATES, Payment, utcnow
 from ..notifications.client import UnsafeDestination
 from ..services import Services
 from . import replay
@@ -49,17 +49,17 @@ def check_store_urls(services: Services, command: CheckoutCommand) -> None:
                 raise Refused(ErrorCode.BAD_REQUEST, f"{name} must use https")
 
 
-def _find_or_create(session: Session, services: Services, command: CheckoutCommand) -> PaymentSession:
+def _find_or_create(session: Session, services: Services, command: CheckoutCommand) -> Payment:
     if not replay.first_use(session, replay.CHECKOUT, command.randomkey, command.fingerprint):
-        existing = session.scalars(select(PaymentSession).where(PaymentSession.randomkey == command.randomkey)).first()
+        existing = session.scalars(select(Payment).where(Payment.randomkey == command.randomkey)).first()
         if existing is not None:
             return existing
     key = store_key(command.notification_url)
     paid = session.scalars(
-        select(PaymentSession).where(
-            PaymentSession.store_key == key,
-            PaymentSession.orderid == command.orderid,
-            PaymentSession.state.in_(PAID_STATES),
+        select(Payment).where(
+            Payment.store_key == key,
+            Payment.orderid == command.orderid,
+            Payment.state.in_(PAID_STATES),
         )
     ).first()
     if paid is not None:
@@ -73,9 +73,9 @@ def _find_or_create(session: Session, services: Services, command: CheckoutComma
     return created
 
 
-def _new_payment(services: Services, command: CheckoutCommand, key: str) -> PaymentSession:
+def _new_payment(services: Services, command: CheckoutCommand, key: str) -> Payment:
     now = utcnow()
-    return PaymentSession(
+    return Payment(
         token=secrets.token_urlsafe(32),
         store_key=key,
         orderid=command.orderid,

@@ -9,23 +9,23 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from .. import budget
-from ..models import Notification, PaymentSession, SessionState
+from ..models import Notification, Payment, PaymentState
 from ..notifications.client import StoreAnswer
 from ..notifications.outbox import CompleteOrder
 from ..services import Services
 from . import attention
 from .reversal import reverse_isolated
-from .states import SESSIONS
+from .states import PAYMENTS
 
 log = logging.getLogger(__name__)
 # Completing is the only way into `completed`, so the credentials of a completed payment are gone.
-_COMPLETE = SESSIONS.prepare(SessionState.APPROVED, SessionState.COMPLETED, credentials_sealed=None, **attention.CLEARED)
+_COMPLETE = PAYMENTS.prepare(PaymentState.APPROVED, PaymentState.COMPLETED, credentials_sealed=None, **attention.CLEARED)
 
 
 def enqueue_outcome(
     session: Session,
     services: Services,
-    payment: PaymentSession | Row[Any],
+    payment: Payment | Row[Any],
     *,
     approved: bool,
     transactionid: str = "",
@@ -46,10 +46,10 @@ def apply_store_answer(session: Session, notification: Notification, answer: Sto
     For a payment that had already failed, the store's error code is kept for the shopper's errorurl.
     """
     if answer.processed:
-        SESSIONS.run(session, _COMPLETE, notification.session_id)
+        PAYMENTS.run(session, _COMPLETE, notification.payment_id)
         return
-    moved = SESSIONS.move(session, notification.session_id, SessionState.APPROVED, SessionState.REJECTED)
-    payment = session.get(PaymentSession, notification.session_id, populate_existing=True)
+    moved = PAYMENTS.move(session, notification.payment_id, PaymentState.APPROVED, PaymentState.REJECTED)
+    payment = session.get(Payment, notification.payment_id, populate_existing=True)
     assert payment is not None
     if moved and payment.credentials_sealed is None:
         attention.flag(session, payment.id, "the store rejected the order after the merchant credentials were erased "
@@ -80,5 +80,5 @@ def deliver_claimed(services: Services, notification: Notification) -> StoreAnsw
     """Post a claimed notification and finish what the store's answer asks for."""
     answer = services.outbox.deliver(notification, apply_store_answer)
     if answer is not None and not answer.processed:
-        reverse_isolated(services, notification.session_id)
+        reverse_isolated(services, notification.payment_id)
     return answer

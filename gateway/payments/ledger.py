@@ -5,9 +5,9 @@ charge's row lock; only then is the processor called, and the entry settled afte
 unknown entries count against what is left, so two requests at the same moment can never together
 move more than was captured, and no lock is held across a network call.
 
-``Transaction.refunded`` is the sum of the charge's refund entries that hold money (pending,
+``Charge.refunded`` is the sum of the charge's refund entries that hold money (pending,
 unknown or approved). Every function here that changes that sum changes the column in the same
-database transaction, under the charge's row lock, so the database's CHECK (refunded <= amount)
+database charge, under the charge's row lock, so the database's CHECK (refunded <= amount)
 guards the total even against a bug here.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from ..models import LedgerEntry, LedgerKind, LedgerOutcome, Transaction, utcnow
+from ..models import LedgerEntry, LedgerKind, LedgerOutcome, Charge, utcnow
 from ..money import format_money
 from ..processors.base import AdjustmentRefused
 from .states import LEDGER
@@ -45,49 +45,49 @@ class Balance:
         return 0 if self.voided else self.captured - self.refunded
 
 
-def lock_transaction(session: Session, transaction_id: int) -> Transaction:
+def lock_charge(session: Session, charge_id: int) -> Charge:
     """Take the charge's row lock (a write, so SQLite's IMMEDIATE transaction holds it too)."""
     session.execute(
-        update(Transaction).where(Transaction.id == transaction_id).values(lock_version=Transaction.lock_version + 1)
+        update(Charge).where(Charge.id == charge_id).values(lock_version=Charge.lock_version + 1)
     )
-    transaction = session.get(Transaction, transaction_id, populate_existing=True)
-    assert transaction is not None
-    return transaction
+    charge = session.get(Charge, charge_id, populate_existing=True)
+    assert charge is not None
+    return charge
 
 
-def balance(session: Session, transaction: Transaction) -> Balance:
+def balance(session: Session, charge: Charge) -> Balance:
     """The refunds are the charge's kept total, read from the database in this session's transaction
     (``transaction`` may come from an earlier one); whether it is voided is derived from its entries."""
     refunded, voided = session.execute(
         select(
-            Transaction.refunded,
-            exists().where(LedgerEntry.transaction_id == Transaction.id, LedgerEntry.kind == VOID,
+            Charge.refunded,
+            exists().where(LedgerEntry.charge_id == Charge.id, LedgerEntry.kind == VOID,
                            LedgerEntry.outcome.in_(HOLDS_MONEY)),
-        ).where(Transaction.id == transaction.id)
+        ).where(Charge.id == charge.id)
     ).one()
-    return Balance(captured=transaction.amount, refunded=refunded, voided=bool(voided))
+    return Balance(captured=charge.amount, refunded=refunded, voided=bool(voided))
 
 
-def _hold(session: Session, transaction: Transaction, amount: int) -> None:
+def _hold(session: Session, charge: Charge, amount: int) -> None:
     """Add ``amount`` (negative to release it) to the refunds the charge holds; the caller has its lock.
     Flushed at once, so the database's CHECK refuses a wrong total here rather than at commit."""
-    transaction.refunded += amount
+    charge.refunded += amount
     session.flush()
 
 
-def unsettled_entry(session: Session, transaction_id: int) -> LedgerEntry | None:
+def unsettled_entry(session: Session, charge_id: int) -> LedgerEntry | None:
     """The oldest void or refund on the charge still pending or unknown (it holds its amount back)."""
     return session.scalars(
         select(LedgerEntry)
-        .where(LedgerEntry.transaction_id == transaction_id, LedgerEntry.outcome.in_((PENDING, UNKNOWN)))
+        .where(LedgerEntry.charge_id == charge_id, LedgerEntry.outcome.in_((PENDING, UNKNOWN)))
         .order_by(LedgerEntry.id)
     ).first()
 
 
-def reserve(session: Session, transaction_id: int, kind: LedgerKind | str, amount: int, request_key: str | None = None) -> LedgerEntry:
+def reserve(session: Session, charge_id: int, kind: LedgerKind | str, amount: int, request_key: str | None = None) -> LedgerEntry:
     """Record a pending void or refund under the charge's lock, or refuse it with the reason."""
-    transaction = lock_transaction(session, transaction_id)
-    current = balance(session, transaction)
+    charge = lock_charge(session, charge_id)
+    current = balance(session, charge)
     if current.voided:
         raise AdjustmentRefused("the transaction has already been voided")
     if current.remaining <= 0:
@@ -95,18 +95,18 @@ def reserve(session: Session, transaction_id: int, kind: LedgerKind | str, amoun
     if kind == VOID and current.refunded:
         raise AdjustmentRefused("the transaction has been partly refunded and can no longer be voided")
     if amount > current.remaining:
-        currency = transaction.currency
+        currency = charge.currency
         raise AdjustmentRefused(
             f"a refund of {format_money(amount, currency)} exceeds the {format_money(current.remaining, currency)}"
             f" left to refund of {format_money(current.captured, currency)} captured"
         )
     entry = LedgerEntry(
-        transaction_id=transaction.id, kind=kind, amount=amount, outcome=PENDING, request_key=request_key, created_at=utcnow()
+        charge_id=charge.id, kind=kind, amount=amount, outcome=PENDING, request_key=request_key, created_at=utcnow()
     )
     session.add(entry)
     session.flush()
     if kind == REFUND:
-        _hold(session, transaction, amount)
+        _hold(session, charge, amount)
     return entry
 
 
@@ -118,7 +118,7 @@ def settle(session: Session, entry_id: int, outcome: str, processor_ref: str | N
     (and the total stays as the operator's resolution left it: only the winning move changes it)."""
     entry = session.get(LedgerEntry, entry_id)
     assert entry is not None
-    transaction = lock_transaction(session, entry.transaction_id)
+    charge = lock_charge(session, entry.charge_id)
     target = LedgerOutcome(outcome)
     sources = (LedgerOutcome.PENDING,) if target is LedgerOutcome.UNKNOWN else (LedgerOutcome.PENDING, LedgerOutcome.UNKNOWN)
     won = LEDGER.move(session, entry_id, sources, target,
@@ -130,7 +130,7 @@ def settle(session: Session, entry_id: int, outcome: str, processor_ref: str | N
                                f"was recorded {entry.outcome}: check the processor and correct the books")[:2000]
         return entry
     if target is LedgerOutcome.DECLINED and entry.kind == REFUND:
-        _hold(session, transaction, -entry.amount)  # pending or unknown held it; declined does not
+        _hold(session, charge, -entry.amount)  # pending or unknown held it; declined does not
     return entry
 
 
@@ -157,7 +157,7 @@ def resolve(session: Session, entry_id: int, happened: bool, note: str) -> Ledge
     entry = session.get(LedgerEntry, entry_id)
     if entry is None:
         raise LedgerConflict(f"ledger entry {entry_id} does not exist")
-    lock_transaction(session, entry.transaction_id)  # the same lock order as settle: charge, then entry
+    lock_charge(session, entry.charge_id)  # the same lock order as settle: charge, then entry
     session.refresh(entry)
     if entry.outcome not in (PENDING, UNKNOWN):
         raise LedgerConflict(f"ledger entry {entry_id} is not unresolved")

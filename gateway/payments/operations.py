@@ -17,15 +17,15 @@ from ..models import (
     LedgerEntry,
     Notification,
     NotificationState,
-    PaymentSession,
+    Payment,
     PostOrderRequest,
     PostOrderState,
-    SessionState,
-    Transaction,
+    PaymentState,
+    Charge,
     utcnow,
 )
 from ..money import format_money
-from ..processors.base import Charge
+from ..processors.base import ProcessorCharge
 from ..services import Services
 from . import attention, ledger
 from .attempts import leave_authorizing, record_charge
@@ -63,12 +63,12 @@ def needs_attention(services: Services) -> list[AttentionItem]:
     stale = utcnow() - ledger.IN_FLIGHT_FOR
     items: list[AttentionItem] = []
     with services.db.transaction() as session:
-        for payment in session.scalars(select(PaymentSession).where(PaymentSession.attention != "")):
+        for payment in session.scalars(select(Payment).where(Payment.attention != "")):
             items.append(AttentionItem(AttentionKind.PAYMENT, payment.id, payment.orderid, payment.attention,
                                        payment.attention_at or payment.updated_at))
         entries = session.execute(
-            select(LedgerEntry, Transaction.orderid, Transaction.currency)
-            .join(Transaction, Transaction.id == LedgerEntry.transaction_id)
+            select(LedgerEntry, Charge.orderid, Charge.currency)
+            .join(Charge, Charge.id == LedgerEntry.charge_id)
             .where((LedgerEntry.outcome == ledger.UNKNOWN) | (LedgerEntry.attention != "")
                    | ((LedgerEntry.outcome == ledger.PENDING) & (LedgerEntry.created_at < stale)))
         ).all()
@@ -82,9 +82,9 @@ def needs_attention(services: Services) -> list[AttentionItem]:
                                        f"refund request {request.randomkey!r} was interrupted; the store's retry finishes it",
                                        request.claimed_at or request.created_at))
         dead = session.execute(
-            select(Notification, PaymentSession.orderid)
-            .join(PaymentSession, PaymentSession.id == Notification.session_id)
-            .where(Notification.state == NotificationState.DEAD.value, PaymentSession.attention == "")
+            select(Notification, Payment.orderid)
+            .join(Payment, Payment.id == Notification.payment_id)
+            .where(Notification.state == NotificationState.DEAD.value, Payment.attention == "")
         ).all()
         for notification, orderid in dead:
             items.append(AttentionItem(AttentionKind.DEAD_NOTIFICATION, notification.id, orderid,
@@ -110,7 +110,7 @@ def requeue_notification(services: Services, notification_id: int, *, actor: str
     if not services.outbox.requeue(notification_id):
         raise OperationRefused(f"notification {notification_id} is not dead")
     with services.db.transaction() as session:
-        payment_id = session.get(Notification, notification_id).session_id  # type: ignore[union-attr]
+        payment_id = session.get(Notification, notification_id).payment_id  # type: ignore[union-attr]
         attention.clear(session, payment_id)
     log.info("%s requeued notification %s: %s", actor, notification_id, note)
 
@@ -122,7 +122,7 @@ def resolve_ledger_entry(services: Services, entry_id: int, *, happened: bool, a
             entry = ledger.resolve(session, entry_id, happened, f"{actor}: {note}")
         except ledger.LedgerConflict as exc:
             raise OperationRefused(str(exc)) from exc
-        payment_id = session.get(Transaction, entry.transaction_id).session_id  # type: ignore[union-attr]
+        payment_id = session.get(Charge, entry.charge_id).payment_id  # type: ignore[union-attr]
         attention.clear(session, payment_id)  # a rejected order's reversal is tried again if this did not happen
     log.info("%s resolved ledger entry %s as %s: %s", actor, entry_id, entry.outcome, note)
     return entry
@@ -139,30 +139,30 @@ def acknowledge_ledger_conflict(services: Services, entry_id: int, *, actor: str
     log.info("%s acknowledged ledger entry %s: %s", actor, entry_id, note)
 
 
-def resolve_sale(services: Services, payment_id: int, *, charged: bool, transaction_id: str = "",
+def resolve_sale(services: Services, payment_id: int, *, charged: bool, processor_transaction_id: str = "",
                  actor: str, note: str) -> str:
     """Settle a charge attempt whose outcome the gateway could not learn, from the processor's own records."""
-    if charged and not transaction_id:
+    if charged and not processor_transaction_id:
         raise OperationRefused("give the processor's transaction id of the charge")
     with services.db.transaction() as session:
-        payment = session.get(PaymentSession, payment_id)
-        if payment is None or payment.state != SessionState.AUTHORIZING.value:
+        payment = session.get(Payment, payment_id)
+        if payment is None or payment.state != PaymentState.AUTHORIZING.value:
             raise OperationRefused(f"payment {payment_id} is not waiting for a charge's outcome")
         if payment.updated_at > utcnow() - STALE_AFTER:
             raise OperationRefused(f"payment {payment_id}'s charge may still be in flight; check again in a few minutes")
         attempt = payment.attempt
         if not charged:
-            leave_authorizing(session, payment_id, attempt, SessionState.OPEN)
+            leave_authorizing(session, payment_id, attempt, PaymentState.OPEN)
             attention.clear(session, payment_id)
     if charged:
-        charge = Charge(transaction_id, payment.amount_total, payment.currency, payment.card_brand, payment.card_last4,
+        charge = ProcessorCharge(processor_transaction_id, payment.amount_total, payment.currency, payment.card_brand, payment.card_last4,
                         message=f"recorded by {actor}: {note}")
         notification = record_charge(services, payment_id, attempt, charge)
         if notification is None:
             raise OperationRefused(f"payment {payment_id} was resolved meanwhile")
         deliver_if_claimed(services, notification)
     log.info("%s resolved the sale of payment %s as %s: %s", actor, payment_id, "charged" if charged else "not charged", note)
-    return SessionState.APPROVED.value if charged else SessionState.OPEN.value
+    return PaymentState.APPROVED.value if charged else PaymentState.OPEN.value
 
 
 def reverse_charge(services: Services, payment_id: int, *, actor: str, reason: str) -> None:
@@ -176,14 +176,14 @@ def reverse_charge(services: Services, payment_id: int, *, actor: str, reason: s
 def record_returned_by_hand(services: Services, payment_id: int, *, actor: str, note: str) -> None:
     """The operator returned what was left of a rejected order's charge at the processor itself."""
     with services.db.transaction() as session:
-        payment = session.get(PaymentSession, payment_id)
-        transaction = session.scalars(select(Transaction).where(Transaction.session_id == payment_id)).first()
-        if payment is None or payment.state != SessionState.REJECTED.value or transaction is None:
+        payment = session.get(Payment, payment_id)
+        charge = session.scalars(select(Charge).where(Charge.payment_id == payment_id)).first()
+        if payment is None or payment.state != PaymentState.REJECTED.value or charge is None:
             raise OperationRefused(f"payment {payment_id} is not a rejected order with a charge")
-        left = ledger.balance(session, ledger.lock_transaction(session, transaction.id)).remaining
+        left = ledger.balance(session, ledger.lock_charge(session, charge.id)).remaining
         if left <= 0:
             raise OperationRefused(f"nothing is left to return on payment {payment_id}")
-        entry = ledger.reserve(session, transaction.id, ledger.REFUND, left, request_key="returned-by-hand")
+        entry = ledger.reserve(session, charge.id, ledger.REFUND, left, request_key="returned-by-hand")
         ledger.settle(session, entry.id, ledger.APPROVED, message=f"returned at the processor by {actor}: {note}")
         payment.credentials_sealed = None
         attention.clear(session, payment_id)
@@ -193,7 +193,7 @@ def record_returned_by_hand(services: Services, payment_id: int, *, actor: str, 
 def retry(services: Services, payment_id: int, *, actor: str, note: str) -> None:
     """Let background work try a flagged payment again now (after fixing what it reported)."""
     with services.db.transaction() as session:
-        payment = session.get(PaymentSession, payment_id)
+        payment = session.get(Payment, payment_id)
         if payment is None or not payment.attention:
             raise OperationRefused(f"payment {payment_id} does not need attention")
         attention.clear(session, payment_id)

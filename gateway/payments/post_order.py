@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errorcodes import ErrorCode
-from ..models import LedgerEntry, PostOrderRequest, PostOrderState, Transaction, utcnow
+from ..models import LedgerEntry, PostOrderRequest, PostOrderState, Charge, utcnow
 from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorError, ProcessorUnavailable
 from ..services import Services
 from ..vault import Credentials
@@ -92,8 +92,8 @@ def _answer_from_ledger(services: Services, command: RefundCommand, render: Rend
     with services.db.transaction() as session:
         entry = session.scalars(
             select(LedgerEntry)
-            .join(Transaction, Transaction.id == LedgerEntry.transaction_id)
-            .where(Transaction.orderid == command.orderid, LedgerEntry.request_key == command.randomkey)
+            .join(Charge, Charge.id == LedgerEntry.charge_id)
+            .where(Charge.orderid == command.orderid, LedgerEntry.request_key == command.randomkey)
             .order_by(LedgerEntry.id.desc())
         ).first()
         if entry is None or entry.outcome == ledger.DECLINED:
@@ -112,16 +112,16 @@ def _answer_from_ledger(services: Services, command: RefundCommand, render: Rend
 
 
 def _void_or_refund(services: Services, command: RefundCommand) -> RefundOutcome:
-    transaction = _find_charge(services, command)
-    if command.currency and command.currency.upper() != transaction.currency:
+    charge = _find_charge(services, command)
+    if command.currency and command.currency.upper() != charge.currency:
         raise Refused(
-            ErrorCode.BAD_REQUEST, f"currency {command.currency} does not match the transaction's {transaction.currency}"
+            ErrorCode.BAD_REQUEST, f"currency {command.currency} does not match the transaction's {charge.currency}"
         )
-    ref = charge_ref(transaction)
+    ref = charge_ref(charge)
     asked = command.asked.value
     try:
-        kind = _choose_kind(services, transaction, command.amount, command.credentials)
-        entry = execute_adjustment(services, transaction.id, ref, kind, command.amount, command.credentials,
+        kind = _choose_kind(services, charge, command.amount, command.credentials)
+        entry = execute_adjustment(services, charge.id, ref, kind, command.amount, command.credentials,
                                    request_key=command.randomkey)
     except AdjustmentRefused as exc:
         raise Refused(ErrorCode.REFUND_FAILED, f"{asked} refused: {exc.merchant_message}") from exc
@@ -142,19 +142,19 @@ def _approved(entry: LedgerEntry) -> RefundOutcome:
     return RefundOutcome(approved=True, processor_transaction_id=entry.processor_ref or "")
 
 
-def _find_charge(services: Services, command: RefundCommand) -> Transaction:
+def _find_charge(services: Services, command: RefundCommand) -> Charge:
     """The charge, if it belongs to this order and these credentials; the refusal says no more than that."""
     with services.db.transaction() as session:
         candidates = session.scalars(
-            select(Transaction).where(
-                Transaction.processor_txn_id == command.processor_transaction_id,
-                Transaction.orderid == command.orderid,
-                Transaction.invoice == command.invoice,
+            select(Charge).where(
+                Charge.processor_transaction_id == command.processor_transaction_id,
+                Charge.orderid == command.orderid,
+                Charge.invoice == command.invoice,
             )
         ).all()
-    for transaction in candidates:
-        if services.vault.matches(command.credentials, transaction.credentials_fingerprint):
-            return transaction
+    for charge in candidates:
+        if services.vault.matches(command.credentials, charge.credentials_fingerprint):
+            return charge
     raise Refused(
         ErrorCode.ORDER_NOT_FOUND,
         f"no transaction {command.processor_transaction_id} for order {command.orderid} ({command.invoice}) "
@@ -162,11 +162,11 @@ def _find_charge(services: Services, command: RefundCommand) -> Transaction:
     )
 
 
-def _choose_kind(services: Services, transaction: Transaction, amount: int, credentials: Credentials) -> str:
+def _choose_kind(services: Services, charge: Charge, amount: int, credentials: Credentials) -> str:
     """Void while the whole, untouched charge has not settled; refund otherwise."""
     with services.db.transaction() as session:
-        current = ledger.balance(session, transaction)
-    if amount != transaction.amount or current.refunded or current.voided:
+        current = ledger.balance(session, charge)
+    if amount != charge.amount or current.refunded or current.voided:
         return ledger.REFUND
-    settled = services.processor.is_settled(charge_ref(transaction), credentials)
+    settled = services.processor.is_settled(charge_ref(charge), credentials)
     return ledger.REFUND if settled else ledger.VOID

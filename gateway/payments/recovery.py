@@ -7,7 +7,7 @@ from functools import partial
 
 from sqlalchemy import select, update
 
-from ..models import PaymentSession, SessionState, utcnow
+from ..models import Payment, PaymentState, utcnow
 from ..processors.base import Found, SaleLookup
 from ..services import Services
 from ..vault import VaultError
@@ -24,9 +24,9 @@ def recover_stale_authorizations(services: Services, older_than: timedelta = STA
     now = utcnow()
     with services.db.transaction() as session:
         stale = session.scalars(
-            select(PaymentSession).where(
-                PaymentSession.state == SessionState.AUTHORIZING.value,
-                PaymentSession.updated_at < now - older_than,
+            select(Payment).where(
+                Payment.state == PaymentState.AUTHORIZING.value,
+                Payment.updated_at < now - older_than,
                 attention.due(now),
             )
         ).all()
@@ -38,17 +38,17 @@ def forget_expired_credentials(services: Services) -> int:
     """An abandoned payment page needs no merchant credentials any more."""
     with services.db.transaction() as session:
         return session.connection().execute(
-            update(PaymentSession)
+            update(Payment)
             .where(
-                PaymentSession.state == SessionState.OPEN.value,
-                PaymentSession.expires_at <= utcnow(),
-                PaymentSession.credentials_sealed.is_not(None),
+                Payment.state == PaymentState.OPEN.value,
+                Payment.expires_at <= utcnow(),
+                Payment.credentials_sealed.is_not(None),
             )
             .values(credentials_sealed=None)
         ).rowcount
 
 
-def _recover(services: Services, payment: PaymentSession) -> None:
+def _recover(services: Services, payment: Payment) -> None:
     if payment.credentials_sealed is None:
         with services.db.transaction() as session:
             attention.flag(session, payment.id, "the charge's outcome is unknown and the merchant credentials are gone: "
@@ -66,7 +66,7 @@ def _recover(services: Services, payment: PaymentSession) -> None:
             currency=payment.currency,
             credentials=credentials,
             test_mode=payment.test_mode,
-            order_id=payment.orderid,
+            orderid=payment.orderid,
             submitted_at=payment.updated_at,
         )
     )
@@ -77,7 +77,7 @@ def _recover(services: Services, payment: PaymentSession) -> None:
             deliver_if_claimed(services, notification)
     elif result.found is Found.ABSENT:
         with services.db.transaction() as session:
-            leave_authorizing(session, payment.id, payment.attempt, SessionState.OPEN)
+            leave_authorizing(session, payment.id, payment.attempt, PaymentState.OPEN)
             attention.clear(session, payment.id)
     else:
         attention.record_failure(services, payment.id, f"the processor cannot yet say whether it charged: {result.reason}")

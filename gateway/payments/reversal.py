@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..models import LedgerEntry, PaymentSession, SessionState, Transaction, utcnow
+from ..models import LedgerEntry, Payment, PaymentState, Charge, utcnow
 from ..money import format_money
 from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorUnavailable
 from ..services import Services
@@ -19,79 +19,79 @@ def reverse_unfinished_rejections(services: Services) -> int:
     now = utcnow()
     with services.db.transaction() as session:
         ids = session.scalars(
-            select(PaymentSession.id)
-            .join(Transaction, Transaction.session_id == PaymentSession.id)
+            select(Payment.id)
+            .join(Charge, Charge.payment_id == Payment.id)
             .where(
-                PaymentSession.state == SessionState.REJECTED.value,
-                PaymentSession.credentials_sealed.is_not(None),
+                Payment.state == PaymentState.REJECTED.value,
+                Payment.credentials_sealed.is_not(None),
                 attention.due(now),
             )
         ).all()
-    return sum(reverse_isolated(services, session_id) for session_id in ids)
+    return sum(reverse_isolated(services, payment_id) for payment_id in ids)
 
 
-def reverse_isolated(services: Services, session_id: int) -> bool:
+def reverse_isolated(services: Services, payment_id: int) -> bool:
     """Reverse one rejected charge; a failure is recorded on its payment and stops nothing else."""
-    return attention.isolated(services, session_id, "reversing the rejected charge",
-                              lambda: reverse_rejected_charge(services, session_id))
+    return attention.isolated(services, payment_id, "reversing the rejected charge",
+                              lambda: reverse_rejected_charge(services, payment_id))
 
 
-def reverse_rejected_charge(services: Services, session_id: int) -> None:
+def reverse_rejected_charge(services: Services, payment_id: int) -> None:
     """The store refused the order after we charged: give back what is left of the charge, exactly once.
 
     The merchant credentials are kept until the money is back: a reversal whose outcome is unknown
     waits for an operator, and if it did not happen the next round reverses again."""
     with services.db.transaction() as session:
-        payment = session.get(PaymentSession, session_id)
-        transaction = session.scalars(select(Transaction).where(Transaction.session_id == session_id)).first()
-        if payment is None or payment.state != SessionState.REJECTED.value or transaction is None:
+        payment = session.get(Payment, payment_id)
+        charge = session.scalars(select(Charge).where(Charge.payment_id == payment_id)).first()
+        if payment is None or payment.state != PaymentState.REJECTED.value or charge is None:
             return
         if payment.credentials_sealed is None:
             return
-        current = ledger.balance(session, ledger.lock_transaction(session, transaction.id))
-        unsettled = ledger.unsettled_entry(session, transaction.id)
+        current = ledger.balance(session, ledger.lock_charge(session, charge.id))
+        unsettled = ledger.unsettled_entry(session, charge.id)
         if unsettled is not None and ledger.is_in_flight(unsettled):
             return  # another process is moving money on it right now
         if unsettled is not None and not (unsettled.kind == ledger.VOID and unsettled.outcome == ledger.PENDING):
-            _hold_for_operator(session, session_id, unsettled, transaction.currency)
+            _hold_for_operator(session, payment_id, unsettled, charge.currency)
             return
         if unsettled is None and current.remaining <= 0:
             payment.credentials_sealed = None
-            attention.clear(session, session_id)
+            attention.clear(session, payment_id)
             return
         credentials = services.vault.open(payment.credentials_sealed)
-    ref = charge_ref(transaction)
+    ref = charge_ref(charge)
     if unsettled is not None:  # a void whose process died mid-call; the next round sees its outcome
         resume_void(services, unsettled.id, ref, credentials)
         return
     try:
         kind = ledger.REFUND if current.refunded or services.processor.is_settled(ref, credentials) else ledger.VOID
-        amount = current.remaining if kind == ledger.REFUND else transaction.amount
-        execute_adjustment(services, transaction.id, ref, kind, amount, credentials, request_key="store-rejected")
+        amount = current.remaining if kind == ledger.REFUND else charge.amount
+        execute_adjustment(services, charge.id, ref, kind, amount, credentials, request_key="store-rejected")
     except (AdjustmentRefused, MerchantAuthenticationError) as exc:
-        money = format_money(current.remaining, transaction.currency)
+        money = format_money(current.remaining, charge.currency)
         with services.db.transaction() as session:
-            attention.flag(session, session_id, f"the store rejected the order, but returning {money} was refused: "
+            attention.flag(session, payment_id, f"the store rejected the order, but returning {money} was refused: "
                            f"{exc.merchant_message}; return it at the processor, then record it by hand")
         return
     except ProcessorUnavailable:
         with services.db.transaction() as session:
-            unsettled = ledger.unsettled_entry(session, transaction.id)
+            unsettled = ledger.unsettled_entry(session, charge.id)
             if unsettled is None:
                 raise  # nothing was reserved (the settlement check failed): retried after the backoff
-            _hold_for_operator(session, session_id, unsettled, transaction.currency)
+            _hold_for_operator(session, payment_id, unsettled, charge.currency)
         return
     with services.db.transaction() as session:
-        _forget_credentials(session, session_id)
-        attention.clear(session, session_id)
+        _forget_credentials(session, payment_id)
+        attention.clear(session, payment_id)
 
 
-def _hold_for_operator(session: Session, session_id: int, entry: LedgerEntry, currency: str) -> None:
+def _hold_for_operator(session: Session, payment_id: int, entry: LedgerEntry, currency: str) -> None:
     """A reversal of unknown outcome: the credentials stay, and an operator's "did not happen" reverses again."""
     money = format_money(entry.amount, currency)
-    attention.flag(session, session_id, f"the store rejected the order; the {entry.kind} of {money} "
+    attention.flag(session, payment_id, f"the store rejected the order; the {entry.kind} of {money} "
                    f"(ledger entry {entry.id}) has an unknown outcome: check the processor and resolve it")
 
 
-def _forget_credentials(session: Session, session_id: int) -> None:
-    session.execute(update(PaymentSession).where(PaymentSession.id == session_id).values(credentials_sealed=None))
+def _forget_credentials(session: Session, payment_id: int) -> None:
+    session.execute(update(Payment).where(Payment.id == payment_id).values(credentials_sealed=None))

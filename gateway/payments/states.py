@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ..machine import IllegalMove, Machine
-from ..models import LedgerEntry, LedgerOutcome, PaymentSession, PostOrderRequest, PostOrderState, SessionState
+from ..models import LedgerEntry, LedgerOutcome, Payment, PostOrderRequest, PostOrderState, PaymentState
 
-__all__ = ["IllegalMove", "LEDGER", "POST_ORDERS", "SESSIONS"]
+__all__ = ["IllegalMove", "LEDGER", "POST_ORDERS", "PAYMENTS"]
 
-S, L, P = SessionState, LedgerOutcome, PostOrderState
+S, L, P = PaymentState, LedgerOutcome, PostOrderState
 
 
-SESSIONS = Machine(PaymentSession, "state", {
+PAYMENTS = Machine(Payment, "state", {
     S.OPEN: frozenset({S.AUTHORIZING, S.CANCELLED}),
     # An attempt ends declined (open again), given up (failed), charged, or found absent at recovery.
     S.AUTHORIZING: frozenset({S.OPEN, S.FAILED, S.APPROVED}),

@@ -14,11 +14,11 @@ from functools import partial
 
 from sqlalchemy import select
 
-from ..models import Notification, NotificationState, PaymentSession, SessionState, utcnow
+from ..models import Notification, NotificationState, Payment, PaymentState, utcnow
 from ..services import Services
 from . import attention
 from .reversal import reverse_rejected_charge
-from .states import SESSIONS
+from .states import PAYMENTS
 
 STORE_UNREACHABLE = "store_unreachable"
 
@@ -28,12 +28,12 @@ def settle_unconfirmed_charges(services: Services) -> int:
     deadline = utcnow() - timedelta(hours=services.settings.unconfirmed_charge_hours)
     with services.db.transaction() as session:
         rows = session.execute(
-            select(PaymentSession.id, PaymentSession.attention_at, Notification.id)
-            .join(Notification, Notification.session_id == PaymentSession.id)
+            select(Payment.id, Payment.attention_at, Notification.id)
+            .join(Notification, Notification.payment_id == Payment.id)
             .where(
-                PaymentSession.state == SessionState.APPROVED.value,
+                Payment.state == PaymentState.APPROVED.value,
                 Notification.state == NotificationState.DEAD.value,
-                PaymentSession.credentials_sealed.is_not(None),
+                Payment.credentials_sealed.is_not(None),
             )
         ).all()
     acted = 0
@@ -52,11 +52,11 @@ def apply_policy(services: Services, payment_id: int, action: str, note: str = "
     why = note or f"the store never confirmed the order within {services.settings.unconfirmed_charge_hours:g} hours"
     with services.db.transaction() as session:
         if action == "reverse":
-            moved = SESSIONS.move(session, payment_id, SessionState.APPROVED, SessionState.REJECTED,
+            moved = PAYMENTS.move(session, payment_id, PaymentState.APPROVED, PaymentState.REJECTED,
                                   error_code=STORE_UNREACHABLE, error_message=f"charge reversed: {why}"[:2000])
         else:
-            payment = session.get(PaymentSession, payment_id, populate_existing=True)
-            moved = payment is not None and payment.state == SessionState.APPROVED.value
+            payment = session.get(Payment, payment_id, populate_existing=True)
+            moved = payment is not None and payment.state == PaymentState.APPROVED.value
             if payment is not None and moved:
                 attention.flag(session, payment_id, f"charge kept although {why}: tell the store of the order by hand")
                 payment.credentials_sealed = None

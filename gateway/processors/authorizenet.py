@@ -1,6 +1,6 @@
 """Authorize.Net connector, on its JSON API (https://developer.authorize.net/api/reference/).
 
-The merchant's Credential 1 and 2 are the API Login ID and Transaction Key. Requests are JSON
+The merchant's Credential 1 and 2 are the API Login ID and Charge Key. Requests are JSON
 objects whose keys must follow the order of Authorize.Net's XML schema, so they are built in
 that order. Answers begin with a UTF-8 byte-order mark and carry messages in two places: the
 top-level ``messages`` and, for transactions, ``transactionResponse.messages/errors``.
@@ -11,8 +11,8 @@ again. If that still gives no answer, the outcome is reported unknown and :meth:
 settles it later: it reads every page of the unsettled transactions and every settled batch
 since the attempt, and says "absent" only when all of that was read; any gap is "unknown".
 
-Full voids and refunds, the crash lookup and the duplicate check rely on the Transaction Details
-API, which the merchant must enable in the Authorize.Net account (Account > Settings > Transaction
+Full voids and refunds, the crash lookup and the duplicate check rely on the Charge Details
+API, which the merchant must enable in the Authorize.Net account (Account > Settings > Charge
 Details API); without it Authorize.Net answers E00011, reported as exactly that.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .base import (
     Adjustment,
     AdjustmentRefused,
     CardDeclined,
-    Charge,
+    ProcessorCharge,
     ChargeRef,
     MerchantAuthenticationError,
     OutcomeUnknown,
@@ -53,7 +53,7 @@ DUPLICATE_WINDOW_SECONDS = 300
 APPROVED, DECLINED, ERROR, HELD = "1", "2", "3", "4"
 DUPLICATE = "11"
 AUTHENTICATION_CODES = {"E00007", "E00008", "13"}
-DETAILS_API_DISABLED = "E00011"  # "Access denied. You do not have permissions to call the Transaction Details API."
+DETAILS_API_DISABLED = "E00011"  # "Access denied. You do not have permissions to call the Charge Details API."
 # Reasons about the card that arrive with responseCode 3 (error) rather than 2 (declined).
 CARD_ERRORS = {"6", "37", "8", "78"}
 MAX_CARD_DIGITS = 16  # the schema's cardNumber: 13 to 16 digits
@@ -87,7 +87,7 @@ class AuthorizeNetProcessor:
         self.timeout = timeout
         self.force_test_mode = force_test_mode
 
-    def sale(self, request: SaleRequest) -> Charge:
+    def sale(self, request: SaleRequest) -> ProcessorCharge:
         if len(request.card.number) > MAX_CARD_DIGITS:
             raise CardDeclined("This card cannot be used here. Please use another card.", code="card_not_supported",
                                merchant_message=f"Authorize.Net accepts card numbers of at most {MAX_CARD_DIGITS} digits")
@@ -103,8 +103,8 @@ class AuthorizeNetProcessor:
                     "expirationDate": f"{request.card.exp_year:04d}-{request.card.exp_month:02d}",
                     "cardCode": request.card.cvc,
                 }},
-                "order": {"invoiceNumber": invoice_number(request.invoice, request.order_id),
-                          "description": f"3dcart order {request.order_id}"[:255]},
+                "order": {"invoiceNumber": invoice_number(request.invoice, request.orderid),
+                          "description": f"3dcart order {request.orderid}"[:255]},
                 "customer": {"email": request.email[:255]} if request.email else {},
                 "transactionSettings": {"setting": [
                     {"settingName": "allowPartialAuth", "settingValue": "false"},
@@ -131,23 +131,23 @@ class AuthorizeNetProcessor:
     def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment:
         answer = self._transaction(credentials, charge.test_mode, {
             "transactionType": "voidTransaction",
-            "refTransId": charge.transaction_id,
+            "refTransId": charge.processor_transaction_id,
         })
-        return Adjustment(_trans_id(answer) or charge.transaction_id, charge.amount, "void")
+        return Adjustment(_trans_id(answer) or charge.processor_transaction_id, charge.amount, "void")
 
     def refund(self, charge: ChargeRef, amount: int, credentials: Credentials) -> Adjustment:
         answer = self._transaction(credentials, charge.test_mode, {
             "transactionType": "refundTransaction",
             "amount": decimal_amount(amount, charge.currency),
             "payment": {"creditCard": {"cardNumber": charge.card_last4, "expirationDate": "XXXX"}},
-            "refTransId": charge.transaction_id,
+            "refTransId": charge.processor_transaction_id,
         })
         return Adjustment(_trans_id(answer), amount, "refund")
 
     def is_settled(self, charge: ChargeRef, credentials: Credentials) -> bool:
         answer = self._call({"getTransactionDetailsRequest": {
             "merchantAuthentication": _auth(credentials),
-            "transId": charge.transaction_id,
+            "transId": charge.processor_transaction_id,
         }}, self._test(charge.test_mode))
         self._raise_top_level(answer, AdjustmentRefused)
         return bool(answer.get("transaction", {}).get("transactionStatus") == "settledSuccessfully")
@@ -159,7 +159,7 @@ class AuthorizeNetProcessor:
                 status = item.get("transactionStatus")
                 if status in CAPTURED:
                     number = str(item.get("accountNumber", ""))
-                    return SaleLookupResult.of(Charge(str(item["transId"]), lookup.amount, lookup.currency,
+                    return SaleLookupResult.of(ProcessorCharge(str(item["transId"]), lookup.amount, lookup.currency,
                                                       BRANDS.get(str(item.get("accountType", "")), "unknown"), number[-4:]))
                 if status not in NOT_CHARGED:
                     return SaleLookupResult.unknown(f"transaction {item.get('transId')} is {status} at Authorize.Net "
@@ -172,7 +172,7 @@ class AuthorizeNetProcessor:
 
     def _candidates(self, lookup: SaleLookup) -> Iterator[dict[str, Any]]:
         """Transactions with the sale's invoice number and amount, unsettled first, then settled batches."""
-        invoice = invoice_number(lookup.invoice, lookup.order_id)
+        invoice = invoice_number(lookup.invoice, lookup.orderid)
         amount = Decimal(decimal_amount(lookup.amount, lookup.currency))
         test = self._test(lookup.test_mode)
         for item in self._unsettled(lookup.credentials, test):
@@ -196,7 +196,7 @@ class AuthorizeNetProcessor:
         for page in range(1, MAX_PAGES + 1):
             answer = self._call({name: {**body, "paging": {"limit": str(LIST_PAGE), "offset": str(page)}}}, test)
             self._raise_top_level(answer, ProcessorUnavailable)
-            items = answer.get("transactions") or []
+            items = answer.get("charges") or []
             yield from items
             if len(items) < LIST_PAGE:
                 return
@@ -235,7 +235,7 @@ class AuthorizeNetProcessor:
             raise _login_refused(text)
         raise AdjustmentRefused(f"Authorize.Net refused it: {text}", code=f"authorizenet_{code}")
 
-    def _charge(self, answer: dict[str, Any], request: SaleRequest, test: bool) -> Charge:
+    def _charge(self, answer: dict[str, Any], request: SaleRequest, test: bool) -> ProcessorCharge:
         response = answer.get("transactionResponse") or {}
         result = response.get("responseCode")
         code, raw_text = _first_error(answer)
@@ -245,12 +245,12 @@ class AuthorizeNetProcessor:
                 SETTINGS_BROKEN,
                 merchant_message="the Authorize.Net account is in Test Mode: it approves without charging anything")
         if result == APPROVED:
-            return Charge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
+            return ProcessorCharge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
                           message=text or "Approved")
         original = self._status(_trans_id(answer), request.credentials, test) if code == DUPLICATE and _trans_id(answer) else ""
         if original in CAPTURED:
             # Our resend of a sale that went through: the answer names the original, which is our charge.
-            return Charge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
+            return ProcessorCharge(_trans_id(answer), request.amount, request.currency, request.card.brand, request.card.last4,
                           message=text)
         if code in AUTHENTICATION_CODES:
             raise _login_refused(text)
@@ -306,8 +306,8 @@ class AuthorizeNetProcessor:
             raise _login_refused(text)
         if code == DETAILS_API_DISABLED:
             raise error(SETTINGS_BROKEN, code="authorizenet_details_api_disabled", merchant_message=(
-                f"Authorize.Net error {code}: the Transaction Details API is not enabled for this account; enable it "
-                "(Account > Settings > Transaction Details API): full voids and refunds depend on it"))
+                f"Authorize.Net error {code}: the Charge Details API is not enabled for this account; enable it "
+                "(Account > Settings > Charge Details API): full voids and refunds depend on it"))
         raise error(f"Authorize.Net error {code}: {text}", code=f"authorizenet_{code}")
 
     def _call(self, payload: dict[str, Any], test: bool) -> dict[str, Any]:
@@ -344,13 +344,13 @@ def ref_id(reference: str) -> str:
 
 def _login_refused(text: str) -> MerchantAuthenticationError:
     return MerchantAuthenticationError(
-        SETTINGS_BROKEN, merchant_message=f"Authorize.Net refused the API Login ID / Transaction Key: {text}"
+        SETTINGS_BROKEN, merchant_message=f"Authorize.Net refused the API Login ID / Charge Key: {text}"
     )
 
 
-def invoice_number(invoice: str, order_id: int | None) -> str:
+def invoice_number(invoice: str, orderid: int | None) -> str:
     """Authorize.Net keeps 20 characters; the end of an invoice number is what tells orders apart."""
-    return (invoice or str(order_id or ""))[-20:]
+    return (invoice or str(orderid or ""))[-20:]
 
 
 def _redact(text: str, request: SaleRequest) -> str:

@@ -23,7 +23,7 @@ class SaleRequest:
     credentials: Credentials
     reference: str  # unique per payment session attempt; connectors use it to detect duplicates
     invoice: str
-    order_id: int
+    orderid: int
     test_mode: bool = False
     email: str = ""
 
@@ -38,15 +38,15 @@ class SaleLookup:
     currency: str
     credentials: Credentials
     test_mode: bool = False
-    order_id: int = 0  # what a connector sends as invoice number when the invoice is empty
+    orderid: int = 0  # what a connector sends as invoice number when the invoice is empty
     submitted_at: datetime | None = None  # when the attempt began: lookups need not look earlier
 
 
 @dataclass(frozen=True)
-class Charge:
+class ProcessorCharge:
     """An approved sale."""
 
-    transaction_id: str
+    processor_transaction_id: str
     amount: int
     currency: str
     card_brand: str
@@ -65,11 +65,11 @@ class SaleLookupResult:
     """The three answers of a crash lookup: absence is only ever inferred from an authoritative answer."""
 
     found: Found
-    charge: Charge | None = None
+    charge: ProcessorCharge | None = None
     reason: str = ""
 
     @classmethod
-    def of(cls, charge: Charge) -> "SaleLookupResult":
+    def of(cls, charge: ProcessorCharge) -> "SaleLookupResult":
         return cls(Found.FOUND, charge)
 
     @classmethod
@@ -85,7 +85,7 @@ class SaleLookupResult:
 class ChargeRef:
     """What a connector needs to act on an earlier charge."""
 
-    transaction_id: str
+    processor_transaction_id: str
     amount: int
     currency: str
     card_last4: str
@@ -98,7 +98,7 @@ class ChargeRef:
 class Adjustment:
     """An approved void or refund."""
 
-    transaction_id: str
+    processor_transaction_id: str
     amount: int
     kind: str  # "void" or "refund"
 
@@ -149,7 +149,7 @@ class AdjustmentRefused(ProcessorError):
 class Processor(Protocol):
     name: str
 
-    def sale(self, request: SaleRequest) -> Charge: ...
+    def sale(self, request: SaleRequest) -> ProcessorCharge: ...
 
     def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment: ...
 

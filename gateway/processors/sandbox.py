@@ -41,7 +41,7 @@ from .base import (
     Adjustment,
     AdjustmentRefused,
     CardDeclined,
-    Charge,
+    ProcessorCharge,
     ChargeRef,
     MerchantAuthenticationError,
     ProcessorUnavailable,
@@ -85,7 +85,7 @@ class SandboxProcessor:
         # Built once: a charge per purchase, and the statement would otherwise be rebuilt each time.
         self._new_charge = dialect.insert(table).on_conflict_do_nothing(index_elements=["reference"]).returning(table.c.id)
 
-    def sale(self, request: SaleRequest) -> Charge:
+    def sale(self, request: SaleRequest) -> ProcessorCharge:
         self.latency.wait()
         self._authenticate(request.credentials)
         if request.card.number in DECLINES:
@@ -127,7 +127,7 @@ class SandboxProcessor:
         self.latency.wait()
         self._authenticate(credentials)
         self._apply(
-            charge.transaction_id,
+            charge.processor_transaction_id,
             "voided",
             0,
             (SandboxCharge.refunded == 0, SandboxCharge.settles_at > utcnow()),
@@ -139,7 +139,7 @@ class SandboxProcessor:
         self.latency.wait()
         self._authenticate(credentials)
         self._apply(
-            charge.transaction_id,
+            charge.processor_transaction_id,
             "refunded",
             amount,
             (SandboxCharge.settles_at <= utcnow(), SandboxCharge.refunded + amount <= SandboxCharge.amount),
@@ -162,7 +162,7 @@ class SandboxProcessor:
         self.latency.wait()
         self._authenticate(credentials)
         with self.db.transaction() as session:
-            row = session.get(SandboxCharge, charge.transaction_id)
+            row = session.get(SandboxCharge, charge.processor_transaction_id)
             return row is not None and row.settles_at <= utcnow()
 
     def settle(self, before: datetime | None = None) -> int:
@@ -183,10 +183,10 @@ class SandboxProcessor:
             )
 
     @staticmethod
-    def _why_not(session, transaction_id: str, action: str, amount: int = 0) -> str:  # type: ignore[no-untyped-def]
-        row = session.get(SandboxCharge, transaction_id)
+    def _why_not(session, processor_transaction_id: str, action: str, amount: int = 0) -> str:  # type: ignore[no-untyped-def]
+        row = session.get(SandboxCharge, processor_transaction_id)
         if row is None:
-            return f"no sandbox charge {transaction_id}"
+            return f"no sandbox charge {processor_transaction_id}"
         if row.voided:
             return "the charge is already voided"
         if action == "voided" and row.settles_at <= utcnow():
@@ -198,5 +198,5 @@ class SandboxProcessor:
         return f"refund of {amount} exceeds the {row.amount - row.refunded} left to refund"
 
 
-def _charge(row: SandboxCharge) -> Charge:
-    return Charge(row.id, row.amount, row.currency, row.card_brand, row.card_last4)
+def _charge(row: SandboxCharge) -> ProcessorCharge:
+    return ProcessorCharge(row.id, row.amount, row.currency, row.card_brand, row.card_last4)

@@ -7,7 +7,7 @@ from typing import Any, Callable, TypeVar
 from .. import admission
 from ..observability.metrics import PROCESSOR_SECONDS
 from ..vault import Credentials
-from .base import Adjustment, Charge, ChargeRef, Processor, ProcessorError, SaleLookup, SaleLookupResult, SaleRequest
+from .base import Adjustment, ProcessorCharge, ChargeRef, Processor, ProcessorError, SaleLookup, SaleLookupResult, SaleRequest
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ class TimedProcessor:
         finally:
             PROCESSOR_SECONDS.labels(self.inner.name, operation, outcome).observe(time.monotonic() - started)
 
-    def sale(self, request: SaleRequest) -> Charge:
+    def sale(self, request: SaleRequest) -> ProcessorCharge:
         return self._timed("sale", self.inner.sale, request)
 
     def void(self, charge: ChargeRef, credentials: Credentials) -> Adjustment:

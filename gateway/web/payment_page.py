@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from flask_babel import get_locale, gettext
 
 from ..cards import BRAND_NAMES, client_rules
-from ..models import NotificationState, PaymentSession, SessionState
+from ..models import NotificationState, Payment, PaymentState
 from ..observability import events
 from ..money import format_money
 from ..payments.charging import SubmitResult, cancel, submit_card
@@ -29,7 +29,7 @@ from .shopper_text import BUSY, client_messages, translated
 
 bp = Blueprint("payment_page", __name__)
 POLL_SECONDS = 3
-WAITING_STATES = (SessionState.AUTHORIZING.value, SessionState.APPROVED.value)
+WAITING_STATES = (PaymentState.AUTHORIZING.value, PaymentState.APPROVED.value)
 BUSY_RETRY_SECONDS = 5
 
 
@@ -44,7 +44,7 @@ def private_page(response: Response) -> Response:
     return compress_page(response)
 
 
-def content_security_policy(payment: PaymentSession | None) -> str:
+def content_security_policy(payment: Payment | None) -> str:
     """Only our own script and styles; forms may lead to the store, over http only in development."""
     targets = ["'self'", "https:"]
     if payment is not None and not services().settings.is_production:
@@ -64,7 +64,7 @@ def _origin(url: str) -> str:
 @limits.unknown_tokens
 def show() -> BaseResponse | str | tuple[str, int]:
     """The platform sends the shopper here by GET (?paymenttoken=) or POST (form field)."""
-    payment = _session_or_404(request.values.get("paymenttoken", ""))
+    payment = _payment_or_404(request.values.get("paymenttoken", ""))
     events.page_viewed(services().db, payment.id)
     return _render_state(payment, SubmitResult(payment))
 
@@ -82,7 +82,7 @@ def admitted(view: Callable[[], ResponseReturnValue]) -> Callable[[], ResponseRe
             with services().pay_slots.slot(timeout=wait):
                 return view()
         except admission.Busy:
-            payment = _session_or_404(request.form.get("paymenttoken", ""))
+            payment = _payment_or_404(request.form.get("paymenttoken", ""))
             response = make_response(_render_state(payment, SubmitResult(payment, decline=BUSY, busy=True)))
             response.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
             return response
@@ -95,7 +95,7 @@ def admitted(view: Callable[[], ResponseReturnValue]) -> Callable[[], ResponseRe
 @limits.unknown_tokens
 @limits.card_attempts
 def submit() -> BaseResponse | str | tuple[str, int]:
-    payment = _checked_session()
+    payment = _checked_payment()
     limits.check_store(payment.store_key)
     form = {name: request.form.get(name, "") for name in ("card_number", "expiry", "cvc", "holder")}
     result = submit_card(services(), payment, form)
@@ -105,8 +105,8 @@ def submit() -> BaseResponse | str | tuple[str, int]:
 @bp.post("/pay/cancel")
 @limits.unknown_tokens
 def cancel_payment() -> BaseResponse | str | tuple[str, int]:
-    payment = _checked_session()
-    if cancel(services(), payment) or payment.state == SessionState.CANCELLED.value:
+    payment = _checked_payment()
+    if cancel(services(), payment) or payment.state == PaymentState.CANCELLED.value:
         return redirect(payment.cancel_url, 303)
     return _render_state(payment, SubmitResult(payment))
 
@@ -116,17 +116,17 @@ def cancel_payment() -> BaseResponse | str | tuple[str, int]:
 @limits.unknown_tokens
 def status() -> BaseResponse | str | tuple[str, int]:
     """The "confirming with the store" page polls here; a due notification is retried on the way."""
-    payment = _session_or_404(request.args.get("paymenttoken", ""))
+    payment = _payment_or_404(request.args.get("paymenttoken", ""))
     notification = payment.notification
     if notification is not None and notification.state == NotificationState.PENDING.value:
         notify_store(services(), notification.id, only_due=True)
-        payment = _session_or_404(payment.token)
+        payment = _payment_or_404(payment.token)
     if request.args.get("format") == "json":
         return _status_json(payment)
     return _render_state(payment, SubmitResult(payment))
 
 
-def _status_json(payment: PaymentSession) -> Response:
+def _status_json(payment: Payment) -> Response:
     """What the status page's script polls: still waiting, or the page to go to next."""
     waiting = payment.state in WAITING_STATES and not is_expired(payment) and not _unconfirmed(payment)
     body = {"state": payment.state, "waiting": waiting,
@@ -134,20 +134,20 @@ def _status_json(payment: PaymentSession) -> Response:
     return jsonify(body)
 
 
-def _unconfirmed(payment: PaymentSession) -> bool:
+def _unconfirmed(payment: Payment) -> bool:
     """Charged, but the store's confirmation went dead: stop waiting and say so."""
     notification = payment.notification
-    return (payment.state == SessionState.APPROVED.value and notification is not None
+    return (payment.state == PaymentState.APPROVED.value and notification is not None
             and notification.state == NotificationState.DEAD.value)
 
 
-def _render_state(payment: PaymentSession, result: SubmitResult) -> BaseResponse | str | tuple[str, int]:
+def _render_state(payment: Payment, result: SubmitResult) -> BaseResponse | str | tuple[str, int]:
     state = payment.state
-    if state == SessionState.COMPLETED.value:
+    if state == PaymentState.COMPLETED.value:
         return redirect(payment.return_url, 303)
-    if state in (SessionState.REJECTED.value, SessionState.FAILED.value):
+    if state in (PaymentState.REJECTED.value, PaymentState.FAILED.value):
         return redirect(error_redirect(payment), 303)
-    if state == SessionState.CANCELLED.value:
+    if state == PaymentState.CANCELLED.value:
         return _message(gettext("Payment cancelled"), gettext("This payment was cancelled. You have not been charged."), payment, 410)
     if is_expired(payment):
         return _message(gettext("This payment session has expired"), gettext("For your security, payment pages expire. Return to the store and check out again; you have not been charged."), payment, 410)
@@ -170,7 +170,7 @@ def _render_state(payment: PaymentSession, result: SubmitResult) -> BaseResponse
     ), code
 
 
-def _page(payment: PaymentSession) -> dict[str, object]:
+def _page(payment: Payment) -> dict[str, object]:
     """What every shopper page of a session shows: the order, the store, the language switch, test mode."""
     g.payment = payment
     here = url_for("payment_page.show", paymenttoken=payment.token)
@@ -183,7 +183,7 @@ def _page(payment: PaymentSession) -> dict[str, object]:
     }
 
 
-def error_redirect(payment: PaymentSession) -> str:
+def error_redirect(payment: Payment) -> str:
     """errorurl with its ``error`` parameter replaced by the error code, as the text asks."""
     code = payment.error_code or ErrorCode.CHECKOUT_FAILED.value
     parts = urlsplit(payment.error_url)
@@ -197,26 +197,26 @@ def csrf_token(payment_token: str) -> str:
     return hmac.new(key, b"csrf:" + payment_token.encode(), hashlib.sha256).hexdigest()
 
 
-def _checked_session() -> PaymentSession:
-    payment = _session_or_404(request.form.get("paymenttoken", ""))
+def _checked_payment() -> Payment:
+    payment = _payment_or_404(request.form.get("paymenttoken", ""))
     sent = request.form.get("csrf", "").encode("utf-8", "replace")  # compare_digest refuses non-ASCII text
     if not hmac.compare_digest(sent, csrf_token(payment.token).encode()):
         abort(400, gettext("This form has expired or was not sent by our payment page. Go back and try again."))
     return payment
 
 
-def _session_or_404(token: str) -> PaymentSession:
+def _payment_or_404(token: str) -> Payment:
     payment = find_payment(services(), token)
     if payment is None:
         abort(404, gettext("We could not find this payment. The link may be incomplete; return to the store and check out again."))
     return payment
 
 
-def _message(title: str, text: str, payment: PaymentSession, code: int) -> tuple[str, int]:
+def _message(title: str, text: str, payment: Payment, code: int) -> tuple[str, int]:
     return render_template("message.html", title=title, message=text, back_url=payment.cancel_url, **_page(payment)), code
 
 
-def _order_view(payment: PaymentSession) -> dict[str, object]:
+def _order_view(payment: Payment) -> dict[str, object]:
     locale = get_locale() or "en"
 
     def money(cents: int) -> str:
