@@ -96,7 +96,7 @@ def cancel(services: Services, payment: Payment) -> bool:
 # into it); PostgreSQL hands a locked row over as the last writer committed it.
 _SIBLINGS = (
     select(Payment.state)
-    .where(Payment.store_key == bindparam("order_store"), Payment.orderid == bindparam("orderid"))
+    .where(Payment.store_key == bindparam("order_store"), Payment.orderid == bindparam("order_of"))
     .order_by(Payment.id)
     .with_for_update()
     .cte("siblings")
@@ -128,7 +128,7 @@ def _claim(services: Services, payment: Payment, card: Card) -> tuple[int, Crede
         return None  # nothing could be charged: the payment must not be left `authorizing`
     now = utcnow()
     with services.db.one_statement() as session:
-        claimed = PAYMENTS.run(session, _CLAIM, payment.id, order_store=payment.store_key, orderid=payment.orderid,
+        claimed = PAYMENTS.run(session, _CLAIM, payment.id, order_store=payment.store_key, order_of=payment.orderid,
                                now=now, moved_at=now, brand=card.brand, last4=card.last4,
                                exp_month=card.exp_month, exp_year=card.exp_year).first()
     return None if claimed is None else (claimed.attempt, credentials)
