@@ -1,6 +1,6 @@
 """Authorize.Net connector, on its JSON API (https://developer.authorize.net/api/reference/).
 
-The merchant's Credential 1 and 2 are the API Login ID and Charge Key. Requests are JSON
+The merchant's Credential 1 and 2 are the API Login ID and Transaction Key. Requests are JSON
 objects whose keys must follow the order of Authorize.Net's XML schema, so they are built in
 that order. Answers begin with a UTF-8 byte-order mark and carry messages in two places: the
 top-level ``messages`` and, for transactions, ``transactionResponse.messages/errors``.
@@ -11,8 +11,8 @@ again. If that still gives no answer, the outcome is reported unknown and :meth:
 settles it later: it reads every page of the unsettled transactions and every settled batch
 since the attempt, and says "absent" only when all of that was read; any gap is "unknown".
 
-Full voids and refunds, the crash lookup and the duplicate check rely on the Charge Details
-API, which the merchant must enable in the Authorize.Net account (Account > Settings > Charge
+Full voids and refunds, the crash lookup and the duplicate check rely on the Transaction Details
+API, which the merchant must enable in the Authorize.Net account (Account > Settings > Transaction
 Details API); without it Authorize.Net answers E00011, reported as exactly that.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ DUPLICATE_WINDOW_SECONDS = 300
 APPROVED, DECLINED, ERROR, HELD = "1", "2", "3", "4"
 DUPLICATE = "11"
 AUTHENTICATION_CODES = {"E00007", "E00008", "13"}
-DETAILS_API_DISABLED = "E00011"  # "Access denied. You do not have permissions to call the Charge Details API."
+DETAILS_API_DISABLED = "E00011"  # "Access denied. You do not have permissions to call the Transaction Details API."
 # Reasons about the card that arrive with responseCode 3 (error) rather than 2 (declined).
 CARD_ERRORS = {"6", "37", "8", "78"}
 MAX_CARD_DIGITS = 16  # the schema's cardNumber: 13 to 16 digits
@@ -196,7 +196,7 @@ class AuthorizeNetProcessor:
         for page in range(1, MAX_PAGES + 1):
             answer = self._call({name: {**body, "paging": {"limit": str(LIST_PAGE), "offset": str(page)}}}, test)
             self._raise_top_level(answer, ProcessorUnavailable)
-            items = answer.get("charges") or []
+            items = answer.get("transactions") or []
             yield from items
             if len(items) < LIST_PAGE:
                 return
@@ -306,8 +306,8 @@ class AuthorizeNetProcessor:
             raise _login_refused(text)
         if code == DETAILS_API_DISABLED:
             raise error(SETTINGS_BROKEN, code="authorizenet_details_api_disabled", merchant_message=(
-                f"Authorize.Net error {code}: the Charge Details API is not enabled for this account; enable it "
-                "(Account > Settings > Charge Details API): full voids and refunds depend on it"))
+                f"Authorize.Net error {code}: the Transaction Details API is not enabled for this account; enable it "
+                "(Account > Settings > Transaction Details API): full voids and refunds depend on it"))
         raise error(f"Authorize.Net error {code}: {text}", code=f"authorizenet_{code}")
 
     def _call(self, payload: dict[str, Any], test: bool) -> dict[str, Any]:
@@ -344,7 +344,7 @@ def ref_id(reference: str) -> str:
 
 def _login_refused(text: str) -> MerchantAuthenticationError:
     return MerchantAuthenticationError(
-        SETTINGS_BROKEN, merchant_message=f"Authorize.Net refused the API Login ID / Charge Key: {text}"
+        SETTINGS_BROKEN, merchant_message=f"Authorize.Net refused the API Login ID / Transaction Key: {text}"
     )
 
 
