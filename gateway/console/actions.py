@@ -86,7 +86,7 @@ def reverse_charge(services: Services, actor: str, payment_id: int, reason: str)
         _audit(services, actor, "payment.reverse", payment_id, reason, "refused: no standing charge to reverse")
         raise ActionRefused(f"payment {payment_id} has no charge waiting to be reversed")
     try:
-        if _state(services, payment_id) == PaymentState.REJECTED.value:
+        if _state(services, payment_id) == PaymentState.REJECTED:
             operations.retry(services, payment_id, actor=actor, note=reason)
             reverse_rejected_charge(services, payment_id)
         else:

@@ -34,7 +34,7 @@ class Notification(Base):
     url: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[NotificationState] = mapped_column(
-        checked_enum(NotificationState, "ck_notifications_state", 12), default=NotificationState.PENDING.value, index=True
+        checked_enum(NotificationState, "ck_notifications_state", 12), default=NotificationState.PENDING, index=True
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -27,7 +27,7 @@ class PaymentState(StrEnum):
     CANCELLED = "cancelled"  # the shopper went back to the store
 
 
-PAID_STATES = (PaymentState.APPROVED.value, PaymentState.COMPLETED.value)
+PAID_STATES = (PaymentState.APPROVED, PaymentState.COMPLETED)
 
 
 class LedgerKind(StrEnum):
@@ -87,7 +87,7 @@ class Payment(Base):
     credentials_fingerprint: Mapped[str] = mapped_column(String(64))
     test_mode: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[PaymentState] = mapped_column(
-        checked_enum(PaymentState, "ck_payments_state", 20), default=PaymentState.OPEN.value, index=True
+        checked_enum(PaymentState, "ck_payments_state", 20), default=PaymentState.OPEN, index=True
     )
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     decline_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -179,7 +179,7 @@ class PostOrderRequest(Base):
     orderid: Mapped[int] = mapped_column(BigInteger)
     randomkey: Mapped[str] = mapped_column(String(128))
     state: Mapped[PostOrderState] = mapped_column(
-        checked_enum(PostOrderState, "ck_post_order_requests_state", 12), default=PostOrderState.PROCESSING.value
+        checked_enum(PostOrderState, "ck_post_order_requests_state", 12), default=PostOrderState.PROCESSING
     )
     response: Mapped[Optional[dict[str, Any]]] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -74,7 +74,7 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
 
 def _claimable(now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
-        Notification.state == NotificationState.PENDING.value,
+        Notification.state == NotificationState.PENDING,
         or_(Notification.claimed_until.is_(None), Notification.claimed_until < now),
     )
 
@@ -102,7 +102,7 @@ class Outbox:
                                "claimed_until": now + self.lease if claimed else None, "lease": 1 if claimed else 0}
         # A plain statement, not the unit of work: the row is written once and never changed through this session.
         row["id"] = session.connection().execute(_NEW_NOTIFICATION, row).scalar_one()
-        return Notification(**row, state=NotificationState.PENDING.value, attempts=0)
+        return Notification(**row, state=NotificationState.PENDING, attempts=0)
 
     def claim(self, notification_id: int, *, only_due: bool = False) -> Notification | None:
         """Take the delivery lease on one notification, or None if it is done or someone else holds it."""
@@ -211,7 +211,7 @@ def _locked(session: Session, notification_id: int) -> Notification:
 
 
 def _holds_lease(row: Notification, notification: Notification) -> bool:
-    return row.state == NotificationState.PENDING.value and row.lease == notification.lease
+    return row.state == NotificationState.PENDING and row.lease == notification.lease
 
 
 def _log_attempt(session: Session, row: Notification, exchange: Exchange) -> None:

@@ -27,7 +27,7 @@ from .states import PAYMENTS
 log = logging.getLogger(__name__)
 ORDER_BUSY = "This order has already been paid, or is being paid in another window. Nothing was charged."
 CANNOT_CHARGE = "This payment page can no longer take payments. Return to the store and check out again; nothing was charged."
-BUSY_STATES = (PaymentState.AUTHORIZING.value, PaymentState.APPROVED.value, PaymentState.COMPLETED.value)
+BUSY_STATES = (PaymentState.AUTHORIZING, PaymentState.APPROVED, PaymentState.COMPLETED)
 
 
 @dataclass
@@ -40,7 +40,7 @@ class SubmitResult:
 
 def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> SubmitResult:
     """Validate the card and charge it, unless this payment is already being (or has been) paid."""
-    if payment.state != PaymentState.OPEN.value or is_expired(payment):
+    if payment.state != PaymentState.OPEN or is_expired(payment):
         return SubmitResult(payment)
     try:
         card = parse_card(form)
@@ -49,7 +49,7 @@ def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> S
     claimed = _claim(services, payment, card)
     if claimed is None:
         current = reload(services, payment.id)
-        if current.state == PaymentState.OPEN.value and not is_expired(current):
+        if current.state == PaymentState.OPEN and not is_expired(current):
             unusable = current.credentials_sealed is None or bool(current.attention)
             return SubmitResult(current, decline=CANNOT_CHARGE if unusable else ORDER_BUSY)
         return SubmitResult(current)

@@ -24,8 +24,8 @@ from ..processors.base import AdjustmentRefused
 from .states import LEDGER
 
 SALE, VOID, REFUND = LedgerKind.SALE, LedgerKind.VOID, LedgerKind.REFUND
-APPROVED, PENDING = LedgerOutcome.APPROVED.value, LedgerOutcome.PENDING.value
-DECLINED, UNKNOWN = LedgerOutcome.DECLINED.value, LedgerOutcome.UNKNOWN.value
+APPROVED, PENDING = LedgerOutcome.APPROVED, LedgerOutcome.PENDING
+DECLINED, UNKNOWN = LedgerOutcome.DECLINED, LedgerOutcome.UNKNOWN
 HOLDS_MONEY = (APPROVED, PENDING, UNKNOWN)
 IN_FLIGHT_FOR = timedelta(minutes=2)  # longer than any processor call may take
 

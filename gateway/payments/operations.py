@@ -77,14 +77,14 @@ def needs_attention(services: Services) -> list[AttentionItem]:
                                          f"({entry.message or 'interrupted mid-call'}); check the processor and resolve it")
             items.append(AttentionItem(AttentionKind.UNKNOWN_OUTCOME, entry.id, orderid, reason, entry.created_at))
         for request in session.scalars(select(PostOrderRequest).where(
-                PostOrderRequest.state == PostOrderState.PROCESSING.value, PostOrderRequest.claimed_at < stale)):
+                PostOrderRequest.state == PostOrderState.PROCESSING, PostOrderRequest.claimed_at < stale)):
             items.append(AttentionItem(AttentionKind.INTERRUPTED_REFUND, request.id, request.orderid,
                                        f"refund request {request.randomkey!r} was interrupted; the store's retry finishes it",
                                        request.claimed_at or request.created_at))
         dead = session.execute(
             select(Notification, Payment.orderid)
             .join(Payment, Payment.id == Notification.payment_id)
-            .where(Notification.state == NotificationState.DEAD.value, Payment.attention == "")
+            .where(Notification.state == NotificationState.DEAD, Payment.attention == "")
         ).all()
         for notification, orderid in dead:
             items.append(AttentionItem(AttentionKind.DEAD_NOTIFICATION, notification.id, orderid,
@@ -146,7 +146,7 @@ def resolve_sale(services: Services, payment_id: int, *, charged: bool, processo
         raise OperationRefused("give the processor's transaction id of the charge")
     with services.db.transaction() as session:
         payment = session.get(Payment, payment_id)
-        if payment is None or payment.state != PaymentState.AUTHORIZING.value:
+        if payment is None or payment.state != PaymentState.AUTHORIZING:
             raise OperationRefused(f"payment {payment_id} is not waiting for a charge's outcome")
         if payment.updated_at > utcnow() - STALE_AFTER:
             raise OperationRefused(f"payment {payment_id}'s charge may still be in flight; check again in a few minutes")
@@ -162,7 +162,7 @@ def resolve_sale(services: Services, payment_id: int, *, charged: bool, processo
             raise OperationRefused(f"payment {payment_id} was resolved meanwhile")
         deliver_if_claimed(services, notification)
     log.info("%s resolved the sale of payment %s as %s: %s", actor, payment_id, "charged" if charged else "not charged", note)
-    return PaymentState.APPROVED.value if charged else PaymentState.OPEN.value
+    return PaymentState.APPROVED if charged else PaymentState.OPEN
 
 
 def reverse_charge(services: Services, payment_id: int, *, actor: str, reason: str) -> None:
@@ -178,7 +178,7 @@ def record_returned_by_hand(services: Services, payment_id: int, *, actor: str, 
     with services.db.transaction() as session:
         payment = session.get(Payment, payment_id)
         charge = session.scalars(select(Charge).where(Charge.payment_id == payment_id)).first()
-        if payment is None or payment.state != PaymentState.REJECTED.value or charge is None:
+        if payment is None or payment.state != PaymentState.REJECTED or charge is None:
             raise OperationRefused(f"payment {payment_id} is not a rejected order with a charge")
         left = ledger.balance(session, ledger.lock_charge(session, charge.id)).remaining
         if left <= 0:

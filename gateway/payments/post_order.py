@@ -69,7 +69,7 @@ def _remember(services: Services, command: RefundCommand, render: Render) -> Ren
             record = session.scalars(select(PostOrderRequest).where(*_key(command))).one()
     except IntegrityError:
         return _remember(services, command, render)
-    if record.state == PostOrderState.ANSWERED.value and record.response is not None:
+    if record.state == PostOrderState.ANSWERED and record.response is not None:
         return record.response
     claimed_at = record.claimed_at or record.created_at
     if claimed_at > utcnow() - ledger.IN_FLIGHT_FOR:

@@ -39,4 +39,4 @@ def state_of(services: Services, payment_id: int) -> PaymentState:
 
 
 def is_expired(payment: Payment) -> bool:
-    return payment.state == PaymentState.OPEN.value and payment.expires_at <= utcnow()
+    return payment.state == PaymentState.OPEN and payment.expires_at <= utcnow()

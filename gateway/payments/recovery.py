@@ -25,7 +25,7 @@ def recover_stale_authorizations(services: Services, older_than: timedelta = STA
     with services.db.transaction() as session:
         stale = session.scalars(
             select(Payment).where(
-                Payment.state == PaymentState.AUTHORIZING.value,
+                Payment.state == PaymentState.AUTHORIZING,
                 Payment.updated_at < now - older_than,
                 attention.due(now),
             )
@@ -40,7 +40,7 @@ def forget_expired_credentials(services: Services) -> int:
         return session.connection().execute(
             update(Payment)
             .where(
-                Payment.state == PaymentState.OPEN.value,
+                Payment.state == PaymentState.OPEN,
                 Payment.expires_at <= utcnow(),
                 Payment.credentials_sealed.is_not(None),
             )

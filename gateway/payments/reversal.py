@@ -22,7 +22,7 @@ def reverse_unfinished_rejections(services: Services) -> int:
             select(Payment.id)
             .join(Charge, Charge.payment_id == Payment.id)
             .where(
-                Payment.state == PaymentState.REJECTED.value,
+                Payment.state == PaymentState.REJECTED,
                 Payment.credentials_sealed.is_not(None),
                 attention.due(now),
             )
@@ -44,7 +44,7 @@ def reverse_rejected_charge(services: Services, payment_id: int) -> None:
     with services.db.transaction() as session:
         payment = session.get(Payment, payment_id)
         charge = session.scalars(select(Charge).where(Charge.payment_id == payment_id)).first()
-        if payment is None or payment.state != PaymentState.REJECTED.value or charge is None:
+        if payment is None or payment.state != PaymentState.REJECTED or charge is None:
             return
         if payment.credentials_sealed is None:
             return

@@ -31,8 +31,8 @@ def settle_unconfirmed_charges(services: Services) -> int:
             select(Payment.id, Payment.attention_at, Notification.id)
             .join(Notification, Notification.payment_id == Payment.id)
             .where(
-                Payment.state == PaymentState.APPROVED.value,
-                Notification.state == NotificationState.DEAD.value,
+                Payment.state == PaymentState.APPROVED,
+                Notification.state == NotificationState.DEAD,
                 Payment.credentials_sealed.is_not(None),
             )
         ).all()
@@ -56,7 +56,7 @@ def apply_policy(services: Services, payment_id: int, action: str, note: str = "
                                   error_code=STORE_UNREACHABLE, error_message=f"charge reversed: {why}"[:2000])
         else:
             payment = session.get(Payment, payment_id, populate_existing=True)
-            moved = payment is not None and payment.state == PaymentState.APPROVED.value
+            moved = payment is not None and payment.state == PaymentState.APPROVED
             if payment is not None and moved:
                 attention.flag(session, payment_id, f"charge kept although {why}: tell the store of the order by hand")
                 payment.credentials_sealed = None

@@ -29,7 +29,7 @@ from .shopper_text import BUSY, client_messages, translated
 
 bp = Blueprint("payment_page", __name__)
 POLL_SECONDS = 3
-WAITING_STATES = (PaymentState.AUTHORIZING.value, PaymentState.APPROVED.value)
+WAITING_STATES = (PaymentState.AUTHORIZING, PaymentState.APPROVED)
 BUSY_RETRY_SECONDS = 5
 
 
@@ -106,7 +106,7 @@ def submit() -> BaseResponse | str | tuple[str, int]:
 @limits.unknown_tokens
 def cancel_payment() -> BaseResponse | str | tuple[str, int]:
     payment = _checked_payment()
-    if cancel(services(), payment) or payment.state == PaymentState.CANCELLED.value:
+    if cancel(services(), payment) or payment.state == PaymentState.CANCELLED:
         return redirect(payment.cancel_url, 303)
     return _render_state(payment, SubmitResult(payment))
 
@@ -118,7 +118,7 @@ def status() -> BaseResponse | str | tuple[str, int]:
     """The "confirming with the store" page polls here; a due notification is retried on the way."""
     payment = _payment_or_404(request.args.get("paymenttoken", ""))
     notification = payment.notification
-    if notification is not None and notification.state == NotificationState.PENDING.value:
+    if notification is not None and notification.state == NotificationState.PENDING:
         notify_store(services(), notification.id, only_due=True)
         payment = _payment_or_404(payment.token)
     if request.args.get("format") == "json":
@@ -137,17 +137,17 @@ def _status_json(payment: Payment) -> Response:
 def _unconfirmed(payment: Payment) -> bool:
     """Charged, but the store's confirmation went dead: stop waiting and say so."""
     notification = payment.notification
-    return (payment.state == PaymentState.APPROVED.value and notification is not None
-            and notification.state == NotificationState.DEAD.value)
+    return (payment.state == PaymentState.APPROVED and notification is not None
+            and notification.state == NotificationState.DEAD)
 
 
 def _render_state(payment: Payment, result: SubmitResult) -> BaseResponse | str | tuple[str, int]:
     state = payment.state
-    if state == PaymentState.COMPLETED.value:
+    if state == PaymentState.COMPLETED:
         return redirect(payment.return_url, 303)
-    if state in (PaymentState.REJECTED.value, PaymentState.FAILED.value):
+    if state in (PaymentState.REJECTED, PaymentState.FAILED):
         return redirect(error_redirect(payment), 303)
-    if state == PaymentState.CANCELLED.value:
+    if state == PaymentState.CANCELLED:
         return _message(gettext("Payment cancelled"), gettext("This payment was cancelled. You have not been charged."), payment, 410)
     if is_expired(payment):
         return _message(gettext("This payment session has expired"), gettext("For your security, payment pages expire. Return to the store and check out again; you have not been charged."), payment, 410)
