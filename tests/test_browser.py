@@ -18,6 +18,8 @@ from .browser import launch, screenshot
 from .live import Gunicorn, gateway_env
 from .protocol_helpers import CARDS, PRIVATE_KEY
 
+pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.xdist_group("browser")]
+
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]

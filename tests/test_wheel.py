@@ -49,6 +49,8 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+@pytest.mark.wheel
+@pytest.mark.slow
 def test_wheel_ships_every_package_and_template(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for init in (ROOT / "gateway").rglob("__init__.py"):
@@ -58,6 +60,9 @@ def test_wheel_ships_every_package_and_template(wheel: Path) -> None:
     assert "gateway/migrations/versions/0001_initial_schema.py" in names
 
 
+@pytest.mark.wheel
+@pytest.mark.slow
+@pytest.mark.live
 def test_installed_wheel_serves_hosted_page_from_any_directory(installed: Path, clean_database: str,
                                                                tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
