@@ -15,6 +15,8 @@ fi
 python3 -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 parallel=(-n "${PYTEST_WORKERS:-3}" --dist loadgroup)
 for arg in "$@"; do
-  [ "$arg" = "no:xdist" ] || [ "$arg" = "-pno:xdist" ] && parallel=()
+  case "$arg" in
+    no:xdist | -pno:xdist) parallel=() ;;
+  esac
 done
 exec python3 -m pytest "${parallel[@]}" "$@"
