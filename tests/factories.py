@@ -30,6 +30,7 @@ from gateway.models import (
     utcnow,
 )
 from gateway.protocol.messages import complete_order_request
+from gateway.stores import store_key
 from gateway.vault import Credentials
 
 from .protocol_helpers import (
@@ -80,7 +81,7 @@ class PaymentSessionFactory(_Factory):
         model = PaymentSession
 
     token = factory.LazyFunction(lambda: secrets.token_urlsafe(32))
-    store_key = "example-com.3dcartstores.com"
+    store_key = factory.LazyAttribute(lambda s: store_key(s.notification_url))
     orderid = EXAMPLE_CHECKOUT["orderid"]
     invoice = EXAMPLE_CHECKOUT["invoice"]
     randomkey = factory.Sequence(lambda n: f"factory{n:06d}")
@@ -131,15 +132,16 @@ class TransactionFactory(_Factory):
 
     session = factory.SubFactory(PaymentSessionFactory, paid=True)
     processor = "sandbox"
-    processor_txn_id = factory.LazyAttribute(lambda t: SandboxChargeFactory(amount=t.amount, currency=t.currency).id)
+    processor_txn_id = factory.LazyAttribute(lambda t: SandboxChargeFactory(
+        amount=t.amount, currency=t.currency, card_brand=t.session.card_brand, card_last4=t.session.card_last4).id)
     orderid = factory.SelfAttribute("session.orderid")
     invoice = factory.SelfAttribute("session.invoice")
     currency = factory.SelfAttribute("session.currency")
     amount = factory.SelfAttribute("session.amount_total")
-    card_brand = "visa"
-    card_last4 = "4242"
-    card_exp_month = 12
-    card_exp_year = 2039
+    card_brand = factory.SelfAttribute("session.card_brand")
+    card_last4 = factory.SelfAttribute("session.card_last4")
+    card_exp_month = factory.SelfAttribute("session.card_exp_month")
+    card_exp_year = factory.SelfAttribute("session.card_exp_year")
     credentials_fingerprint = factory.SelfAttribute("session.credentials_fingerprint")
 
 
