@@ -120,3 +120,17 @@ def cli(app):  # type: ignore[no-untyped-def]
         return result.output
 
     return run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup`, the tests that share module-scoped servers, a browser or a built
+    wheel run on one worker (one group per module and engine), so those are started once, not once
+    per worker that happens to get one of the tests."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        engine = callspec.params.get("database_url", "") if callspec else ""
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}-{engine}"))  # type: ignore[attr-defined]
+        elif item.get_closest_marker("wheel"):
+            item.add_marker(pytest.mark.xdist_group("wheel"))

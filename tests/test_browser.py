@@ -19,7 +19,7 @@ from .browser import launch, screenshot
 from .live import Gunicorn, gateway_env
 from .protocol_helpers import CARDS, PRIVATE_KEY
 
-pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 
 @pytest.fixture(scope="module")
