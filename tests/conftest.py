@@ -75,6 +75,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     return url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes() -> Iterator[None]:
+    """Console passwords are still argon2id, with the smallest cost instead of 64 MiB and 3 passes
+    (0.2 s per hash or check, several per console test). Servers the tests start keep the real cost."""
+    from argon2 import PasswordHasher
+
+    from gateway.console import accounts
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "HASHER", cheap)
+        patch.setattr(accounts, "DUMMY_HASH", cheap.hash("not a password of anyone"))
+        yield
+
+
 @pytest.fixture
 def clean_database(database_url: str) -> str:
     wipe_database(database_url)
