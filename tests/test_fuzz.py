@@ -203,6 +203,7 @@ def test_generated_inputs_across_every_route_get_no_500_and_signed_answers(fuzz_
         statuses[code] = statuses.get(code, 0) + 1
         if time.monotonic() > deadline:
             break
+    print(f"fuzz: {sum(statuses.values())} inputs in {BUDGET_SECONDS:g} s budget: {statuses}")
     assert sum(statuses.values()) >= min(MIN_INPUTS, INPUTS), statuses
     # The run reached past the signature check: sessions were created and some were paid.
     assert len(tokens) >= 20 and statuses.get(303, 0) > 0, statuses
