@@ -55,7 +55,7 @@ def servers(request, gateways, clean_database):  # type: ignore[no-untyped-def]
     """
     gateway = gateways(request.param)
     store = Gunicorn({"EMULATOR_GATEWAY_URL": gateway.url, "GATEWAY_PRIVATE_KEY": PRIVATE_KEY},
-                     workers=1, app="gateway.emulator.wsgi:app", health="/")
+                     workers=1, app="gateway.emulator.wsgi:app", health="/", quick_stop=True)
     with store:
         yield gateway, store
 
