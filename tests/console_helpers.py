@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 from gateway.console import accounts
-from gateway.models import PaymentSession, SandboxCharge, utcnow
+from gateway.models import Payment, SandboxCharge, utcnow
 from gateway.processors.base import ProcessorUnavailable
 
 from . import factories
@@ -45,7 +45,7 @@ def dead_notification(client: Any, services: Any, store: Any) -> tuple[int, int]
     how a notification comes to die."""
     with factories.bound(services):
         notification = factories.NotificationFactory(dead=True)
-        return notification.id, notification.session_id
+        return notification.id, notification.payment_id
 
 
 def unknown_refund(client: Any, services: Any, store: Any) -> tuple[int, int]:
@@ -56,12 +56,12 @@ def unknown_refund(client: Any, services: Any, store: Any) -> tuple[int, int]:
     with factories.bound(services):
         charge = factories.paid_charge(state="completed", credentials_sealed=None)
         session = factories._session()
-        session.get(SandboxCharge, charge.processor_txn_id).settles_at = utcnow()
+        session.get(SandboxCharge, charge.processor_transaction_id).settles_at = utcnow()
         factories.NotificationFactory(charge=charge, state="delivered", attempts=1, lease=1, processed=True,
                                       delivered_at=utcnow())
         entry = factories.LedgerEntryFactory(transaction=charge, kind="refund", amount=1000, outcome="unknown",
                                              processor_ref=None, message="timeout", request_key="refund321123xyz")
-        return entry.id, charge.session_id
+        return entry.id, charge.payment_id
 
 
 def standing_rejected_charge(client: Any, services: Any, store: Any) -> int:
@@ -77,8 +77,8 @@ def standing_rejected_charge(client: Any, services: Any, store: Any) -> int:
     return payment.id
 
 
-def session_state(services: Any, session_id: int) -> PaymentSession:
+def session_state(services: Any, payment_id: int) -> Payment:
     with services.db.transaction() as session:
-        payment = session.get(PaymentSession, session_id)
+        payment = session.get(Payment, payment_id)
         assert payment is not None
         return payment

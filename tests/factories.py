@@ -24,9 +24,9 @@ from factory.alchemy import SQLAlchemyModelFactory
 from gateway.models import (
     LedgerEntry,
     Notification,
-    PaymentSession,
+    Payment,
     SandboxCharge,
-    Transaction,
+    Charge,
     utcnow,
 )
 from gateway.protocol.messages import complete_order_request
@@ -78,7 +78,7 @@ class PaymentSessionFactory(_Factory):
     """A checkout of the example order, waiting for the shopper's card (state ``open``)."""
 
     class Meta:
-        model = PaymentSession
+        model = Payment
 
     token = factory.LazyFunction(lambda: secrets.token_urlsafe(32))
     store_key = factory.LazyAttribute(lambda s: store_key(s.notification_url))
@@ -128,11 +128,11 @@ class TransactionFactory(_Factory):
     """An approved sandbox charge of a paid session, with the sandbox's record of it."""
 
     class Meta:
-        model = Transaction
+        model = Charge
 
     session = factory.SubFactory(PaymentSessionFactory, paid=True)
     processor = "sandbox"
-    processor_txn_id = factory.LazyAttribute(lambda t: SandboxChargeFactory(
+    processor_transaction_id = factory.LazyAttribute(lambda t: SandboxChargeFactory(
         amount=t.amount, currency=t.currency, card_brand=t.session.card_brand, card_last4=t.session.card_last4).id)
     orderid = factory.SelfAttribute("session.orderid")
     invoice = factory.SelfAttribute("session.invoice")
@@ -155,14 +155,14 @@ class LedgerEntryFactory(_Factory):
     kind = "sale"
     amount = factory.SelfAttribute("transaction.amount")
     outcome = "approved"
-    processor_ref = factory.SelfAttribute("transaction.processor_txn_id")
+    processor_ref = factory.SelfAttribute("transaction.processor_transaction_id")
     message = "Approved"
 
 
-def paid_charge(**session: Any) -> Transaction:
+def paid_charge(**session: Any) -> Charge:
     """A paid session, its transaction and the ledger's approved sale, as the pay path leaves them."""
     entry = LedgerEntryFactory(transaction__session=PaymentSessionFactory(paid=True, **session))
-    return entry.transaction
+    return entry.charge
 
 
 class NotificationFactory(_Factory):
@@ -176,8 +176,8 @@ class NotificationFactory(_Factory):
         charge = factory.LazyFunction(paid_charge)
         dead = factory.Trait(state="dead", attempts=1, lease=1, last_error="could not connect to the store")
 
-    session_id = factory.SelfAttribute("charge.session_id")
+    payment_id = factory.SelfAttribute("charge.payment_id")
     url = factory.SelfAttribute("charge.session.notification_url")
     payload = factory.LazyAttribute(lambda n: complete_order_request(
         _Binding.services.settings.private_key, orderid=n.charge.orderid, invoice=n.charge.invoice,
-        amount=n.charge.amount, approved=True, transactionid=n.charge.processor_txn_id))
+        amount=n.charge.amount, approved=True, transactionid=n.charge.processor_transaction_id))

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from gateway.db import make_engine
-from gateway.models import Base, PaymentSession
+from gateway.models import Base, Payment
 
 from .protocol_helpers import NOTIFY_URL, card_form, complete_order_answer, csrf_from, post_json, signed_checkout
 
@@ -43,9 +43,9 @@ def notifications_sent(store: Any) -> list[dict[str, Any]]:
     return [json.loads(call.request.body) for call in store.calls]
 
 
-def payment_row(services: Any, token: str) -> PaymentSession:
+def payment_row(services: Any, token: str) -> Payment:
     with services.db.transaction() as session:
-        return session.scalars(select(PaymentSession).where(PaymentSession.token == token)).one()
+        return session.scalars(select(Payment).where(Payment.token == token)).one()
 
 
 _ENGINES: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from gateway import create_app
 from gateway.admission import Busy, Gate, network_wait
 from gateway.config import Settings
-from gateway.models import SandboxCharge, SessionState
+from gateway.models import SandboxCharge, PaymentState
 from gateway.processors import sandbox
 from gateway.services import Services
 
@@ -123,14 +123,14 @@ def test_pay_with_no_free_slot_charges_nothing_and_asks_to_press_pay_again(one_s
     assert busy.status_code == 503
     assert busy.headers["Retry-After"] == "5"
     assert "Nothing was charged; please press Pay again." in busy.get_data(as_text=True)
-    assert payment_row(services, token).state == SessionState.OPEN.value
+    assert payment_row(services, token).state == PaymentState.OPEN.value
     with services.db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(SandboxCharge)) == 0
     assert notifications_sent(store) == []
 
     again = pay(client, token, csrf)
     assert again.status_code == 303
-    assert payment_row(services, token).state == SessionState.COMPLETED.value
+    assert payment_row(services, token).state == PaymentState.COMPLETED.value
 
 
 def test_busy_message_is_in_the_shoppers_language(one_slot, store):

@@ -36,7 +36,7 @@ FAILED = {"resultCode": "Error", "message": [{"code": "E00027", "text": "The tra
 def sale_request(test_mode: bool = False, reference: str = "ps12a1", invoice: str = "AB-12234") -> SaleRequest:
     card = Card(number=NUMBER, exp_month=7, exp_year=2031, cvc=CVC, holder="Ada Shopper", brand="visa")
     return SaleRequest(amount=12312, currency="USD", card=card, credentials=CREDENTIALS, reference=reference,
-                       invoice=invoice, order_id=123, test_mode=test_mode, email="ada@example.com")
+                       invoice=invoice, orderid=123, test_mode=test_mode, email="ada@example.com")
 
 
 def charge_ref() -> ChargeRef:
@@ -72,7 +72,7 @@ def sent(api, index: int = 0) -> dict:  # type: ignore[no-untyped-def]
 def test_approved_sale_sends_what_the_reference_asks(api):
     api.add(responses.POST, PRODUCTION_URL, body=approved())
     charge = AuthorizeNetProcessor().sale(sale_request())
-    assert (charge.transaction_id, charge.amount, charge.card_last4, charge.card_brand) == ("60123456789", 12312, "1111", "visa")
+    assert (charge.processor_transaction_id, charge.amount, charge.card_last4, charge.card_brand) == ("60123456789", 12312, "1111", "visa")
     body = sent(api)["createTransactionRequest"]
     assert list(body) == ["merchantAuthentication", "refId", "transactionRequest"]
     assert body["merchantAuthentication"] == {"name": "5KP3u95bQpv", "transactionKey": "346HZ32z3fP4hTG2"}
@@ -148,7 +148,7 @@ def test_timeout_then_duplicate_answer_returns_the_original_charge_once(api):
                                                          authCode="HW617E", transId="60123456789"))
     api.add(responses.POST, PRODUCTION_URL, body=details("capturedPendingSettlement"))
     charge = AuthorizeNetProcessor().sale(sale_request())
-    assert charge.transaction_id == "60123456789"
+    assert charge.processor_transaction_id == "60123456789"
     assert sent(api, 0) == sent(api, 1)  # the same request: the duplicate window applies
     assert sent(api, 2)["getTransactionDetailsRequest"]["transId"] == "60123456789"  # and the original is checked
     assert len(api.calls) == 3
@@ -191,7 +191,7 @@ def test_processor_text_quoting_the_card_is_redacted(api):
 def test_timeout_then_first_real_answer_is_used(api):
     api.add(responses.POST, PRODUCTION_URL, body=requests.ConnectionError())
     api.add(responses.POST, PRODUCTION_URL, body=approved("777"))
-    assert AuthorizeNetProcessor().sale(sale_request()).transaction_id == "777"
+    assert AuthorizeNetProcessor().sale(sale_request()).processor_transaction_id == "777"
 
 
 def test_duplicate_of_a_declined_sale_is_a_decline(api):
@@ -232,7 +232,7 @@ def test_void(api):
 def test_refund_sends_last_four_and_masked_expiry(api):
     api.add(responses.POST, PRODUCTION_URL, body=answer({"responseCode": "1", "transId": "60999"}))
     adjustment = AuthorizeNetProcessor().refund(charge_ref(), 500, CREDENTIALS)
-    assert (adjustment.transaction_id, adjustment.amount, adjustment.kind) == ("60999", 500, "refund")
+    assert (adjustment.processor_transaction_id, adjustment.amount, adjustment.kind) == ("60999", 500, "refund")
     transaction = sent(api)["createTransactionRequest"]["transactionRequest"]
     assert transaction == {"transactionType": "refundTransaction", "amount": "5.00",
                            "payment": {"creditCard": {"cardNumber": "1111", "expirationDate": "XXXX"}},
@@ -264,7 +264,7 @@ def test_find_sale_after_a_crash_uses_the_unsettled_list(api):
     lookup = SaleLookup("ps12a1", "AB-12234", 12312, "USD", CREDENTIALS)
     result = AuthorizeNetProcessor().find_sale(lookup)
     assert result.found is Found.FOUND and result.charge is not None
-    assert (result.charge.transaction_id, result.charge.card_last4, result.charge.card_brand) == ("2", "1111", "visa")
+    assert (result.charge.processor_transaction_id, result.charge.card_last4, result.charge.card_brand) == ("2", "1111", "visa")
 
 
 def test_find_sale_finds_nothing_only_after_reading_everything(api):
@@ -314,7 +314,7 @@ def test_unknown_outcome_waits_for_the_lookup_instead_of_reopening(settings, api
     from sqlalchemy import update
 
     from gateway import create_app
-    from gateway.models import PaymentSession, utcnow
+    from gateway.models import Payment, utcnow
     from gateway.notifications.worker import run_once
 
     from .flow_helpers import open_session, pay, payment_row
@@ -335,7 +335,7 @@ def test_unknown_outcome_waits_for_the_lookup_instead_of_reopening(settings, api
          "transactionStatus": "capturedPendingSettlement", "accountType": "Visa", "accountNumber": "XXXX1111"}]))
     api.add(responses.POST, NOTIFY_URL, json={"processed": 1, "errorcode": "", "errormessage": ""})
     with services.db.transaction() as session:
-        session.execute(update(PaymentSession).values(updated_at=utcnow() - timedelta(minutes=5)))
+        session.execute(update(Payment).values(updated_at=utcnow() - timedelta(minutes=5)))
     run_once(services)
     assert payment_row(services, token).state == "completed"
     assert json.loads(api.calls[-1].request.body)["transactionid"] == "6055"

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from gateway.db import Database
-from gateway.models import PaymentSession, utcnow
+from gateway.models import Payment, utcnow
 
 from .browser import launch, screenshot
 from .live import Gunicorn, gateway_env
@@ -138,7 +138,7 @@ def test_expired_session(page, servers, clean_database):
     check_out(page, store)
     db = Database(clean_database)
     with db.transaction() as session:
-        session.execute(update(PaymentSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        session.execute(update(Payment).values(expires_at=utcnow() - timedelta(seconds=1)))
     db.dispose()
     fill_card(page, CARDS["visa"])
     page.get_by_role("button", name="Pay $39.00").click()

@@ -6,7 +6,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from gateway.models import PaymentSession
+from gateway.models import Payment
 
 from .protocol_helpers import (
     PRIVATE_KEY,
@@ -19,7 +19,7 @@ from .protocol_helpers import (
 
 def count_sessions(services) -> int:  # type: ignore[no-untyped-def]
     with services.db.transaction() as session:
-        return session.scalar(select(func.count()).select_from(PaymentSession))
+        return session.scalar(select(func.count()).select_from(Payment))
 
 
 def test_example_request_opens_a_session_and_answers_signed_redirect(client, services):
@@ -31,7 +31,7 @@ def test_example_request_opens_a_session_and_answers_signed_redirect(client, ser
     assert len(answer["paymenttoken"]) >= 40
     assert_checkout_response_signed(answer)
     with services.db.transaction() as session:
-        payment = session.scalars(select(PaymentSession)).one()
+        payment = session.scalars(select(Payment)).one()
     assert (payment.orderid, payment.invoice, payment.amount_total, payment.currency) == (123, "AB-12234", 12312, "USD")
     assert [item["itemname"] for item in payment.items] == ["item name 123", "item name abc", "item name xyz"]
     assert "password1" not in payment.credentials_sealed and "user1" not in payment.credentials_sealed
@@ -81,14 +81,14 @@ def test_amount_is_signed_as_its_wire_text(client, services):
     raw = json.dumps(body).replace('"amounttotal": 12312', '"amounttotal": 12312.00')
     assert post_json(client, "/checkout", raw)["errormessage"] == ""
     with services.db.transaction() as session:
-        assert session.scalars(select(PaymentSession)).one().amount_total == 12312
+        assert session.scalars(select(Payment)).one().amount_total == 12312
 
 
 def test_amounts_as_decimal_text_are_accepted(client, services):
     body = signed_checkout(amounttotal="12312", taxtotal="1000")
     assert post_json(client, "/checkout", body)["errormessage"] == ""
     with services.db.transaction() as session:
-        payment = session.scalars(select(PaymentSession)).one()
+        payment = session.scalars(select(Payment)).one()
     assert (payment.amount_total, payment.tax_total) == (12312, 1000)
 
 

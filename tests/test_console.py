@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from gateway.console.models import AuditRecord, ConsoleSession
+from gateway.console.models import AuditRecord, ConsoleSignIn
 from gateway.models import LedgerEntry, Notification, utcnow
 
 from .console_helpers import (
@@ -108,16 +108,16 @@ def test_wrong_password_is_refused_and_audited(client, services, people):
 def test_idle_session_ends(app, services, people):
     client, _ = signed_in(app, "olivia")
     with services.db.transaction() as session:
-        session.execute(update(ConsoleSession).values(last_seen_at=utcnow() - timedelta(minutes=16)))
+        session.execute(update(ConsoleSignIn).values(last_seen_at=utcnow() - timedelta(minutes=16)))
     assert client.get("/console/payments").status_code == 303
     with services.db.transaction() as session:
-        assert session.scalar(select(func.count()).select_from(ConsoleSession)) == 0
+        assert session.scalar(select(func.count()).select_from(ConsoleSignIn)) == 0
 
 
 def test_activity_keeps_a_session_alive(app, services, people):
     client, _ = signed_in(app, "olivia")
     with services.db.transaction() as session:
-        session.execute(update(ConsoleSession).values(last_seen_at=utcnow() - timedelta(minutes=14)))
+        session.execute(update(ConsoleSignIn).values(last_seen_at=utcnow() - timedelta(minutes=14)))
     assert client.get("/console/payments").status_code == 200
     assert client.get("/console/payments").status_code == 200
 
@@ -132,11 +132,11 @@ def test_logout_ends_the_session_on_the_server(app, services, people):
 
 
 def test_requeue_from_the_console_is_audited(app, client, services, store, people):
-    notification_id, session_id = dead_notification(client, services, store)
+    notification_id, payment_id = dead_notification(client, services, store)
     console, csrf = signed_in(app, "olivia")
     page = console.get("/console/attention").get_data(as_text=True)
     assert f"dead_notification-{notification_id}" in page
-    assert "This payment needs attention" in console.get(f"/console/payments/{session_id}").get_data(as_text=True)
+    assert "This payment needs attention" in console.get(f"/console/payments/{payment_id}").get_data(as_text=True)
     response = console.post(f"/console/attention/notifications/{notification_id}/requeue",
                             data={"csrf": csrf, "reason": "store fixed its endpoint"}, follow_redirects=True)
     assert "is pending again" in response.get_data(as_text=True)
@@ -144,12 +144,12 @@ def test_requeue_from_the_console_is_audited(app, client, services, store, peopl
         assert session.get(Notification, notification_id).state == "pending"
     [record] = audit_rows(services, "notification.requeue")
     assert (record.actor, record.target, record.reason, record.outcome) == (
-        "olivia", f"payment:{session_id}", "store fixed its endpoint", "pending again")
+        "olivia", f"payment:{payment_id}", "store fixed its endpoint", "pending again")
     again = console.post(f"/console/attention/notifications/{notification_id}/requeue",
                          data={"csrf": csrf, "reason": "twice"}, follow_redirects=True)
     assert "is not dead" in again.get_data(as_text=True)
     assert [r.outcome for r in audit_rows(services, "notification.requeue")] == ["pending again", "refused: not dead"]
-    assert "This payment needs attention" not in console.get(f"/console/payments/{session_id}").get_data(as_text=True)
+    assert "This payment needs attention" not in console.get(f"/console/payments/{payment_id}").get_data(as_text=True)
 
 
 def test_an_action_without_a_reason_changes_nothing(app, client, services, store, people):
@@ -164,7 +164,7 @@ def test_an_action_without_a_reason_changes_nothing(app, client, services, store
 
 @pytest.mark.parametrize("happened,outcome", [("yes", "approved"), ("no", "declined")])
 def test_resolve_from_the_console_is_audited(app, client, services, store, people, happened, outcome):
-    entry_id, session_id = unknown_refund(client, services, store)
+    entry_id, payment_id = unknown_refund(client, services, store)
     console, csrf = signed_in(app, "olivia")
     assert f"unknown_outcome-{entry_id}" in console.get("/console/attention").get_data(as_text=True)
     response = console.post(f"/console/attention/ledger/{entry_id}/resolve",
@@ -175,7 +175,7 @@ def test_resolve_from_the_console_is_audited(app, client, services, store, peopl
         assert session.get(LedgerEntry, entry_id).outcome == outcome
     [record] = audit_rows(services, "ledger.resolve")
     assert (record.actor, record.target, record.outcome, record.details["entry_id"]) == (
-        "olivia", f"payment:{session_id}", outcome, entry_id)
+        "olivia", f"payment:{payment_id}", outcome, entry_id)
     assert f"unknown_outcome-{entry_id}" not in console.get("/console/attention").get_data(as_text=True)
     twice = console.post(f"/console/attention/ledger/{entry_id}/resolve",
                          data={"csrf": csrf, "happened": "yes", "note": "again"}, follow_redirects=True)
@@ -185,18 +185,18 @@ def test_resolve_from_the_console_is_audited(app, client, services, store, peopl
 
 
 def test_reverse_from_the_console_voids_once_and_is_audited(app, client, services, store, people):
-    session_id = standing_rejected_charge(client, services, store)
+    payment_id = standing_rejected_charge(client, services, store)
     console, csrf = signed_in(app, "olivia")
-    assert f"payment-{session_id}" in console.get("/console/attention").get_data(as_text=True)
-    response = console.post(f"/console/attention/payments/{session_id}/reverse",
+    assert f"payment-{payment_id}" in console.get("/console/attention").get_data(as_text=True)
+    response = console.post(f"/console/attention/payments/{payment_id}/reverse",
                             data={"csrf": csrf, "reason": "store rejected the order"}, follow_redirects=True)
     assert "reversal: void approved" in response.get_data(as_text=True)
-    again = console.post(f"/console/attention/payments/{session_id}/reverse",
+    again = console.post(f"/console/attention/payments/{payment_id}/reverse",
                          data={"csrf": csrf, "reason": "click twice"}, follow_redirects=True)
     assert "no charge waiting" in again.get_data(as_text=True)
     with services.db.transaction() as session:
         assert [e.kind for e in session.scalars(select(LedgerEntry).order_by(LedgerEntry.id))] == ["sale", "void"]
-    assert session_state(services, session_id).credentials_sealed is None
+    assert session_state(services, payment_id).credentials_sealed is None
     assert [r.outcome for r in audit_rows(services, "payment.reverse")] == [
         "void approved", "refused: no standing charge to reverse"]
 
@@ -257,7 +257,7 @@ def test_an_overlong_store_key_is_refused_not_a_crash(app, services, people):
 @pytest.mark.parametrize("charged,outcome,state", [("no", "open", "open"), ("yes", "approved", "completed")])
 def test_resolve_an_unknown_sale_from_the_console(app, client, services, store, people, charged, outcome, state):
     """A charge whose outcome the processor never told: the operator records what its records show."""
-    from gateway.models import PaymentSession
+    from gateway.models import Payment
     from gateway.notifications.worker import run_once
     from gateway.processors.base import OutcomeUnknown, SaleLookupResult
 
@@ -271,7 +271,7 @@ def test_resolve_an_unknown_sale_from_the_console(app, client, services, store, 
     services.processor.sale = real_sale
     payment = payment_row(services, token)
     with services.db.transaction() as session:
-        session.execute(update(PaymentSession).where(PaymentSession.id == payment.id)
+        session.execute(update(Payment).where(Payment.id == payment.id)
                         .values(updated_at=utcnow() - timedelta(minutes=10)))
     services.processor.find_sale = lambda lookup: SaleLookupResult.unknown("the transaction search is switched off")
     run_once(services)
@@ -280,7 +280,7 @@ def test_resolve_an_unknown_sale_from_the_console(app, client, services, store, 
     page = console.get("/console/attention").get_data(as_text=True)
     assert f"payment-{payment.id}" in page and "It was charged" in page
     form = {"csrf": console_csrf, "charged": charged, "note": "checked the processor's report",
-            "transaction_id": "txn-by-hand" if charged == "yes" else ""}
+            "processor_transaction_id": "txn-by-hand" if charged == "yes" else ""}
     response = console.post(f"/console/attention/payments/{payment.id}/resolve-sale", data=form, follow_redirects=True)
     assert f"payment {payment.id} is" in response.get_data(as_text=True)
     assert session_state(services, payment.id).state == state  # a charge found is told to the store at once

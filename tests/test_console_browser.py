@@ -86,15 +86,15 @@ def test_resolve_an_unknown_refund(page, console_url, client, services, store):
 
 
 def test_reverse_a_rejected_charge_then_read_its_timeline(page, console_url, client, services, store):
-    session_id = standing_rejected_charge(client, services, store)
+    payment_id = standing_rejected_charge(client, services, store)
     sign_in(page, console_url, "olivia")
-    row = page.locator(f"#payment-{session_id}")
+    row = page.locator(f"#payment-{payment_id}")
     row.get_by_label("Reason").fill("store rejected the order")
     row.get_by_role("button", name="Reverse the charge").click()
     page.get_by_role("status").filter(has_text="void approved").wait_for()
     screenshot(page, "console-reverse")
     assert [r.outcome for r in audited(services, "payment.reverse")] == ["void approved"]
-    page.goto(f"{console_url}/payments/{session_id}")
+    page.goto(f"{console_url}/payments/{payment_id}")
     page.locator("li[data-kind=ledger_void]").get_by_text("Void approved").wait_for()
     page.get_by_text("Operator olivia: payment.reverse").wait_for()
     screenshot(page, "console-timeline")

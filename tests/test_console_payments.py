@@ -9,7 +9,7 @@ import requests
 from sqlalchemy import func, select, update
 
 from gateway.console.models import PaymentEvent
-from gateway.models import Notification, Transaction, utcnow
+from gateway.models import Notification, Charge, utcnow
 from gateway.observability import events
 
 from . import factories
@@ -48,7 +48,7 @@ def orders_found(console, query: str) -> list[str]:  # type: ignore[no-untyped-d
 def test_search_by_each_field(console, services, paid):
     first, second = paid
     with services.db.transaction() as session:
-        txn = session.scalars(select(Transaction).where(Transaction.session_id == second.id)).one().processor_txn_id
+        txn = session.scalars(select(Charge).where(Charge.payment_id == second.id)).one().processor_transaction_id
     today = utcnow().date().isoformat()
     assert orders_found(console, "") == ["888", "777", "123"]
     assert orders_found(console, "store=other-shop") == ["777"]
@@ -77,7 +77,7 @@ def test_timeline_tells_the_whole_story_in_order(client, console, services, stor
     client.get("/pay/status", query_string={"paymenttoken": token})
     services.processor.settle()
     with services.db.transaction() as session:
-        txn = session.scalars(select(Transaction)).one().processor_txn_id
+        txn = session.scalars(select(Charge)).one().processor_transaction_id
     assert post_json(client, "/post-order", signed_refund(type="refund", transactionid=txn, amounttotal=312))["approved"] == 1
 
     page = console.get(f"/console/payments/{payment.id}").get_data(as_text=True)

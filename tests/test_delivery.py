@@ -9,7 +9,7 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
-from gateway.models import LedgerEntry, Notification, NotificationAttempt, PaymentSession, SandboxCharge, utcnow
+from gateway.models import LedgerEntry, Notification, NotificationAttempt, Payment, SandboxCharge, utcnow
 from gateway.notifications import outbox
 from gateway.notifications.client import UnsafeDestination, check_destination
 from gateway.notifications.worker import run_once
@@ -120,7 +120,7 @@ def test_interrupted_charge_is_recorded_once_the_processor_confirms_it(client, s
     assert payment_row(services, token).state == "authorizing"
     assert run_once(services).recovered == 0  # too fresh to call stale
     with services.db.transaction() as session:
-        session.execute(update(PaymentSession).values(updated_at=utcnow() - timedelta(minutes=5)))
+        session.execute(update(Payment).values(updated_at=utcnow() - timedelta(minutes=5)))
     run_once(services)
     assert payment_row(services, token).state == "completed"
     [sent] = notifications_sent(store)
@@ -135,7 +135,7 @@ def test_interrupted_attempt_that_never_charged_reopens_the_session(client, serv
     with pytest.raises(SystemExit):
         pay(client, token, csrf)
     with services.db.transaction() as session:
-        session.execute(update(PaymentSession).values(updated_at=utcnow() - timedelta(minutes=5)))
+        session.execute(update(Payment).values(updated_at=utcnow() - timedelta(minutes=5)))
     run_once(services)
     assert payment_row(services, token).state == "open"
     assert payment_row(services, token).decline_count == 0
@@ -218,7 +218,7 @@ def test_abandoned_sessions_lose_their_merchant_credentials(client, services):
     token, _ = open_session(client)
     fresh, _ = open_session(client, orderid=124)
     with services.db.transaction() as session:
-        session.execute(update(PaymentSession).where(PaymentSession.token == token)
+        session.execute(update(Payment).where(Payment.token == token)
                         .values(expires_at=utcnow() - timedelta(seconds=1)))
     run_once(services)
     assert payment_row(services, token).credentials_sealed is None

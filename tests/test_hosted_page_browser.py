@@ -17,7 +17,7 @@ from axe_playwright_python.sync_playwright import Axe
 from sqlalchemy import func, select, update
 
 from gateway.db import Database
-from gateway.models import Notification, PaymentSession, SandboxCharge, utcnow
+from gateway.models import Notification, Payment, SandboxCharge, utcnow
 
 from .browser import launch, screenshot
 from .live import Gunicorn, StoreReceiver, gateway_env
@@ -132,7 +132,7 @@ def expired(page, live) -> None:  # type: ignore[no-untyped-def]
     form(page, live)
     token = page.url.rsplit("=", 1)[1]
     with live[2].transaction() as session:
-        session.execute(update(PaymentSession).where(PaymentSession.token == token)
+        session.execute(update(Payment).where(Payment.token == token)
                         .values(expires_at=utcnow() - timedelta(seconds=1)))
     page.reload()
 
@@ -252,7 +252,7 @@ def test_pay_button_cannot_charge_twice(browser, shop):
         button.evaluate("b => { b.click(); b.click(); b.form.requestSubmit(); }")
         page.wait_for_url("**/healthz?returned=1")
         with db.transaction() as session:
-            payment = session.scalars(select(PaymentSession).where(PaymentSession.token == token)).one()
+            payment = session.scalars(select(Payment).where(Payment.token == token)).one()
             charges = session.scalar(select(func.count()).select_from(SandboxCharge)
                                      .where(SandboxCharge.amount == payment.amount_total,
                                             SandboxCharge.reference.like(f"ps{payment.id}a%")))

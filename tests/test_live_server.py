@@ -19,7 +19,7 @@ import requests
 from sqlalchemy import func, select, update
 
 from gateway.db import Database
-from gateway.models import Notification, PaymentSession, SandboxCharge, utcnow
+from gateway.models import Notification, Payment, SandboxCharge, utcnow
 
 from .live import ROOT, Gunicorn, StoreReceiver, gateway_env, wait_for
 from .protocol_helpers import CARDS, PRIVATE_KEY, md5, signed_checkout, signed_refund
@@ -74,7 +74,7 @@ def test_worker_killed_between_charge_and_notification(db, tmp_path):
 
         # The charge and its notification were committed together; nothing reached the store yet.
         assert scalar(db, select(func.count()).select_from(SandboxCharge)) == 1
-        assert scalar(db, select(PaymentSession.state)) == "approved"
+        assert scalar(db, select(Payment.state)) == "approved"
         assert scalar(db, select(Notification.state)) == "pending"
         assert store.received == []
 
@@ -90,7 +90,7 @@ def test_worker_killed_between_charge_and_notification(db, tmp_path):
         assert sent["transactionid"] == charge_id and sent["approved"] == 1
         assert sent["signature"] == md5(sent["randomkey"], PRIVATE_KEY, 123, "AB-12234", charge_id)
         assert scalar(db, select(func.count()).select_from(SandboxCharge)) == 1
-        assert scalar(db, select(PaymentSession.state)) == "completed"
+        assert scalar(db, select(Payment.state)) == "completed"
 
         # The shopper reloads the page on a restarted worker and is sent back to the store.
         back = requests.get(gateway.url + "/pay/status", params={"paymenttoken": token}, allow_redirects=False, timeout=10)

@@ -8,7 +8,7 @@ from flask.cli import ScriptInfo
 from sqlalchemy import select
 
 from gateway.cli import main
-from gateway.models import LedgerEntry, Transaction
+from gateway.models import LedgerEntry, Charge
 from gateway.processors.base import ProcessorUnavailable
 
 from .console_helpers import dead_notification
@@ -36,7 +36,7 @@ def test_refund_with_unknown_outcome_holds_its_amount_until_resolved(client, ser
     pay(client, token, csrf)
     services.processor.settle()
     with services.db.transaction() as session:
-        transactionid = session.scalars(select(Transaction)).one().processor_txn_id
+        transactionid = session.scalars(select(Charge)).one().processor_transaction_id
     real_refund = services.processor.refund
     services.processor.refund = lambda *a: (_ for _ in ()).throw(ProcessorUnavailable("timeout"))  # type: ignore[method-assign]
     first = post_json(client, "/post-order", signed_refund(type="refund", transactionid=transactionid, amounttotal=12000))

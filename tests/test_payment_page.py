@@ -16,9 +16,9 @@ from gateway.models import (
     LedgerEntry,
     Notification,
     NotificationAttempt,
-    PaymentSession,
+    Payment,
     SandboxCharge,
-    Transaction,
+    Charge,
     utcnow,
 )
 
@@ -84,8 +84,8 @@ def test_successful_payment_notifies_the_store_and_returns_the_shopper(client, s
     assert payment.credentials_sealed is None
     assert (payment.card_brand, payment.card_last4, payment.card_exp_month, payment.card_exp_year) == ("visa", "4242", 12, 2039)
     with services.db.transaction() as session:
-        transaction = session.scalars(select(Transaction)).one()
-        assert transaction.processor_txn_id == sent["transactionid"] and transaction.amount == 12312
+        transaction = session.scalars(select(Charge)).one()
+        assert transaction.processor_transaction_id == sent["transactionid"] and transaction.amount == 12312
         assert [(e.kind, e.amount, e.outcome) for e in session.scalars(select(LedgerEntry))] == [("sale", 12312, "approved")]
 
 
@@ -96,7 +96,7 @@ def test_card_number_and_cvc_are_never_stored_or_logged(client, services, store,
     pay(client, token, csrf, number=CARDS["amex"], cvc="7319")
     with services.db.engine.connect() as connection:
         dump = " ".join(
-            str(row) for table in ("payment_sessions", "transactions", "ledger_entries", "notifications",
+            str(row) for table in ("payments", "charges", "ledger_entries", "notifications",
                                    "notification_attempts", "sandbox_charges")
             for row in connection.execute(text(f"SELECT * FROM {table}"))
         )
@@ -122,7 +122,7 @@ def test_store_rejecting_the_order_voids_the_charge(client, services, store):
         assert session.scalars(select(SandboxCharge)).one().voided is True
         entries = [(e.kind, e.outcome) for e in session.scalars(select(LedgerEntry).order_by(LedgerEntry.id))]
         assert entries == [("sale", "approved"), ("void", "approved")]
-        assert session.scalars(select(Transaction)).one().voided is True
+        assert session.scalars(select(Charge)).one().voided is True
 
 
 def test_rejection_seen_twice_voids_once(client, services, store):
@@ -265,7 +265,7 @@ def test_cancel_returns_to_the_store(client, services):
 def test_expired_session_shows_a_clear_page_and_charges_nothing(client, services):
     token, csrf = open_session(client)
     with services.db.transaction() as session:
-        session.execute(update(PaymentSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        session.execute(update(Payment).values(expires_at=utcnow() - timedelta(seconds=1)))
     page = client.get("/pay", query_string={"paymenttoken": token})
     assert page.status_code == 410 and "expired" in page.get_data(as_text=True)
     assert pay(client, token, csrf).status_code == 410

@@ -6,7 +6,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from gateway.models import LedgerEntry, PostOrderRequest, SandboxCharge, Transaction
+from gateway.models import LedgerEntry, PostOrderRequest, SandboxCharge, Charge
 
 from .flow_helpers import approve_all, open_session, pay
 from .protocol_helpers import PRIVATE_KEY, md5, post_json, signed_refund
@@ -19,7 +19,7 @@ def paid(client, services, store) -> str:  # type: ignore[no-untyped-def]
     token, csrf = open_session(client)
     assert pay(client, token, csrf).status_code == 303
     with services.db.transaction() as session:
-        return session.scalars(select(Transaction)).one().processor_txn_id
+        return session.scalars(select(Charge)).one().processor_transaction_id
 
 
 def settle_all(services) -> None:  # type: ignore[no-untyped-def]
@@ -77,7 +77,7 @@ def test_partial_refunds_add_up_and_cannot_exceed_the_charge(client, services, p
         type="refund", transactionid=paid, amounttotal=1, is_full_refund=False, randomkey="part-after"))
     assert again["approved"] == 0 and "fully refunded" in again["errormessage"]
     with services.db.transaction() as session:
-        assert session.scalars(select(Transaction)).one().amount_refunded == 12312
+        assert session.scalars(select(Charge)).one().amount_refunded == 12312
         assert session.scalars(select(SandboxCharge)).one().refunded == 12312
 
 
@@ -202,7 +202,7 @@ def test_sandbox_settles_after_its_configured_delay(settings, store):
     pay(client, token, csrf)
     services = app.extensions["gateway"]
     with services.db.transaction() as session:
-        transactionid = session.scalars(select(Transaction)).one().processor_txn_id
+        transactionid = session.scalars(select(Charge)).one().processor_transaction_id
     answer = post_json(client, "/post-order", signed_refund(transactionid=transactionid))
     assert answer["approved"] == 1 and answer["transactionid"].startswith("sbx_r_")  # settled: refunded, not voided
     services.db.dispose()

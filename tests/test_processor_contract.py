@@ -35,12 +35,12 @@ APPROVE, DECLINE = "4242424242424242", "4000000000000002"
 def sale(reference: str = "ps1a1", number: str = APPROVE, credentials: Credentials = GOOD) -> SaleRequest:
     card = Card(number=number, exp_month=12, exp_year=2039, cvc="123", holder="Ada", brand="visa")
     return SaleRequest(amount=5000, currency="USD", card=card, credentials=credentials, reference=reference,
-                       invoice=f"INV-{reference}", order_id=7)
+                       invoice=f"INV-{reference}", orderid=7)
 
 
 def lookup(request: SaleRequest) -> SaleLookup:
     return SaleLookup(request.reference, request.invoice, request.amount, request.currency, request.credentials,
-                      order_id=request.order_id, submitted_at=utcnow())
+                      orderid=request.orderid, submitted_at=utcnow())
 
 
 def ref(charge_id: str) -> ChargeRef:
@@ -162,7 +162,7 @@ def connector(request: pytest.FixtureRequest, services: Any) -> Iterator[Connect
 
 def test_an_approved_sale_is_a_charge_of_the_amount(connector: Connector) -> None:
     charge = connector.processor.sale(sale())
-    assert (charge.amount, charge.currency, charge.card_last4) == (5000, "USD", "4242") and charge.transaction_id
+    assert (charge.amount, charge.currency, charge.card_last4) == (5000, "USD", "4242") and charge.processor_transaction_id
 
 
 def test_a_declined_card_is_card_declined(connector: Connector) -> None:
@@ -179,7 +179,7 @@ def test_a_crash_lookup_finds_the_sale(connector: Connector) -> None:
     request = sale()
     charge = connector.processor.sale(request)
     result = connector.processor.find_sale(lookup(request))
-    assert result.found is Found.FOUND and result.charge.transaction_id == charge.transaction_id  # type: ignore[union-attr]
+    assert result.found is Found.FOUND and result.charge.processor_transaction_id == charge.processor_transaction_id  # type: ignore[union-attr]
 
 
 def test_a_crash_lookup_finds_a_sale_that_has_settled_since(connector: Connector) -> None:
@@ -187,7 +187,7 @@ def test_a_crash_lookup_finds_a_sale_that_has_settled_since(connector: Connector
     charge = connector.processor.sale(request)
     connector.settle()
     result = connector.processor.find_sale(lookup(request))
-    assert result.found is Found.FOUND and result.charge.transaction_id == charge.transaction_id  # type: ignore[union-attr]
+    assert result.found is Found.FOUND and result.charge.processor_transaction_id == charge.processor_transaction_id  # type: ignore[union-attr]
 
 
 def test_a_crash_lookup_says_absent_only_when_nothing_was_charged(connector: Connector) -> None:
@@ -205,25 +205,25 @@ def test_a_crash_lookup_that_cannot_ask_is_unknown_never_absent(connector: Conne
 
 def test_void_before_settlement_and_not_twice(connector: Connector) -> None:
     charge = connector.processor.sale(sale())
-    assert not connector.processor.is_settled(ref(charge.transaction_id), GOOD)
-    assert connector.processor.void(ref(charge.transaction_id), GOOD).kind == "void"
+    assert not connector.processor.is_settled(ref(charge.processor_transaction_id), GOOD)
+    assert connector.processor.void(ref(charge.processor_transaction_id), GOOD).kind == "void"
     with pytest.raises(AdjustmentRefused):
-        connector.processor.void(ref(charge.transaction_id), GOOD)
+        connector.processor.void(ref(charge.processor_transaction_id), GOOD)
 
 
 def test_refunds_after_settlement_never_exceed_the_charge(connector: Connector) -> None:
     charge = connector.processor.sale(sale())
     connector.settle()
-    assert connector.processor.is_settled(ref(charge.transaction_id), GOOD)
+    assert connector.processor.is_settled(ref(charge.processor_transaction_id), GOOD)
     with pytest.raises(AdjustmentRefused):
-        connector.processor.void(ref(charge.transaction_id), GOOD)
-    assert connector.processor.refund(ref(charge.transaction_id), 3000, GOOD).amount == 3000
+        connector.processor.void(ref(charge.processor_transaction_id), GOOD)
+    assert connector.processor.refund(ref(charge.processor_transaction_id), 3000, GOOD).amount == 3000
     with pytest.raises(AdjustmentRefused):
-        connector.processor.refund(ref(charge.transaction_id), 2001, GOOD)
-    assert connector.processor.refund(ref(charge.transaction_id), 2000, GOOD).amount == 2000
+        connector.processor.refund(ref(charge.processor_transaction_id), 2001, GOOD)
+    assert connector.processor.refund(ref(charge.processor_transaction_id), 2000, GOOD).amount == 2000
 
 
 def test_a_refund_before_settlement_is_refused(connector: Connector) -> None:
     charge = connector.processor.sale(sale())
     with pytest.raises(AdjustmentRefused):
-        connector.processor.refund(ref(charge.transaction_id), 1000, GOOD)
+        connector.processor.refund(ref(charge.processor_transaction_id), 1000, GOOD)

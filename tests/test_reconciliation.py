@@ -11,7 +11,7 @@ from flask.cli import ScriptInfo
 from sqlalchemy import select, update
 
 from gateway.cli import main
-from gateway.models import LedgerEntry, Notification, PaymentSession, PostOrderRequest, SandboxCharge, Transaction, utcnow
+from gateway.models import LedgerEntry, Notification, Payment, PostOrderRequest, SandboxCharge, Charge, utcnow
 from gateway.notifications import outbox
 from gateway.notifications.worker import run_once
 from gateway.payments import ledger, operations, refunds
@@ -56,16 +56,16 @@ def paid_but_unconfirmed(client, services, store) -> str:  # type: ignore[no-unt
     return token
 
 
-def transaction_id(services) -> str:  # type: ignore[no-untyped-def]
+def processor_transaction_id(services) -> str:  # type: ignore[no-untyped-def]
     with services.db.transaction() as session:
-        return session.scalars(select(Transaction)).one().processor_txn_id
+        return session.scalars(select(Charge)).one().processor_transaction_id
 
 
 def test_case_01_one_bad_item_does_not_stop_the_round(client, services, store):
     token = paid_but_unconfirmed(client, services, store)
     broken, _ = open_session(client, orderid=124, randomkey="other-order")
     with services.db.transaction() as session:  # a crash mid-charge, and credentials sealed under a lost key
-        session.execute(update(PaymentSession).where(PaymentSession.token == broken).values(
+        session.execute(update(Payment).where(Payment.token == broken).values(
             state="authorizing", attempt=1, credentials_sealed="not-a-fernet-token", updated_at=utcnow() - AN_HOUR_AGO))
     store.replace("POST", NOTIFY_URL, json=complete_order_answer(1))
     make_due(services)
@@ -104,7 +104,7 @@ def test_case_01_an_unexpected_error_delivering_one_notification_spares_the_othe
 def test_case_02_rejecting_a_partly_refunded_charge_returns_what_is_left(client, services, store):
     token = paid_but_unconfirmed(client, services, store)
     services.processor.settle()
-    partial = post_json(client, "/post-order", signed_refund(type="refund", transactionid=transaction_id(services),
+    partial = post_json(client, "/post-order", signed_refund(type="refund", transactionid=processor_transaction_id(services),
                                                              amounttotal=2312))
     assert partial["approved"] == 1
     store.replace("POST", NOTIFY_URL, json=complete_order_answer(0, "REJ", "out of stock"))
@@ -143,7 +143,7 @@ def test_case_02_a_refused_reversal_needs_attention_and_is_not_retried(client, s
 def test_case_06_a_session_without_credentials_is_never_left_authorizing(client, services, store):
     token, csrf = open_session(client)
     with services.db.transaction() as session:
-        session.execute(update(PaymentSession).values(credentials_sealed=None))
+        session.execute(update(Payment).values(credentials_sealed=None))
     page = pay(client, token, csrf)
     assert payment_row(services, token).state == "open"
     assert "can no longer take payments" in page.get_data(as_text=True)
@@ -152,7 +152,7 @@ def test_case_06_a_session_without_credentials_is_never_left_authorizing(client,
 def test_case_06_recovery_flags_an_attempt_whose_credentials_are_gone(client, services, store):
     token, _ = open_session(client)
     with services.db.transaction() as session:
-        session.execute(update(PaymentSession).values(state="authorizing", attempt=1, credentials_sealed=None,
+        session.execute(update(Payment).values(state="authorizing", attempt=1, credentials_sealed=None,
                                                       updated_at=utcnow() - AN_HOUR_AGO))
     run_once(services)
     payment = payment_row(services, token)
@@ -177,7 +177,7 @@ def test_case_07_a_dead_confirmation_is_flagged_then_reversed_after_the_deadline
     assert page.status_code == 200 and "do not pay again" in page.get_data(as_text=True)  # no endless polling
     run_once(services)
     assert not sandbox_charge(services).voided  # not before the deadline
-    age(services, PaymentSession, "attention_at", timedelta(hours=73))
+    age(services, Payment, "attention_at", timedelta(hours=73))
     run_once(services)
     payment = payment_row(services, token)
     assert (payment.state, payment.error_code) == ("rejected", "store_unreachable")
@@ -189,7 +189,7 @@ def test_case_07_the_keep_policy_keeps_the_charge_and_forgets_the_credentials(ap
     token = paid_but_unconfirmed(client, services, store)
     kill_notification(services)
     run_once(services)
-    age(services, PaymentSession, "attention_at", timedelta(hours=73))
+    age(services, Payment, "attention_at", timedelta(hours=73))
     run_once(services)
     payment = payment_row(services, token)
     assert payment.state == "approved" and payment.credentials_sealed is None
@@ -206,7 +206,7 @@ def test_case_07_the_keep_policy_keeps_the_charge_and_forgets_the_credentials(ap
 def test_case_08_resolve_refuses_an_entry_still_in_flight(client, services, store, cli):
     token = paid_but_unconfirmed(client, services, store)
     with services.db.transaction() as session:
-        transaction = session.scalars(select(Transaction)).one()
+        transaction = session.scalars(select(Charge)).one()
         entry_id = ledger.reserve(session, transaction.id, ledger.VOID, transaction.amount).id
     result = CliRunner().invoke(main, ["ledger", "resolve", str(entry_id), "--did-not-happen", "--note", "x"],
                                 obj=ScriptInfo(create_app=lambda: client.application))
@@ -219,7 +219,7 @@ def test_case_08_resolve_refuses_an_entry_still_in_flight(client, services, stor
 def test_case_08_a_late_answer_contradicting_the_operator_needs_attention(client, services, store, cli):
     paid_but_unconfirmed(client, services, store)
     with services.db.transaction() as session:
-        transaction = session.scalars(select(Transaction)).one()
+        transaction = session.scalars(select(Charge)).one()
         entry_id = ledger.reserve(session, transaction.id, ledger.REFUND, 500).id
     age(services, LedgerEntry, "created_at")
     assert "now declined" in cli("ledger", "resolve", str(entry_id), "--did-not-happen", "--note", "not in the console")
@@ -262,7 +262,7 @@ def settled_sale(client, services, store) -> str:  # type: ignore[no-untyped-def
     token, csrf = open_session(client)
     pay(client, token, csrf)
     services.processor.settle()
-    return transaction_id(services)
+    return processor_transaction_id(services)
 
 
 def test_case_10_a_refund_request_that_crashed_after_moving_money_is_answered_approved(client, services, store, monkeypatch):
@@ -328,7 +328,7 @@ def test_a_charge_arriving_after_its_attempt_was_resolved_is_flagged_not_lost(cl
 
     def slow_sale(request):  # type: ignore[no-untyped-def]
         with services.db.transaction() as session:  # meanwhile the attempt was resolved as "not charged"
-            session.execute(update(PaymentSession).values(state="open"))
+            session.execute(update(Payment).values(state="open"))
         return real_sale(request)
 
     services.processor.sale = slow_sale  # type: ignore[method-assign]
@@ -340,6 +340,6 @@ def test_a_charge_arriving_after_its_attempt_was_resolved_is_flagged_not_lost(cl
 def test_resolving_a_sale_still_in_flight_is_refused(client, services, store):
     token, _ = open_session(client)
     with services.db.transaction() as session:
-        session.execute(update(PaymentSession).values(state="authorizing", attempt=1))
+        session.execute(update(Payment).values(state="authorizing", attempt=1))
     with pytest.raises(operations.OperationRefused, match="still be in flight"):
         operations.resolve_sale(services, payment_row(services, token).id, charged=False, actor="ops", note="x")

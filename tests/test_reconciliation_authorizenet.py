@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from gateway import create_app
 from gateway.cards import Card
-from gateway.models import PaymentSession, utcnow
+from gateway.models import Payment, utcnow
 from gateway.notifications.worker import run_once
 from gateway.processors.authorizenet import PRODUCTION_URL, AuthorizeNetProcessor
 from gateway.processors.base import (
@@ -54,7 +54,7 @@ def crashed_mid_sale(gateway, api) -> str:  # type: ignore[no-untyped-def]
     token, csrf = open_session(client)
     assert pay(client, token, csrf, number=NUMBER, cvc=CVC).status_code == 202
     with gateway.extensions["gateway"].db.transaction() as session:
-        session.execute(update(PaymentSession).values(updated_at=utcnow() - timedelta(hours=3)))
+        session.execute(update(Payment).values(updated_at=utcnow() - timedelta(hours=3)))
     api.calls.reset()
     return token
 
@@ -91,15 +91,15 @@ def test_case_03_the_unsettled_list_is_read_to_its_last_page(api):
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[UNSETTLED_CAPTURE]))
     lookup = SaleLookup("ps1a1", "AB-12234", 12312, "USD", CREDENTIALS, submitted_at=utcnow())
     result = AuthorizeNetProcessor().find_sale(lookup)
-    assert result.found is Found.FOUND and result.charge.transaction_id == "6055"  # type: ignore[union-attr]
+    assert result.found is Found.FOUND and result.charge.processor_transaction_id == "6055"  # type: ignore[union-attr]
     assert sent(api, 1)["getUnsettledTransactionListRequest"]["paging"] == {"limit": "1000", "offset": "2"}
 
 
 def test_case_04_an_empty_invoice_is_looked_up_by_the_order_id_the_sale_sent(api):
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[{**UNSETTLED_CAPTURE, "invoiceNumber": "123"}]))
-    lookup = SaleLookup("ps1a1", "", 12312, "USD", CREDENTIALS, order_id=123, submitted_at=utcnow())
+    lookup = SaleLookup("ps1a1", "", 12312, "USD", CREDENTIALS, orderid=123, submitted_at=utcnow())
     result = AuthorizeNetProcessor().find_sale(lookup)
-    assert result.found is Found.FOUND and result.charge.transaction_id == "6055"  # type: ignore[union-attr]
+    assert result.found is Found.FOUND and result.charge.processor_transaction_id == "6055"  # type: ignore[union-attr]
 
 
 HELD = {"responseCode": "4", "authCode": "A1", "transId": "6077", "messages": [{"code": "253", "description": "held"}]}
@@ -133,11 +133,11 @@ def test_case_05_a_duplicate_whose_original_is_held_declines_the_original(api):
 
 def test_case_12_details_api_disabled_is_not_called_refused_credentials(api):
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, {"resultCode": "Error", "message": [
-        {"code": "E00011", "text": "Access denied. You do not have permissions to call the Transaction Details API."}]}))
+        {"code": "E00011", "text": "Access denied. You do not have permissions to call the Charge Details API."}]}))
     with pytest.raises(AdjustmentRefused) as caught:
         AuthorizeNetProcessor().is_settled(charge_ref(), CREDENTIALS)
     assert not isinstance(caught.value, MerchantAuthenticationError)
-    assert "Transaction Details API is not enabled" in caught.value.merchant_message
+    assert "Charge Details API is not enabled" in caught.value.merchant_message
 
 
 def test_case_12_card_numbers_longer_than_16_digits_are_not_sent(api):

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from gateway import budget, cli, create_app
 from gateway.cards import Card
 from gateway.config import ConfigError, load_settings
-from gateway.models import NotificationState, SandboxCharge, SessionState
+from gateway.models import NotificationState, SandboxCharge, PaymentState
 from gateway.notifications.client import StoreClient
 from gateway.notifications.worker import run_once
 from gateway.processors import sandbox
@@ -67,10 +67,10 @@ def test_pay_out_of_budget_shows_confirming_page_and_worker_finishes(settings, s
         answer = pay(client, token, csrf)
         assert answer.status_code == 202  # the "confirming with the store" page
         assert notifications_sent(store) == []
-        assert payment_row(services, token).state == SessionState.APPROVED.value
+        assert payment_row(services, token).state == PaymentState.APPROVED.value
         assert run_once(services).delivered == 1
         assert len(notifications_sent(store)) == 1
-        assert payment_row(services, token).state == SessionState.COMPLETED.value
+        assert payment_row(services, token).state == PaymentState.COMPLETED.value
     finally:
         app.extensions["gateway"].db.dispose()
 
@@ -172,7 +172,7 @@ def test_slow_processor_never_gets_a_worker_killed_mid_charge(clean_database):
 def test_sandbox_retried_attempt_gets_the_charge_it_already_made(services):
     """The sandbox books one charge per attempt reference, as a processor's duplicate check does."""
     request = SaleRequest(amount=5000, currency="USD", card=Card("4242424242424242", 12, 2039, "123", "Ada", "visa"),
-                          credentials=Credentials("merchant", "key"), reference="ps7a1", invoice="INV-7", order_id=7)
+                          credentials=Credentials("merchant", "key"), reference="ps7a1", invoice="INV-7", orderid=7)
     first = services.processor.sale(request)
     again = services.processor.sale(request)
     assert again == first

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway import create_app
-from gateway.models import PaymentSession, PostOrderRequest, SeenRequest, SessionState
+from gateway.models import Payment, PostOrderRequest, SeenRequest, PaymentState
 from gateway.notifications import client as store_client
 from gateway.notifications.client import UnsafeDestination, is_public
 from gateway.protocol.signing import sign
@@ -41,7 +41,7 @@ HUGE_NUMBERS = [b"1e1000000", b"9" * 600_000, b"-1e999999999", b"1" + b"0" * 500
 
 def sessions(services) -> int:  # type: ignore[no-untyped-def]
     with services.db.transaction() as session:
-        return session.scalar(select(func.count()).select_from(PaymentSession))
+        return session.scalar(select(func.count()).select_from(Payment))
 
 
 def assert_refund_answer_signed(answer: dict, orderid: str = "", invoice: str = "") -> None:
@@ -104,7 +104,7 @@ def test_case_3_a_signature_cannot_be_reshaped_across_the_invoice_amount_boundar
     answer = post_json(client, "/checkout", reshaped)
     assert answer["errorcode"] == "100" and "already used" in answer["errormessage"]
     with services.db.transaction() as session:
-        assert session.scalars(select(PaymentSession.amount_total)).all() == [2500]
+        assert session.scalars(select(Payment.amount_total)).all() == [2500]
 
 
 def test_case_3_an_exact_retry_gets_its_session_back(client, services):
@@ -349,7 +349,7 @@ def test_case_7_an_open_session_still_pays_after_the_fixes(client, store):
     token, csrf = open_session(client)
     assert pay(client, token, csrf).status_code == 303
     with client.application.extensions["gateway"].db.transaction() as session:
-        assert session.scalars(select(PaymentSession.state)).one() == SessionState.COMPLETED.value
+        assert session.scalars(select(Payment.state)).one() == PaymentState.COMPLETED.value
 
 
 def test_case_6_a_refusal_speaks_the_shoppers_language(client):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway.models import LedgerOutcome, NotificationState, PaymentSession, PostOrderState, SessionState
-from gateway.payments.states import LEDGER, NOTIFICATIONS, POST_ORDERS, SESSIONS, IllegalMove
+from gateway.models import LedgerOutcome, NotificationState, Payment, PostOrderState, PaymentState
+from gateway.payments.states import LEDGER, NOTIFICATIONS, POST_ORDERS, PAYMENTS, IllegalMove
 
 from .flow_helpers import open_session, payment_row
 
@@ -13,16 +13,16 @@ from .flow_helpers import open_session, payment_row
 def test_a_move_the_machine_does_not_list_is_refused_before_touching_the_database(client, services):
     token, _ = open_session(client)
     with services.db.transaction() as session, pytest.raises(IllegalMove):
-        SESSIONS.move(session, payment_row(services, token).id, SessionState.COMPLETED, SessionState.OPEN)
+        PAYMENTS.move(session, payment_row(services, token).id, PaymentState.COMPLETED, PaymentState.OPEN)
 
 
 def test_of_two_writers_from_the_same_state_exactly_one_wins(client, services):
     token, _ = open_session(client)
     payment_id = payment_row(services, token).id
     with services.db.transaction() as session:
-        assert SESSIONS.move(session, payment_id, SessionState.OPEN, SessionState.AUTHORIZING)
+        assert PAYMENTS.move(session, payment_id, PaymentState.OPEN, PaymentState.AUTHORIZING)
     with services.db.transaction() as session:
-        assert not SESSIONS.move(session, payment_id, SessionState.OPEN, SessionState.CANCELLED)
+        assert not PAYMENTS.move(session, payment_id, PaymentState.OPEN, PaymentState.CANCELLED)
     assert payment_row(services, token).state == "authorizing"
 
 
@@ -30,12 +30,12 @@ def test_a_guard_beyond_the_state_is_part_of_the_compare(client, services):
     token, _ = open_session(client)
     payment_id = payment_row(services, token).id
     with services.db.transaction() as session:
-        assert not SESSIONS.move(session, payment_id, SessionState.OPEN, SessionState.AUTHORIZING, PaymentSession.attempt == 7)
-        assert session.scalars(select(PaymentSession.state)).one() == "open"
+        assert not PAYMENTS.move(session, payment_id, PaymentState.OPEN, PaymentState.AUTHORIZING, Payment.attempt == 7)
+        assert session.scalars(select(Payment.state)).one() == "open"
 
 
 @pytest.mark.parametrize("machine, final", [
-    (SESSIONS, [SessionState.COMPLETED, SessionState.REJECTED, SessionState.FAILED, SessionState.CANCELLED]),
+    (PAYMENTS, [PaymentState.COMPLETED, PaymentState.REJECTED, PaymentState.FAILED, PaymentState.CANCELLED]),
     (LEDGER, [LedgerOutcome.APPROVED, LedgerOutcome.DECLINED]),
     (POST_ORDERS, [PostOrderState.ANSWERED]),
     (NOTIFICATIONS, [NotificationState.DELIVERED]),
@@ -56,7 +56,7 @@ def test_racing_writers_on_the_real_database_exactly_one_wins(client, services):
     def race() -> None:
         barrier.wait()
         with services.db.transaction() as session:
-            results.append(SESSIONS.move(session, payment_id, SessionState.OPEN, SessionState.AUTHORIZING))
+            results.append(PAYMENTS.move(session, payment_id, PaymentState.OPEN, PaymentState.AUTHORIZING))
 
     threads = [threading.Thread(target=race) for _ in range(6)]
     for thread in threads:

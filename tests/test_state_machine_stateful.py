@@ -19,10 +19,10 @@ from gateway.config import load_settings
 from gateway.models import (
     LedgerEntry,
     Notification,
-    PaymentSession,
+    Payment,
     PostOrderRequest,
     SandboxCharge,
-    Transaction,
+    Charge,
     utcnow,
 )
 from gateway.notifications.worker import run_once
@@ -129,10 +129,10 @@ def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
               amount=st.sampled_from([1000, 5000, 12312]), retry=st.booleans())
         def merchant_void_or_refund(self, order: int, kind: str, amount: int, retry: bool) -> None:
             with self.services.db.transaction() as session:
-                transaction = session.scalars(select(Transaction).where(Transaction.orderid == order)).first()
+                transaction = session.scalars(select(Charge).where(Charge.orderid == order)).first()
             if transaction is None:
                 return
-            body = signed_refund(orderid=order, type=kind, transactionid=transaction.processor_txn_id,
+            body = signed_refund(orderid=order, type=kind, transactionid=transaction.processor_transaction_id,
                                  amounttotal=amount, randomkey=f"po{next(self.keys)}")
             first = self.client.post("/post-order", json=body).get_json()
             if retry:
@@ -141,10 +141,10 @@ def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
         @rule(order=st.sampled_from(ORDERS), amount=st.sampled_from([1000, 12312]))
         def crash_mid_refund_then_retry(self, order: int, amount: int) -> None:
             with self.services.db.transaction() as session:
-                transaction = session.scalars(select(Transaction).where(Transaction.orderid == order)).first()
+                transaction = session.scalars(select(Charge).where(Charge.orderid == order)).first()
             if transaction is None:
                 return
-            body = signed_refund(orderid=order, type="refund", transactionid=transaction.processor_txn_id,
+            body = signed_refund(orderid=order, type="refund", transactionid=transaction.processor_transaction_id,
                                  amounttotal=amount, randomkey=f"po{next(self.keys)}")
             real_refund = self.services.processor.refund
 
@@ -172,10 +172,10 @@ def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
         @invariant()
         def never_more_returned_than_captured(self) -> None:
             with self.services.db.transaction() as session:
-                for transaction in session.scalars(select(Transaction)):
+                for transaction in session.scalars(select(Charge)):
                     balance = ledger.balance(session, transaction)
                     assert balance.refunded <= balance.captured
-                    charge = session.get(SandboxCharge, transaction.processor_txn_id)
+                    charge = session.get(SandboxCharge, transaction.processor_transaction_id)
                     assert charge.refunded <= charge.amount and not (charge.voided and charge.refunded)
 
         @invariant()
@@ -185,7 +185,7 @@ def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
             with self.services.db.transaction() as session:
                 kept: dict[int, int] = {}
                 for charge in session.scalars(select(SandboxCharge)):
-                    payment = session.get(PaymentSession, int(charge.reference[2:].split("a")[0]))
+                    payment = session.get(Payment, int(charge.reference[2:].split("a")[0]))
                     if payment.state != "rejected":
                         kept[payment.orderid] = kept.get(payment.orderid, 0) + 1
             assert all(count <= 1 for count in kept.values()), kept
@@ -194,16 +194,16 @@ def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
         def every_processor_charge_is_recorded_or_being_resolved(self) -> None:
             with self.services.db.transaction() as session:
                 for charge in session.scalars(select(SandboxCharge)):
-                    payment = session.get(PaymentSession, int(charge.reference[2:].split("a")[0]))
+                    payment = session.get(Payment, int(charge.reference[2:].split("a")[0]))
                     recorded = session.scalars(
-                        select(Transaction).where(Transaction.processor_txn_id == charge.id)).first()
+                        select(Charge).where(Charge.processor_transaction_id == charge.id)).first()
                     assert recorded is not None or payment.state == "authorizing", (charge.id, payment.state)
 
         @invariant()
         def nothing_stuck_without_a_reason(self) -> None:
             with self.services.db.transaction() as session:
-                for payment in session.scalars(select(PaymentSession).where(PaymentSession.state == "rejected")):
-                    transaction = session.scalars(select(Transaction).where(Transaction.session_id == payment.id)).first()
+                for payment in session.scalars(select(Payment).where(Payment.state == "rejected")):
+                    transaction = session.scalars(select(Charge).where(Charge.payment_id == payment.id)).first()
                     if transaction is None:
                         continue
                     left = ledger.balance(session, transaction).remaining
@@ -221,14 +221,14 @@ def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
         def _round(self) -> None:
             with self.services.db.transaction() as session:
                 session.execute(update(Notification).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
-                session.execute(update(PaymentSession).where(PaymentSession.retry_at.is_not(None))
+                session.execute(update(Payment).where(Payment.retry_at.is_not(None))
                                 .values(retry_at=utcnow() - timedelta(seconds=1)))
             run_once(self.services)
 
         def _age(self) -> None:
             past = utcnow() - LONG_AGO
             with self.services.db.transaction() as session:
-                session.execute(update(PaymentSession).where(PaymentSession.state == "authorizing").values(updated_at=past))
+                session.execute(update(Payment).where(Payment.state == "authorizing").values(updated_at=past))
                 session.execute(update(LedgerEntry).where(LedgerEntry.outcome == "pending").values(created_at=past))
                 session.execute(update(PostOrderRequest).values(claimed_at=past))
 
@@ -244,16 +244,16 @@ def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
             """Accepted by the store, fully reversed, or in needs-attention with a reason; and the books match
             the processor's for every charge nobody has flagged."""
             with self.services.db.transaction() as session:
-                for transaction in session.scalars(select(Transaction)):
-                    payment = session.get(PaymentSession, transaction.session_id)
-                    entries = session.scalars(select(LedgerEntry).where(LedgerEntry.transaction_id == transaction.id)).all()
+                for transaction in session.scalars(select(Charge)):
+                    payment = session.get(Payment, transaction.payment_id)
+                    entries = session.scalars(select(LedgerEntry).where(LedgerEntry.charge_id == transaction.id)).all()
                     flagged = bool(payment.attention) or any(e.attention or e.outcome in ("unknown", "pending") for e in entries)
                     remaining = ledger.balance(session, transaction).remaining
                     ended = payment.state == "completed" or (payment.state == "rejected" and remaining == 0)
                     assert ended or flagged, (payment.id, payment.state, remaining, payment.attention)
                     if flagged:
                         continue
-                    charge = session.get(SandboxCharge, transaction.processor_txn_id)
+                    charge = session.get(SandboxCharge, transaction.processor_transaction_id)
                     approved = [e for e in entries if e.outcome == "approved"]
                     assert charge.voided == any(e.kind == "void" for e in approved)
                     assert charge.refunded == sum(e.amount for e in approved if e.kind == "refund")
