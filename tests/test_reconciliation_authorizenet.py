@@ -133,11 +133,11 @@ def test_case_05_a_duplicate_whose_original_is_held_declines_the_original(api):
 
 def test_case_12_details_api_disabled_is_not_called_refused_credentials(api):
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, {"resultCode": "Error", "message": [
-        {"code": "E00011", "text": "Access denied. You do not have permissions to call the Charge Details API."}]}))
+        {"code": "E00011", "text": "Access denied. You do not have permissions to call the Transaction Details API."}]}))
     with pytest.raises(AdjustmentRefused) as caught:
         AuthorizeNetProcessor().is_settled(charge_ref(), CREDENTIALS)
     assert not isinstance(caught.value, MerchantAuthenticationError)
-    assert "Charge Details API is not enabled" in caught.value.merchant_message
+    assert "Transaction Details API is not enabled" in caught.value.merchant_message
 
 
 def test_case_12_card_numbers_longer_than_16_digits_are_not_sent(api):
