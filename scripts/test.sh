@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs (Python packages, Debian's Chromium for the browser tests) and run it.
+# Runs in parallel with pytest-xdist (PYTEST_WORKERS, default 3, one database per worker); arguments go
+# to pytest, e.g. `bash scripts/test.sh -m "not browser"`, `-n 0` or `-p no:xdist` to debug in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
@@ -12,4 +14,10 @@ fi
 # The versions in constraints.txt, every time (scripts/lock.sh regenerates it); the store emulator, its own
 # distribution, for the tests that drive it.
 python3 -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]' -e ./emulator
-exec python3 -m pytest "$@"
+parallel=(-n "${PYTEST_WORKERS:-3}" --dist loadgroup)
+for arg in "$@"; do
+  case "$arg" in
+    no:xdist | -pno:xdist) parallel=() ;;
+  esac
+done
+exec python3 -m pytest "${parallel[@]}" "$@"

@@ -8,7 +8,10 @@ import pytest
 import responses as responses_lib
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from gateway import create_app
 from gateway.cli import main
@@ -19,6 +22,34 @@ from gateway.services import Services
 
 from .flow_helpers import wipe_database
 from .protocol_helpers import PRIVATE_KEY
+
+
+# Hypothesis: "ci" (the default, what `bash scripts/test.sh` runs) and "dev" (fewer examples, for
+# the quick loop: HYPOTHESIS_PROFILE=dev). Tests name only what they need beyond the profile.
+hypothesis_settings.register_profile("ci", max_examples=60, deadline=None, database=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.register_profile("dev", max_examples=10, deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker gets a database of its own, <name>_<worker> (e.g. test_gw0),
+    created on the same server when missing."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    parsed = make_url(url)
+    name = f"{parsed.database}_{worker}"
+    admin = make_engine(parsed.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).scalar()
+            if not exists:
+                connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def _reset_postgres(url: str) -> None:
@@ -36,12 +67,27 @@ ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") el
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Every test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set."""
     if request.param == "postgresql":
-        url = os.environ["TEST_DATABASE_URL"]
+        url = _worker_database(os.environ["TEST_DATABASE_URL"])
         _reset_postgres(url)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'gateway.sqlite3'}"
     upgrade(url)
     return url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes() -> Iterator[None]:
+    """Console passwords are still argon2id, with the smallest cost instead of 64 MiB and 3 passes
+    (0.2 s per hash or check, several per console test). Servers the tests start keep the real cost."""
+    from argon2 import PasswordHasher
+
+    from gateway.console import accounts
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "HASHER", cheap)
+        patch.setattr(accounts, "DUMMY_HASH", cheap.hash("not a password of anyone"))
+        yield
 
 
 @pytest.fixture
@@ -89,3 +135,17 @@ def cli(app):  # type: ignore[no-untyped-def]
         return result.output
 
     return run
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup`, the tests that share module-scoped servers, a browser or a built
+    wheel run on one worker (one group per module and engine), so those are started once, not once
+    per worker that happens to get one of the tests."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        engine = callspec.params.get("database_url", "") if callspec else ""
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}-{engine}"))  # type: ignore[attr-defined]
+        elif item.get_closest_marker("wheel"):
+            item.add_marker(pytest.mark.xdist_group("wheel"))

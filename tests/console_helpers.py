@@ -4,15 +4,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import requests
-from sqlalchemy import select, update
-
 from gateway.console import accounts
-from gateway.models import LedgerEntry, Notification, Payment, Charge
+from gateway.models import Payment
+from gateway.models import SandboxCharge, utcnow
 from gateway.processors.base import ProcessorUnavailable
 
-from .flow_helpers import approve_all, open_session, pay, payment_row, store_answers
-from .protocol_helpers import complete_order_answer, post_json, signed_refund
+from . import factories
+from .flow_helpers import open_session, pay, payment_row, store_answers
+from .protocol_helpers import complete_order_answer
 
 PASSWORD = "correct horse battery staple"
 
@@ -40,35 +39,30 @@ def signed_in(app: Any, username: str) -> tuple[Any, str]:
     return client, form_csrf(client.get("/console/audit").get_data(as_text=True))
 
 
-def dead_notification(client: Any, services: Any, store: Any, **checkout: Any) -> tuple[int, int]:
-    """A paid order whose store never answered: returns (notification id, payment session id)."""
-    store_answers(store, requests.ConnectionError("down"))
-    token, csrf = open_session(client, **checkout)
-    pay(client, token, csrf)
-    payment = payment_row(services, token)
-    with services.db.transaction() as session:
-        session.execute(update(Notification).where(Notification.payment_id == payment.id)
-                        .values(state="dead", last_error="could not connect to the store"))
-        return session.scalars(select(Notification.id).where(Notification.payment_id == payment.id)).one(), payment.id
+def dead_notification(client: Any, services: Any, store: Any) -> tuple[int, int]:
+    """A paid order whose store never answered: returns (notification id, payment session id).
+
+    Written by the factories (tests/factories.py) as the pay path leaves it; test_delivery covers
+    how a notification comes to die."""
+    with factories.bound(services):
+        notification = factories.NotificationFactory(dead=True)
+        return notification.id, notification.payment_id
 
 
 def unknown_refund(client: Any, services: Any, store: Any) -> tuple[int, int]:
-    """A refund the processor may or may not have made: returns (ledger entry id, payment session id)."""
-    approve_all(store)
-    token, csrf = open_session(client)
-    pay(client, token, csrf)
-    services.processor.settle()
-    with services.db.transaction() as session:
-        transaction = session.scalars(select(Charge)).one()
-    real_refund = services.processor.refund
-    services.processor.refund = lambda *a: (_ for _ in ()).throw(ProcessorUnavailable("timeout"))
-    answer = post_json(client, "/post-order", signed_refund(type="refund", transactionid=transaction.processor_transaction_id,
-                                                            amounttotal=1000))
-    services.processor.refund = real_refund
-    assert answer["approved"] == 0
-    with services.db.transaction() as session:
-        entry = session.scalars(select(LedgerEntry).where(LedgerEntry.outcome == "unknown")).one()
-        return entry.id, transaction.payment_id
+    """A refund the processor may or may not have made: returns (ledger entry id, payment session id).
+
+    Written by the factories as the refund path leaves it (test_operations drives it through /post-order):
+    a completed, settled sale and a $10.00 refund whose outcome is unknown."""
+    with factories.bound(services):
+        charge = factories.paid_charge(state="completed", credentials_sealed=None)
+        session = factories._session()
+        session.get(SandboxCharge, charge.processor_transaction_id).settles_at = utcnow()
+        factories.NotificationFactory(charge=charge, state="delivered", attempts=1, lease=1, processed=True,
+                                      delivered_at=utcnow())
+        entry = factories.LedgerEntryFactory(charge=charge, kind="refund", amount=1000, outcome="unknown",
+                                             processor_ref=None, message="timeout", request_key="refund321123xyz")
+        return entry.id, charge.payment_id
 
 
 def standing_rejected_charge(client: Any, services: Any, store: Any) -> int:

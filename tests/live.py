@@ -71,7 +71,7 @@ class Gunicorn:
     """The gateway as production runs it: gunicorn workers in their own processes."""
 
     def __init__(self, env: dict[str, str], workers: int = 2, config: Path | None = None, app: str = "wsgi:app",
-                 health: str = "/healthz", access_log: bool = False) -> None:
+                 health: str = "/healthz", access_log: bool = False, quick_stop: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{self.port}"}
@@ -83,6 +83,9 @@ class Gunicorn:
             command += ["--access-logfile", "-"]
         self.command = [*command, app]
         self.health = health
+        # SIGQUIT: gunicorn's quick shutdown, for a server with nothing to finish (SIGTERM waits up to
+        # the graceful timeout for the connections a browser keeps alive).
+        self.stop_signal = signal.SIGQUIT if quick_stop else signal.SIGTERM
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Gunicorn":
@@ -94,7 +97,7 @@ class Gunicorn:
 
     def __exit__(self, *exc: Any) -> None:
         assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGTERM)
+        os.killpg(self.process.pid, self.stop_signal)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

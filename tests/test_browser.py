@@ -6,6 +6,7 @@ Screenshots of the hosted page land in test-output/screenshots/.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
@@ -18,23 +19,44 @@ from .browser import launch, screenshot
 from .live import Gunicorn, gateway_env
 from .protocol_helpers import CARDS, PRIVATE_KEY
 
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
     yield from launch()
 
 
+@pytest.fixture(scope="module")
+def gateways(database_url):  # type: ignore[no-untyped-def]
+    """The gateway (2 workers) for each redirect method, started once per module when first needed.
+
+    The tests share it (each on an emptied database), so one client address pays more often than
+    the per-address card limit allows in a minute: the rate limits have tests of their own."""
+    started: dict[str, Gunicorn] = {}
+    with ExitStack() as stack:
+        def start(method: str) -> Gunicorn:
+            if method not in started:
+                env = {**gateway_env(database_url, PRIVATE_KEY), "GATEWAY_REDIRECT_METHOD": method,
+                       "GATEWAY_LIMIT_CARD_PER_ADDRESS": "10000 per minute",
+                       "GATEWAY_LIMIT_PAGE_PER_ADDRESS": "10000 per minute"}
+                started[method] = stack.enter_context(Gunicorn(env, workers=2))
+            return started[method]
+
+        yield start
+
+
 @pytest.fixture(params=["GET", "POST"])
-def servers(request, clean_database):  # type: ignore[no-untyped-def]
-    """The gateway (2 workers) and the store emulator (one process: it keeps orders in memory).
+def servers(request, gateways, clean_database):  # type: ignore[no-untyped-def]
+    """The gateway (2 workers) and the store emulator (one process: it keeps orders in memory, so
+    each test gets a fresh one and its order numbers start at 1001).
 
     Both redirect methods: GET appends ?paymenttoken=, POST has the emulator post it in a form.
     """
-    env = {**gateway_env(clean_database, PRIVATE_KEY), "GATEWAY_REDIRECT_METHOD": request.param}
-    gateway = Gunicorn(env, workers=2)
+    gateway = gateways(request.param)
     store = Gunicorn({"EMULATOR_GATEWAY_URL": gateway.url, "GATEWAY_PRIVATE_KEY": PRIVATE_KEY},
-                     workers=1, app="store_emulator.wsgi:app", health="/")
-    with gateway, store:
+                     workers=1, app="store_emulator.wsgi:app", health="/", quick_stop=True)
+    with store:
         yield gateway, store
 
 

@@ -17,6 +17,8 @@ from gateway.models import LedgerEntry, Notification
 from .browser import launch, screenshot
 from .console_helpers import PASSWORD, dead_notification, make_account, standing_rejected_charge, unknown_refund
 
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]

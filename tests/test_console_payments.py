@@ -9,9 +9,10 @@ import requests
 from sqlalchemy import func, select, update
 
 from gateway.models import PaymentEvent
-from gateway.models import Notification, Payment, Charge, utcnow
+from gateway.models import Notification, Charge, utcnow
 from gateway.observability import events
 
+from . import factories
 from .console_helpers import make_account, signed_in
 from .flow_helpers import open_session, pay, payment_row, store_answers
 from .protocol_helpers import CARDS, complete_order_answer, post_json, signed_refund
@@ -26,19 +27,16 @@ def console(app, services):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def paid(client, services, store):  # type: ignore[no-untyped-def]
-    """Two paid orders at two stores, and an unpaid one."""
-    store_answers(store, complete_order_answer(1))
-    store_answers(store, complete_order_answer(1), url=OTHER_STORE)
-    first, csrf = open_session(client)
-    pay(client, first, csrf)
-    second, csrf = open_session(client, orderid=777, invoice="INV-777", amounttotal=5000, notificationurl=OTHER_STORE)
-    pay(client, second, csrf, number=CARDS["mastercard"])
-    open_session(client, orderid=888, invoice="INV-888", amounttotal=999)
-    with services.db.transaction() as session:  # the first was paid last week
-        session.execute(update(Payment).where(Payment.orderid == 123)
-                        .values(created_at=utcnow() - timedelta(days=7)))
-    return payment_row(services, first), payment_row(services, second)
+def paid(services):  # type: ignore[no-untyped-def]
+    """Two paid orders at two stores, and an unpaid one (written by the factories)."""
+    with factories.bound(services):
+        completed = {"state": "completed", "credentials_sealed": None}
+        # the first was paid last week
+        first = factories.paid_charge(**completed, created_at=utcnow() - timedelta(days=7)).payment
+        second = factories.paid_charge(**completed, orderid=777, invoice="INV-777", amount_total=5000,
+                                       notification_url=OTHER_STORE, card_brand="mastercard", card_last4="4444").payment
+        factories.PaymentFactory(orderid=888, invoice="INV-888", amount_total=999)
+    return first, second
 
 
 def orders_found(console, query: str) -> list[str]:  # type: ignore[no-untyped-def]

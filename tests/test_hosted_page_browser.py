@@ -23,6 +23,8 @@ from .browser import launch, screenshot
 from .live import Gunicorn, StoreReceiver, gateway_env
 from .protocol_helpers import CARDS, PRIVATE_KEY, complete_order_answer, signed_checkout
 
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
 WIDTHS = (320, 390, 1280)
 ORDER_IDS = itertools.count(700000 + secrets.randbelow(10**6) * 10)
 

@@ -24,6 +24,8 @@ from gateway.models import Notification, Payment, SandboxCharge, utcnow
 from .live import ROOT, Gunicorn, StoreReceiver, gateway_env, wait_for
 from .protocol_helpers import CARDS, PRIVATE_KEY, md5, signed_checkout, signed_refund
 
+pytestmark = pytest.mark.live
+
 HOOKS = Path(__file__).with_name("crash_hooks.py")
 
 

@@ -1,6 +1,7 @@
 """Prometheus metrics: a purchase moves the counters, in one process and across gunicorn workers."""
 from __future__ import annotations
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -70,6 +71,7 @@ def test_metrics_need_the_token_when_one_is_configured(settings):
         app.extensions["gateway"].db.dispose()
 
 
+@pytest.mark.live
 def test_counters_add_up_across_gunicorn_workers(clean_database, tmp_path):
     """Each worker counts its own purchases; every scrape, whichever worker answers, shows them all
     (gunicorn.conf.py, as the Procfile runs it, sets up the shared directory and the exit hook)."""

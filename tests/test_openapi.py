@@ -64,7 +64,7 @@ def assert_signed(case, response) -> None:  # type: ignore[no-untyped-def]
 
 
 @schema.parametrize()
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(suppress_health_check=list(HealthCheck))  # max_examples and deadline: the profile (conftest)
 def test_no_generated_input_gets_a_500_or_an_unsigned_answer(case):  # type: ignore[no-untyped-def]
     response = case.call()
     if case.method.upper() != "POST":  # schemathesis also probes methods the route does not allow

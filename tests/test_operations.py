@@ -1,27 +1,24 @@
 """Operator commands: dead notifications and voids/refunds whose outcome is unknown."""
 from __future__ import annotations
 
-import pytest
 import requests
 import responses
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from gateway.cli import main
-from gateway.models import LedgerEntry, Notification, Charge
+from gateway.models import LedgerEntry, Charge
 from gateway.processors.base import ProcessorUnavailable
 
+from .console_helpers import dead_notification
 from .flow_helpers import approve_all, open_session, pay, store_answers
 from .protocol_helpers import NOTIFY_URL, complete_order_answer, post_json, signed_refund
 
 
 def test_dead_notification_is_listed_and_requeued(client, services, store, cli):
-    store_answers(store, requests.ConnectionError("down"))
-    token, csrf = open_session(client)
-    pay(client, token, csrf)
-    with services.db.transaction() as session:
-        session.execute(update(Notification).values(state="dead", last_error="could not connect to the store"))
+    store_answers(store, requests.ConnectionError("down"))  # the store is down (replaced below, once it is back)
+    dead_notification(client, services, store)  # a paid order whose notification died (written by the factories)
     listed = cli("notifications", "list", "--state", "dead")
     assert "order 123" in listed and "could not connect to the store" in listed
     notification_id = listed.split("\t")[0]

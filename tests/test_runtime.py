@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from gateway import budget, cli, create_app
 from gateway.cards import Card
 from gateway.config import ConfigError, load_settings
-from gateway.models import NotificationState, SandboxCharge, PaymentState
+from gateway.models import SandboxCharge, PaymentState
 from gateway.notifications.client import StoreClient
 from gateway.jobs.rounds import run_once
 from gateway.processors import sandbox
@@ -106,6 +106,7 @@ def test_pay_out_of_budget_shows_confirming_page_and_worker_finishes(settings, s
         app.extensions["gateway"].db.dispose()
 
 
+@pytest.mark.live
 def test_slow_store_is_cut_off_at_the_request_budget():
     client = StoreClient(timeout=10, require_https=False, allow_private=True)
     with StoreReceiver() as receiver:
@@ -181,6 +182,7 @@ def test_docs_stand_alone():
             assert (ROOT / path).exists(), f"{page.name} names {path}, which does not exist"
 
 
+@pytest.mark.live
 def test_slow_processor_never_gets_a_worker_killed_mid_charge(clean_database):
     """The processor takes longer than gunicorn's watchdog: the charge still completes, once.
 

@@ -163,6 +163,7 @@ def test_case_4_production_checkout_needs_https_shopper_pages(settings, monkeypa
     app.extensions["gateway"].db.dispose()
 
 
+@pytest.mark.live
 def test_case_4_delivery_connects_to_the_address_it_checked(monkeypatch):
     """DNS rebinding: the check saw a public address; the connection must go there, not re-resolve."""
     from .live import StoreReceiver
@@ -384,6 +385,7 @@ def _self_signed(tmp_path, name: str):  # type: ignore[no-untyped-def]
     return cert_path, key_path
 
 
+@pytest.mark.live
 def test_case_4_https_delivery_is_pinned_and_still_checks_the_certificate(monkeypatch, tmp_path):
     """Production delivery (https): the socket goes to the checked address while SNI and the
     certificate check still use the store's name, so a pinned call is neither broken nor unverified."""

@@ -6,10 +6,13 @@ import socket
 import threading
 import time
 
+import pytest
 import requests
 
 from .live import ConfiguredGunicorn, Gunicorn, gateway_env
 from .protocol_helpers import PRIVATE_KEY, signed_checkout
+
+pytestmark = pytest.mark.live
 
 
 def test_case_1_hostile_numbers_leave_every_worker_free(clean_database):

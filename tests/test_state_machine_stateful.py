@@ -264,6 +264,8 @@ def gateway_machine(database_url: str) -> type[RuleBasedStateMachine]:
 def test_random_interleavings_keep_the_money_invariants(database_url: str) -> None:
     machine = gateway_machine(database_url)
     run_state_machine_as_test(machine, settings=settings(
-        max_examples=int(os.environ.get('STATEFUL_EXAMPLES', '20')), stateful_step_count=15, deadline=None, database=None,
+        # 20 under the "ci" profile, fewer under "dev" (conftest); STATEFUL_EXAMPLES overrides both.
+        max_examples=int(os.environ.get('STATEFUL_EXAMPLES', min(20, settings.default.max_examples))),
+        stateful_step_count=15, deadline=None, database=None,
         phases=[Phase.generate, Phase.shrink],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))

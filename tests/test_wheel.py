@@ -51,6 +51,8 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+@pytest.mark.wheel
+@pytest.mark.slow
 def test_wheel_ships_every_package_and_template(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for init in (ROOT / "gateway").rglob("__init__.py"):
@@ -67,6 +69,9 @@ def test_wheel_leaves_the_store_emulator_out(wheel: Path) -> None:
     assert [name for name in names if "emulator" in name.lower()] == []
 
 
+@pytest.mark.wheel
+@pytest.mark.slow
+@pytest.mark.live
 def test_installed_wheel_serves_hosted_page_from_any_directory(installed: Path, clean_database: str,
                                                                tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
