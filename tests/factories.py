@@ -135,15 +135,15 @@ class ChargeFactory(_Factory):
     processor = "sandbox"
     processor_transaction_id = factory.LazyAttribute(lambda t: SandboxChargeFactory(
         amount=t.amount, currency=t.currency, card_brand=t.payment.card_brand, card_last4=t.payment.card_last4).id)
-    orderid = factory.SelfAttribute("session.orderid")
-    invoice = factory.SelfAttribute("session.invoice")
-    currency = factory.SelfAttribute("session.currency")
-    amount = factory.SelfAttribute("session.amount_total")
-    card_brand = factory.SelfAttribute("session.card_brand")
-    card_last4 = factory.SelfAttribute("session.card_last4")
-    card_exp_month = factory.SelfAttribute("session.card_exp_month")
-    card_exp_year = factory.SelfAttribute("session.card_exp_year")
-    credentials_fingerprint = factory.SelfAttribute("session.credentials_fingerprint")
+    orderid = factory.SelfAttribute("payment.orderid")
+    invoice = factory.SelfAttribute("payment.invoice")
+    currency = factory.SelfAttribute("payment.currency")
+    amount = factory.SelfAttribute("payment.amount_total")
+    card_brand = factory.SelfAttribute("payment.card_brand")
+    card_last4 = factory.SelfAttribute("payment.card_last4")
+    card_exp_month = factory.SelfAttribute("payment.card_exp_month")
+    card_exp_year = factory.SelfAttribute("payment.card_exp_year")
+    credentials_fingerprint = factory.SelfAttribute("payment.credentials_fingerprint")
 
 
 class LedgerEntryFactory(_Factory):
@@ -158,6 +158,13 @@ class LedgerEntryFactory(_Factory):
     outcome = "approved"
     processor_ref = factory.SelfAttribute("charge.processor_transaction_id")
     message = "Approved"
+
+    @factory.post_generation
+    def holds(entry: LedgerEntry, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+        """A refund that holds money counts in its charge's ``refunded``, as ledger.reserve keeps it."""
+        if create and entry.kind == "refund" and entry.outcome in ("pending", "unknown", "approved"):
+            entry.charge.refunded += entry.amount
+            _session().commit()
 
 
 def paid_charge(**payment: Any) -> Charge:
