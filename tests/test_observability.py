@@ -19,7 +19,7 @@ from gateway.processors.authorizenet import PRODUCTION_URL, AuthorizeNetProcesso
 
 from .flow_helpers import approve_all, open_session, pay, store_answers
 from .protocol_helpers import CARDS, PRIVATE_KEY, complete_order_answer, post_json, signed_checkout
-from .test_authorizenet import approved, sale_request
+from .processors.test_authorizenet import approved, sale_request
 
 
 def test_healthz_says_the_process_is_alive(client):

@@ -1,5 +1,5 @@
 """The database guards money: each named CHECK refuses a bad row whatever code writes it, on both
-engines, and ``charges.refunded`` stays in step (the migrations that made them: tests/test_migrations.py)."""
+engines, and ``charges.refunded`` stays in step (the migrations that made them: tests/models/test_migrations.py)."""
 from __future__ import annotations
 
 from datetime import timedelta

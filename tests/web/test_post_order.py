@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from gateway.models import LedgerEntry, PostOrderRequest, SandboxCharge, Charge
 
-from .flow_helpers import approve_all, open_session, pay
-from .protocol_helpers import PRIVATE_KEY, md5, post_json, signed_refund
+from ..flow_helpers import approve_all, open_session, pay
+from ..protocol_helpers import PRIVATE_KEY, md5, post_json, signed_refund
 
 
 @pytest.fixture

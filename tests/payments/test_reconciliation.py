@@ -18,8 +18,8 @@ from gateway.notifications.outbox import Outbox
 from gateway.payments.completion import apply_store_answer
 from gateway.processors.base import AdjustmentRefused, ProcessorUnavailable
 
-from .flow_helpers import open_session, pay, payment_row, store_answers
-from .protocol_helpers import NOTIFY_URL, complete_order_answer, post_json, signed_refund
+from ..flow_helpers import open_session, pay, payment_row, store_answers
+from ..protocol_helpers import NOTIFY_URL, complete_order_answer, post_json, signed_refund
 
 AN_HOUR_AGO = timedelta(hours=1)
 

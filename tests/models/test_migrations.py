@@ -17,7 +17,7 @@ from gateway.db import make_engine
 from gateway.migrate import alembic_config, upgrade
 from gateway.models import utcnow
 
-from .flow_helpers import wipe_database
+from ..flow_helpers import wipe_database
 
 PAYMENT_COLUMNS = {
     "token": sa.String, "store_key": sa.String, "orderid": sa.BigInteger, "invoice": sa.String, "randomkey": sa.String,

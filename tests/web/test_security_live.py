@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
-from .live import ConfiguredGunicorn, Gunicorn, gateway_env
-from .protocol_helpers import PRIVATE_KEY, signed_checkout
+from ..live import ConfiguredGunicorn, Gunicorn, gateway_env
+from ..protocol_helpers import PRIVATE_KEY, signed_checkout
 
 pytestmark = pytest.mark.live
 

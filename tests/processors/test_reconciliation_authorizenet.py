@@ -24,8 +24,8 @@ from gateway.processors.base import (
     SaleLookup,
 )
 
-from .flow_helpers import open_session, pay, payment_row
-from .protocol_helpers import NOTIFY_URL
+from ..flow_helpers import open_session, pay, payment_row
+from ..protocol_helpers import NOTIFY_URL
 from .test_authorizenet import CREDENTIALS, CVC, NUMBER, answer, charge_ref, refused, sale_request, sent
 
 FAILED_TOP = {"resultCode": "Error", "message": [{"code": "E00001", "text": "An error occurred during processing."}]}

@@ -11,9 +11,9 @@ from gateway.cli import main
 from gateway.models import LedgerEntry, Charge
 from gateway.processors.base import ProcessorUnavailable
 
-from .console_helpers import dead_notification
-from .flow_helpers import approve_all, open_session, pay, store_answers
-from .protocol_helpers import NOTIFY_URL, complete_order_answer, post_json, signed_refund
+from ..console_helpers import dead_notification
+from ..flow_helpers import approve_all, open_session, pay, store_answers
+from ..protocol_helpers import NOTIFY_URL, complete_order_answer, post_json, signed_refund
 
 
 def test_dead_notification_is_listed_and_requeued(client, services, store, cli):

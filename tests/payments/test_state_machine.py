@@ -9,7 +9,7 @@ from gateway.machine import IllegalMove
 from gateway.notifications.outbox import NOTIFICATIONS
 from gateway.payments.states import LEDGER, POST_ORDERS, PAYMENTS
 
-from .flow_helpers import open_session, payment_row
+from ..flow_helpers import open_session, payment_row
 
 
 def test_a_move_the_machine_does_not_list_is_refused_before_touching_the_database(client, services):

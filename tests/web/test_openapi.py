@@ -12,9 +12,9 @@ from gateway.web.openapi import build_spec
 from gateway.protocol.jsonbody import BodyError, parse_object
 from gateway.protocol.signing import sign
 
-from .protocol_helpers import PRIVATE_KEY
+from ..protocol_helpers import PRIVATE_KEY
 
-COMMITTED = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
+COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
 
 def test_committed_document_is_current():

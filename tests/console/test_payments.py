@@ -12,10 +12,10 @@ from gateway.models import PaymentEvent
 from gateway.models import Notification, Charge, utcnow
 from gateway.observability import events
 
-from . import factories
-from .console_helpers import make_account, signed_in
-from .flow_helpers import open_session, pay, payment_row, store_answers
-from .protocol_helpers import CARDS, complete_order_answer, post_json, signed_refund
+from .. import factories
+from ..console_helpers import make_account, signed_in
+from ..flow_helpers import open_session, pay, payment_row, store_answers
+from ..protocol_helpers import CARDS, complete_order_answer, post_json, signed_refund
 
 OTHER_STORE = "https://other-shop.example/notify"
 

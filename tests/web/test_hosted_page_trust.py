@@ -9,8 +9,8 @@ from gateway import create_app
 from gateway.payments import stores
 from gateway.web.payment_page import content_security_policy
 
-from .flow_helpers import open_session, pay
-from .protocol_helpers import CARDS
+from ..flow_helpers import open_session, pay
+from ..protocol_helpers import CARDS
 
 
 def html_of(client, token):  # type: ignore[no-untyped-def]

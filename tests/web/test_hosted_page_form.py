@@ -9,7 +9,7 @@ import pytest
 
 from gateway.cards import CardFormError, client_rules, detect_brand, parse_card
 
-from .flow_helpers import open_session, pay, payment_row
+from ..flow_helpers import open_session, pay, payment_row
 
 
 @pytest.mark.parametrize("typed, month", [("12/39", 12), ("1239", 12), ("12 / 2039", 12), ("1/39", 1)])

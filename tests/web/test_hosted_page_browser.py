@@ -19,9 +19,9 @@ from sqlalchemy import func, select, update
 from gateway.db import Database
 from gateway.models import Notification, Payment, SandboxCharge, utcnow
 
-from .browser import launch, screenshot
-from .live import Gunicorn, StoreReceiver, gateway_env
-from .protocol_helpers import CARDS, PRIVATE_KEY, complete_order_answer, signed_checkout
+from ..browser import launch, screenshot
+from ..live import Gunicorn, StoreReceiver, gateway_env
+from ..protocol_helpers import CARDS, PRIVATE_KEY, complete_order_answer, signed_checkout
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 

@@ -15,7 +15,7 @@ from gateway.console import accounts
 from gateway.models import AuditRecord, ConsoleAccount, LoginFailure
 from gateway.models import utcnow
 
-from .console_helpers import PASSWORD, make_account, sign_in, signed_in
+from ..console_helpers import PASSWORD, make_account, sign_in, signed_in
 
 
 def run_cli(app, *args: str, input: str | None = None):  # type: ignore[no-untyped-def]

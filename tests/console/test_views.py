@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from gateway.models import AuditRecord, ConsoleSignIn
 from gateway.models import LedgerEntry, Notification, utcnow
 
-from .console_helpers import (
+from ..console_helpers import (
     dead_notification,
     form_csrf,
     make_account,
@@ -261,7 +261,7 @@ def test_resolve_an_unknown_sale_from_the_console(app, client, services, store, 
     from gateway.jobs.rounds import run_once
     from gateway.processors.base import OutcomeUnknown, SaleLookupResult
 
-    from .flow_helpers import approve_all, open_session, pay, payment_row
+    from ..flow_helpers import approve_all, open_session, pay, payment_row
 
     approve_all(store)
     token, csrf = open_session(client)

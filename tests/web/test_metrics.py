@@ -8,11 +8,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway import create_app
 from gateway.config import load_settings
 
-from .console_helpers import dead_notification
-from .flow_helpers import approve_all, open_session, pay
-from .live import ConfiguredGunicorn, StoreReceiver, gateway_env, wait_for
-from .protocol_helpers import CARDS, PRIVATE_KEY
-from .test_live_server import checkout, submit
+from ..console_helpers import dead_notification
+from ..flow_helpers import approve_all, open_session, pay
+from ..live import ConfiguredGunicorn, StoreReceiver, gateway_env, wait_for
+from ..protocol_helpers import CARDS, PRIVATE_KEY
+from ..test_live_server import checkout, submit
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

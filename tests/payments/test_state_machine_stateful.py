@@ -28,8 +28,8 @@ from gateway.models import (
 from gateway.jobs.rounds import run_once
 from gateway.payments import ledger
 
-from .flow_helpers import pay, wipe_database
-from .protocol_helpers import NOTIFY_URL, PRIVATE_KEY, complete_order_answer, csrf_from, signed_checkout, signed_refund
+from ..flow_helpers import pay, wipe_database
+from ..protocol_helpers import NOTIFY_URL, PRIVATE_KEY, complete_order_answer, csrf_from, signed_checkout, signed_refund
 
 ORDERS = (1001, 1002)
 LONG_AGO = timedelta(hours=2)

@@ -23,8 +23,8 @@ from gateway.models import (
 )
 from gateway.payments import ledger
 
-from .flow_helpers import approve_all, notifications_sent, open_session, pay, payment_row, store_answers
-from .protocol_helpers import (
+from ..flow_helpers import approve_all, notifications_sent, open_session, pay, payment_row, store_answers
+from ..protocol_helpers import (
     CANCEL_URL,
     CARDS,
     PRIVATE_KEY,

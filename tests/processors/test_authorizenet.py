@@ -286,8 +286,8 @@ def test_gateway_flow_with_authorize_net(settings, api):
 
     from gateway import create_app
 
-    from .flow_helpers import open_session, pay
-    from .protocol_helpers import NOTIFY_URL, post_json, signed_refund
+    from ..flow_helpers import open_session, pay
+    from ..protocol_helpers import NOTIFY_URL, post_json, signed_refund
 
     app = create_app(replace(settings, processor="authorizenet"))
     client = app.test_client()
@@ -317,8 +317,8 @@ def test_unknown_outcome_waits_for_the_lookup_instead_of_reopening(settings, api
     from gateway.models import Payment, utcnow
     from gateway.jobs.rounds import run_once
 
-    from .flow_helpers import open_session, pay, payment_row
-    from .protocol_helpers import NOTIFY_URL
+    from ..flow_helpers import open_session, pay, payment_row
+    from ..protocol_helpers import NOTIFY_URL
 
     app = create_app(replace(settings, processor="authorizenet"))
     services = app.extensions["gateway"]

@@ -14,8 +14,8 @@ from werkzeug.serving import make_server
 from gateway.models import AuditRecord
 from gateway.models import LedgerEntry, Notification
 
-from .browser import launch, screenshot
-from .console_helpers import PASSWORD, dead_notification, make_account, standing_rejected_charge, unknown_refund
+from ..browser import launch, screenshot
+from ..console_helpers import PASSWORD, dead_notification, make_account, standing_rejected_charge, unknown_refund
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from gateway.models import Payment
 
-from .protocol_helpers import (
+from ..protocol_helpers import (
     PRIVATE_KEY,
     assert_checkout_response_signed,
     md5,

@@ -11,10 +11,10 @@ from babel.support import Translations
 
 from gateway.web.i18n import LANGUAGES, TRANSLATIONS
 
-from .flow_helpers import open_session, pay
-from .protocol_helpers import CARDS
+from ..flow_helpers import open_session, pay
+from ..protocol_helpers import CARDS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def page(client, token, **headers):  # type: ignore[no-untyped-def]

@@ -6,8 +6,8 @@ import re
 
 from gateway.web.assets import ASSETS
 
-from .flow_helpers import open_session
-from .protocol_helpers import CARDS, card_form
+from ..flow_helpers import open_session
+from ..protocol_helpers import CARDS, card_form
 
 GZIP = {"Accept-Encoding": "gzip, deflate, br"}
 PAGE_BUDGET = 50 * 1024

@@ -21,8 +21,8 @@ from gateway.notifications.client import UnsafeDestination, is_public
 from gateway.protocol.signing import sign
 from gateway.web.hardening import RedactPaymentTokens
 
-from .flow_helpers import approve_all, notifications_sent, open_session, pay
-from .protocol_helpers import (
+from ..flow_helpers import approve_all, notifications_sent, open_session, pay
+from ..protocol_helpers import (
     EXAMPLE_CHECKOUT,
     PRIVATE_KEY,
     assert_checkout_response_signed,
@@ -166,7 +166,7 @@ def test_case_4_production_checkout_needs_https_shopper_pages(settings, monkeypa
 @pytest.mark.live
 def test_case_4_delivery_connects_to_the_address_it_checked(monkeypatch):
     """DNS rebinding: the check saw a public address; the connection must go there, not re-resolve."""
-    from .live import StoreReceiver
+    from ..live import StoreReceiver
 
     with StoreReceiver() as receiver:
         port = receiver.server.server_address[1]
@@ -391,7 +391,7 @@ def test_case_4_https_delivery_is_pinned_and_still_checks_the_certificate(monkey
     certificate check still use the store's name, so a pinned call is neither broken nor unverified."""
     import ssl
 
-    from .live import StoreReceiver
+    from ..live import StoreReceiver
 
     cert, key = _self_signed(tmp_path, "store.invalid")
     with StoreReceiver() as receiver:

@@ -14,8 +14,8 @@ from gateway.notifications import outbox
 from gateway.notifications.client import UnsafeDestination, check_destination
 from gateway.jobs.rounds import run_once
 
-from .flow_helpers import notifications_sent, open_session, pay, payment_row, store_answers
-from .protocol_helpers import NOTIFY_URL, complete_order_answer
+from ..flow_helpers import notifications_sent, open_session, pay, payment_row, store_answers
+from ..protocol_helpers import NOTIFY_URL, complete_order_answer
 
 
 def make_due(services) -> None:  # type: ignore[no-untyped-def]
