@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 from typing import Callable
-
-import logging
 
 import responses
 

@@ -20,9 +20,7 @@ import argparse
 import json
 import os
 import re
-import shlex
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -4,7 +4,6 @@ from __future__ import annotations
 import getpass
 import json
 import threading
-
 from contextlib import contextmanager
 from typing import Callable, Iterator, TypeVar
 
@@ -20,7 +19,6 @@ from .migrate import revision, upgrade
 from .payments import ledger, operations, stores
 from .services import Services, current
 from .web.openapi import build_spec
-
 
 T = TypeVar("T")
 
@@ -63,7 +61,7 @@ def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
             asked = click.get_current_context().get_parameter_source("emulator_port")
             if asked is not click.core.ParameterSource.DEFAULT:  # typed (or set in the environment) on purpose
                 raise click.ClickException("--emulator-port needs the store emulator, which is not installed:"
-                                           " pip install -e ./emulator (or --emulator-port 0)")
+                                           " pip install -e ./emulator (or --emulator-port 0)") from None
         else:
             store = create_emulator_app(base, services.settings.private_key, answer_delay=store_delay)
     upgrade(services.settings.database_url)

@@ -9,7 +9,6 @@ from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-
 DEFAULT_POOL_SIZE = 10
 # A pooled connection left unused this long is checked with a round trip before it is handed out.
 IDLE_PING_SECONDS = 1.0

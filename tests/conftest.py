@@ -23,7 +23,6 @@ from gateway.services import Services
 from .flow_helpers import wipe_database
 from .protocol_helpers import PRIVATE_KEY
 
-
 # Hypothesis: "ci" (the default, what `bash scripts/test.sh` runs) and "dev" (fewer examples, for
 # the quick loop: HYPOTHESIS_PROFILE=dev). Tests name only what they need beyond the profile.
 hypothesis_settings.register_profile("ci", max_examples=60, deadline=None, database=None,

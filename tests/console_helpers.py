@@ -5,8 +5,7 @@ import re
 from typing import Any
 
 from gateway.console import accounts
-from gateway.models import Payment
-from gateway.models import SandboxCharge, utcnow
+from gateway.models import Payment, SandboxCharge, utcnow
 from gateway.processors.base import ProcessorUnavailable
 
 from . import factories

@@ -23,11 +23,11 @@ import factory
 from factory.alchemy import SQLAlchemyModelFactory
 
 from gateway.models import (
+    Charge,
     LedgerEntry,
     Notification,
     Payment,
     SandboxCharge,
-    Charge,
     utcnow,
 )
 from gateway.notifications.outbox import CompleteOrder

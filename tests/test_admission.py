@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from gateway import create_app
 from gateway.admission import Busy, Gate, network_wait
 from gateway.config import Settings
-from gateway.models import SandboxCharge, PaymentState
+from gateway.models import PaymentState, SandboxCharge
 from gateway.processors import sandbox
 from gateway.services import Services
 

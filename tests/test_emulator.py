@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
-
 from store_emulator import create_emulator_app
 from store_emulator.cart import Cart
 from store_emulator.store import ACCEPTED, Store

@@ -11,15 +11,15 @@ from sqlalchemy import update
 
 from gateway import create_app
 from gateway.config import load_settings
+from gateway.jobs.rounds import run_once
 from gateway.migrate import upgrade
 from gateway.models import Notification, utcnow
-from gateway.jobs.rounds import run_once
 from gateway.observability import requestid
 from gateway.processors.authorizenet import PRODUCTION_URL, AuthorizeNetProcessor
 
 from .flow_helpers import approve_all, open_session, pay, store_answers
-from .protocol_helpers import CARDS, PRIVATE_KEY, complete_order_answer, post_json, signed_checkout
 from .processors.test_authorizenet import approved, sale_request
+from .protocol_helpers import CARDS, PRIVATE_KEY, complete_order_answer, post_json, signed_checkout
 
 
 def test_healthz_says_the_process_is_alive(client):

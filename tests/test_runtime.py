@@ -11,15 +11,14 @@ import time
 import pytest
 import requests
 from click.testing import CliRunner
-
 from sqlalchemy import func, select
 
 from gateway import budget, cli, create_app
 from gateway.cards import Card
 from gateway.config import ConfigError, load_settings
-from gateway.models import SandboxCharge, PaymentState
-from gateway.notifications.client import StoreClient
 from gateway.jobs.rounds import run_once
+from gateway.models import PaymentState, SandboxCharge
+from gateway.notifications.client import StoreClient
 from gateway.processors import sandbox
 from gateway.processors.base import SaleRequest
 from gateway.vault import Credentials

@@ -11,6 +11,7 @@ import secrets
 from flask import Flask
 
 from gateway.money import format_money
+
 from . import merchant, shop
 from .store import Store
 

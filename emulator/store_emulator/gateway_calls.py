@@ -6,6 +6,7 @@ from typing import Any, Callable
 import requests
 
 from gateway.protocol.jsonbody import BodyError, parse_object
+
 from .store import Store
 
 TIMEOUT_SECONDS = 20

@@ -7,6 +7,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 
 from gateway.money import format_money
 from gateway.protocol.signing import wire_text
+
 from . import protocol
 from .cart import FormError, to_cents
 from .current import setting, store

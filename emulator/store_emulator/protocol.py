@@ -5,6 +5,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from gateway.protocol.signing import fresh_randomkey, sign, verify, wire_text
+
 from .store import Order
 
 STORE_ID, GATEWAY_ID = "1", "123"

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, flash, jsonify, redirect, render_template
 
 from gateway.protocol.jsonbody import BodyError, parse_object
 from gateway.protocol.signing import wire_text
+
 from . import protocol
 from .cart import CATALOGUE, CURRENCY, DEFAULT_CHARGES, FormError, read_cart
 from .current import base_url, domain, setting, store

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gateway.protocol.signing import wire_text
+
 from .cart import CURRENCY, Cart
 
 AWAITING, CHECKOUT_ERROR = "awaiting payment", "checkout error"

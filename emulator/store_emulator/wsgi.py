@@ -2,6 +2,7 @@
 import os
 
 from gateway.config import DEV_PRIVATE_KEY
+
 from . import create_emulator_app
 
 app = create_emulator_app(

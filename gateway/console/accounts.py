@@ -16,10 +16,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..models import utcnow
+from ..models import ROLES, ConsoleAccount, ConsoleSignIn, LoginFailure, utcnow
 from ..services import Services
 from . import audit
-from ..models import ROLES, ConsoleAccount, ConsoleSignIn, LoginFailure
 
 HASHER = PasswordHasher()
 # Verifying against this keeps an unknown username as slow as a wrong password.

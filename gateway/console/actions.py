@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from ..payments import stores
-from ..models import LedgerEntry, Payment, PaymentState, Charge
-from ..payments import ledger, operations
+from ..models import Charge, LedgerEntry, Payment, PaymentState
+from ..payments import ledger, operations, stores
 from ..payments.reversal import reverse_rejected_charge
 from ..processors.base import ProcessorError
 from ..services import Services

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import LedgerEntry, Notification, Payment, PostOrderRequest, Charge
+from ..models import Charge, LedgerEntry, Notification, Payment, PostOrderRequest
 from ..payments import operations
 from ..services import Services
 

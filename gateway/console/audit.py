@@ -6,8 +6,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import utcnow
-from ..models import AuditRecord
+from ..models import AuditRecord, utcnow
 
 
 def record(session: Session, actor: str, action: str, target: str = "", reason: str = "", outcome: str = "",

@@ -12,12 +12,11 @@ from functools import wraps
 from typing import Any, Callable
 
 from flask import abort, g, request
-from werkzeug.wrappers import Response as BaseResponse
 from sqlalchemy import delete, select, update
+from werkzeug.wrappers import Response as BaseResponse
 
-from ..models import utcnow
+from ..models import OPERATOR, ConsoleAccount, ConsoleSignIn, utcnow
 from ..services import Services
-from ..models import OPERATOR, ConsoleAccount, ConsoleSignIn
 
 COOKIE = "gateway_console"
 LOGIN_COOKIE = "gateway_console_login"

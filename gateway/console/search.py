@@ -10,7 +10,7 @@ from typing import Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..models import Payment, Charge
+from ..models import Charge, Payment
 from ..services import Services
 
 LIMIT = 100

@@ -8,10 +8,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..models import Notification, Payment, Charge
+from ..models import AuditRecord, Charge, Notification, Payment, PaymentEvent
 from ..money import format_money
 from ..services import Services
-from ..models import AuditRecord, PaymentEvent
 
 
 @dataclass(frozen=True)

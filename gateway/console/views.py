@@ -5,12 +5,12 @@ import secrets
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, url_for
-from werkzeug.wrappers import Response as BaseResponse
 from sqlalchemy import func, select
+from werkzeug.wrappers import Response as BaseResponse
 
-from ..payments import stores
 from ..models import Payment
 from ..money import format_money
+from ..payments import stores
 from ..services import current as services
 from . import accounts, actions, audit, auth, search
 from .attention import needs_attention

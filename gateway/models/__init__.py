@@ -9,14 +9,14 @@ from .console import OPERATOR, ROLES, VIEWER, AuditRecord, ConsoleAccount, Conso
 from .notifications import Notification, NotificationAttempt, NotificationState
 from .payments import (
     PAID_STATES,
+    Charge,
     LedgerEntry,
     LedgerKind,
     LedgerOutcome,
     Payment,
+    PaymentState,
     PostOrderRequest,
     PostOrderState,
-    PaymentState,
-    Charge,
 )
 from .replay import Endpoint, SeenRequest
 from .sandbox import SandboxCharge

@@ -1,7 +1,7 @@
 """Voids and refunds: the one path by which money leaves a charge."""
 from __future__ import annotations
 
-from ..models import LedgerEntry, Charge
+from ..models import Charge, LedgerEntry
 from ..processors.base import ChargeRef, ProcessorError, ProcessorUnavailable
 from ..services import Services
 from ..vault import Credentials

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from .. import budget
 from ..errorcodes import ErrorCode
-from ..models import LedgerEntry, Notification, Payment, PaymentState, Charge
-from ..processors.base import ProcessorCharge, MerchantAuthenticationError, ProcessorError
+from ..models import Charge, LedgerEntry, Notification, Payment, PaymentState
+from ..processors.base import MerchantAuthenticationError, ProcessorCharge, ProcessorError
 from ..services import Services
 from . import attention, ledger
 from .completion import deliver_if_claimed, enqueue_outcome

@@ -18,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from ..models import LedgerEntry, LedgerKind, LedgerOutcome, Charge, utcnow
+from ..models import Charge, LedgerEntry, LedgerKind, LedgerOutcome, utcnow
 from ..money import format_money
 from ..processors.base import AdjustmentRefused
 from .states import LEDGER

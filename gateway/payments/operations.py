@@ -14,14 +14,14 @@ from enum import Enum
 from sqlalchemy import select
 
 from ..models import (
+    Charge,
     LedgerEntry,
     Notification,
     NotificationState,
     Payment,
+    PaymentState,
     PostOrderRequest,
     PostOrderState,
-    PaymentState,
-    Charge,
     utcnow,
 )
 from ..money import format_money

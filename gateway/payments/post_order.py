@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
 
 from ..errorcodes import ErrorCode
-from ..models import LedgerEntry, PostOrderRequest, PostOrderState, Charge, utcnow
+from ..models import Charge, LedgerEntry, PostOrderRequest, PostOrderState, utcnow
 from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorError, ProcessorUnavailable
 from ..services import Services
 from ..vault import Credentials

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..models import LedgerEntry, Payment, PaymentState, Charge, utcnow
+from ..models import Charge, LedgerEntry, Payment, PaymentState, utcnow
 from ..money import format_money
 from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorUnavailable
 from ..services import Services

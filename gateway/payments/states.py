@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..machine import IllegalMove, Machine
-from ..models import LedgerEntry, LedgerOutcome, Payment, PostOrderRequest, PostOrderState, PaymentState
+from ..models import LedgerEntry, LedgerOutcome, Payment, PaymentState, PostOrderRequest, PostOrderState
 
 __all__ = ["IllegalMove", "LEDGER", "POST_ORDERS", "PAYMENTS"]
 

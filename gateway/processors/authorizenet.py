@@ -33,10 +33,10 @@ from .base import (
     Adjustment,
     AdjustmentRefused,
     CardDeclined,
-    ProcessorCharge,
     ChargeRef,
     MerchantAuthenticationError,
     OutcomeUnknown,
+    ProcessorCharge,
     ProcessorError,
     ProcessorUnavailable,
     SaleLookup,
@@ -275,7 +275,8 @@ class AuthorizeNetProcessor:
             self._raise_top_level(answer, ProcessorError)
         except ProcessorError as exc:
             raise OutcomeUnknown("We are confirming your payment with the card network.",
-                                 merchant_message=f"duplicate of {trans_id} could not be checked: {exc.merchant_message}")
+                                 merchant_message=f"duplicate of {trans_id} could not be checked: {exc.merchant_message}"
+                                 ) from exc
         return str(answer.get("transaction", {}).get("transactionStatus") or "")
 
     def _decline_held(self, trans_id: str, request: SaleRequest, test: bool) -> None:

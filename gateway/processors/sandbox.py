@@ -28,8 +28,8 @@ import random
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,9 +41,9 @@ from .base import (
     Adjustment,
     AdjustmentRefused,
     CardDeclined,
-    ProcessorCharge,
     ChargeRef,
     MerchantAuthenticationError,
+    ProcessorCharge,
     ProcessorUnavailable,
     SaleLookup,
     SaleLookupResult,

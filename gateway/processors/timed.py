@@ -7,7 +7,7 @@ from typing import Any, Callable, TypeVar
 from .. import admission
 from ..observability.metrics import PROCESSOR_SECONDS
 from ..vault import Credentials
-from .base import Adjustment, ProcessorCharge, ChargeRef, Processor, ProcessorError, SaleLookup, SaleLookupResult, SaleRequest
+from .base import Adjustment, ChargeRef, Processor, ProcessorCharge, ProcessorError, SaleLookup, SaleLookupResult, SaleRequest
 
 T = TypeVar("T")
 

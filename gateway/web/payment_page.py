@@ -10,19 +10,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, Response, abort, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from werkzeug.wrappers import Response as BaseResponse
 from flask_babel import get_locale, gettext
+from werkzeug.wrappers import Response as BaseResponse
 
+from .. import admission, budget
 from ..cards import BRAND_NAMES, client_rules
+from ..errorcodes import ErrorCode
 from ..models import NotificationState, Payment, PaymentState
-from ..observability import events
 from ..money import format_money
+from ..observability import events
 from ..payments.charging import SubmitResult, cancel, submit_card
 from ..payments.completion import notify_store
 from ..payments.queries import find_payment, is_expired
 from ..payments.stores import identity
-from ..errorcodes import ErrorCode
-from .. import admission, budget
 from . import limits, services
 from .assets import compress_page
 from .shopper_text import BUSY, client_messages, translated

@@ -12,8 +12,7 @@ from sqlalchemy import select, update
 from gateway import create_app
 from gateway.cli import main
 from gateway.console import accounts
-from gateway.models import AuditRecord, ConsoleAccount, LoginFailure
-from gateway.models import utcnow
+from gateway.models import AuditRecord, ConsoleAccount, LoginFailure, utcnow
 
 from ..console_helpers import PASSWORD, make_account, sign_in, signed_in
 

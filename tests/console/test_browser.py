@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from gateway.models import AuditRecord
-from gateway.models import LedgerEntry, Notification
+from gateway.models import AuditRecord, LedgerEntry, Notification
 
 from ..browser import launch, screenshot
 from ..console_helpers import PASSWORD, dead_notification, make_account, standing_rejected_charge, unknown_refund

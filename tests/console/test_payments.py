@@ -8,8 +8,7 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
-from gateway.models import PaymentEvent
-from gateway.models import Notification, Charge, utcnow
+from gateway.models import Charge, Notification, PaymentEvent, utcnow
 from gateway.observability import events
 
 from .. import factories

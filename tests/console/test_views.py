@@ -7,8 +7,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from gateway.models import AuditRecord, ConsoleSignIn
-from gateway.models import LedgerEntry, Notification, utcnow
+from gateway.models import AuditRecord, ConsoleSignIn, LedgerEntry, Notification, utcnow
 
 from ..console_helpers import (
     dead_notification,
@@ -257,8 +256,8 @@ def test_an_overlong_store_key_is_refused_not_a_crash(app, services, people):
 @pytest.mark.parametrize("charged,outcome,state", [("no", "open", "open"), ("yes", "approved", "completed")])
 def test_resolve_an_unknown_sale_from_the_console(app, client, services, store, people, charged, outcome, state):
     """A charge whose outcome the processor never told: the operator records what its records show."""
-    from gateway.models import Payment
     from gateway.jobs.rounds import run_once
+    from gateway.models import Payment
     from gateway.processors.base import OutcomeUnknown, SaleLookupResult
 
     from ..flow_helpers import approve_all, open_session, pay, payment_row

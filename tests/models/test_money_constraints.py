@@ -16,21 +16,20 @@ from sqlalchemy.orm import Session
 from gateway.db import make_engine
 from gateway.models import (
     Base,
+    Charge,
     ConsoleAccount,
     LedgerEntry,
     LedgerKind,
     LedgerOutcome,
     Notification,
     Payment,
+    PaymentState,
     PostOrderRequest,
     SandboxCharge,
     SeenRequest,
-    PaymentState,
-    Charge,
     utcnow,
 )
 from gateway.payments import ledger
-
 
 
 @pytest.fixture

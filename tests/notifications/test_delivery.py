@@ -9,10 +9,10 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
+from gateway.jobs.rounds import run_once
 from gateway.models import LedgerEntry, Notification, NotificationAttempt, Payment, SandboxCharge, utcnow
 from gateway.notifications import outbox
 from gateway.notifications.client import UnsafeDestination, check_destination
-from gateway.jobs.rounds import run_once
 
 from ..flow_helpers import notifications_sent, open_session, pay, payment_row, store_answers
 from ..protocol_helpers import NOTIFY_URL, complete_order_answer

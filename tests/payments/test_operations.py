@@ -8,7 +8,7 @@ from flask.cli import ScriptInfo
 from sqlalchemy import select
 
 from gateway.cli import main
-from gateway.models import LedgerEntry, Charge
+from gateway.models import Charge, LedgerEntry
 from gateway.processors.base import ProcessorUnavailable
 
 from ..console_helpers import dead_notification

@@ -11,10 +11,10 @@ from flask.cli import ScriptInfo
 from sqlalchemy import select, update
 
 from gateway.cli import main
-from gateway.models import LedgerEntry, Notification, Payment, PostOrderRequest, SandboxCharge, Charge, utcnow
 from gateway.jobs.rounds import run_once
-from gateway.payments import ledger, operations, post_order
+from gateway.models import Charge, LedgerEntry, Notification, Payment, PostOrderRequest, SandboxCharge, utcnow
 from gateway.notifications.outbox import Outbox
+from gateway.payments import ledger, operations, post_order
 from gateway.payments.completion import apply_store_answer
 from gateway.processors.base import AdjustmentRefused, ProcessorUnavailable
 
@@ -204,7 +204,7 @@ def test_case_07_the_keep_policy_keeps_the_charge_and_forgets_the_credentials(ap
 
 
 def test_case_08_resolve_refuses_an_entry_still_in_flight(client, services, store, cli):
-    token = paid_but_unconfirmed(client, services, store)
+    paid_but_unconfirmed(client, services, store)
     with services.db.transaction() as session:
         transaction = session.scalars(select(Charge)).one()
         entry_id = ledger.reserve(session, transaction.id, ledger.VOID, transaction.amount).id

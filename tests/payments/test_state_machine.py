@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway.models import LedgerOutcome, NotificationState, Payment, PostOrderState, PaymentState
 from gateway.machine import IllegalMove
+from gateway.models import LedgerOutcome, NotificationState, Payment, PaymentState, PostOrderState
 from gateway.notifications.outbox import NOTIFICATIONS
-from gateway.payments.states import LEDGER, POST_ORDERS, PAYMENTS
+from gateway.payments.states import LEDGER, PAYMENTS, POST_ORDERS
 
 from ..flow_helpers import open_session, payment_row
 

@@ -16,16 +16,16 @@ from sqlalchemy import select, update
 
 from gateway import create_app
 from gateway.config import load_settings
+from gateway.jobs.rounds import run_once
 from gateway.models import (
+    Charge,
     LedgerEntry,
     Notification,
     Payment,
     PostOrderRequest,
     SandboxCharge,
-    Charge,
     utcnow,
 )
-from gateway.jobs.rounds import run_once
 from gateway.payments import ledger
 
 from ..flow_helpers import pay, wipe_database

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 import pytest
 import requests
 import responses
-
-from datetime import timedelta
 
 from gateway.cards import Card
 from gateway.models import utcnow
@@ -314,8 +313,8 @@ def test_unknown_outcome_waits_for_the_lookup_instead_of_reopening(settings, api
     from sqlalchemy import update
 
     from gateway import create_app
-    from gateway.models import Payment, utcnow
     from gateway.jobs.rounds import run_once
+    from gateway.models import Payment, utcnow
 
     from ..flow_helpers import open_session, pay, payment_row
     from ..protocol_helpers import NOTIFY_URL

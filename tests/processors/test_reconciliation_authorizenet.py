@@ -12,8 +12,8 @@ from sqlalchemy import update
 
 from gateway import create_app
 from gateway.cards import Card
-from gateway.models import Payment, utcnow
 from gateway.jobs.rounds import run_once
+from gateway.models import Payment, utcnow
 from gateway.processors.authorizenet import PRODUCTION_URL, AuthorizeNetProcessor
 from gateway.processors.base import (
     AdjustmentRefused,

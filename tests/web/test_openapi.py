@@ -8,9 +8,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from gateway.web.openapi import build_spec
 from gateway.protocol.jsonbody import BodyError, parse_object
 from gateway.protocol.signing import sign
+from gateway.web.openapi import build_spec
 
 from ..protocol_helpers import PRIVATE_KEY
 

@@ -13,12 +13,12 @@ from sqlalchemy import func, select, text, update
 
 from gateway import create_app
 from gateway.models import (
+    Charge,
     LedgerEntry,
     Notification,
     NotificationAttempt,
     Payment,
     SandboxCharge,
-    Charge,
     utcnow,
 )
 from gateway.payments import ledger
@@ -327,7 +327,7 @@ def test_sessions_of_one_order_racing_to_pay_charge_once(settings, store):
         services.vault.open = open_together  # type: ignore[method-assign]
         results: list[int] = []
 
-        def press_pay(token: str, csrf: str, address: str) -> None:
+        def press_pay(token: str, csrf: str, address: str, results: list[int] = results) -> None:
             shopper = app.test_client()
             shopper.environ_base["REMOTE_ADDR"] = address  # a shopper of its own, under its own rate limit
             results.append(pay(shopper, token, csrf).status_code)

@@ -6,7 +6,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from gateway.models import LedgerEntry, PostOrderRequest, SandboxCharge, Charge
+from gateway.models import Charge, LedgerEntry, PostOrderRequest, SandboxCharge
 
 from ..flow_helpers import approve_all, open_session, pay
 from ..protocol_helpers import PRIVATE_KEY, md5, post_json, signed_refund

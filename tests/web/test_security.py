@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway import create_app
-from gateway.models import Payment, PostOrderRequest, SeenRequest, PaymentState
+from gateway.models import Payment, PaymentState, PostOrderRequest, SeenRequest
 from gateway.notifications import client as store_client
 from gateway.notifications.client import UnsafeDestination, is_public
 from gateway.protocol.signing import sign
