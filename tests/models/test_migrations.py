@@ -4,7 +4,6 @@ The tables are described here as each revision had them (frozen, like the migrat
 the models describe only the newest schema."""
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Iterator
 
 import pytest
@@ -18,6 +17,7 @@ from gateway.migrate import alembic_config, upgrade
 from gateway.models import utcnow
 
 from ..flow_helpers import wipe_database
+from .rows import payment_row
 
 PAYMENT_COLUMNS = {
     "token": sa.String, "store_key": sa.String, "orderid": sa.BigInteger, "invoice": sa.String, "randomkey": sa.String,
@@ -37,20 +37,6 @@ ENTRY_COLUMNS = ("kind", "amount", "outcome", "message", "attention", "created_a
 
 def table(name: str, *columns: str, **typed: Any) -> sa.TableClause:
     return sa.table(name, sa.column("id"), *(sa.column(c) for c in columns), *(sa.column(c, t) for c, t in typed.items()))
-
-
-def payment(orderid: int) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "token": f"tok{orderid}", "store_key": "example.com", "orderid": orderid, "invoice": f"INV{orderid}",
-        "randomkey": f"rk{orderid}", "currency": "USD", "amount_total": 1000, "tax_total": 0, "shipping_total": 0,
-        "discount": 0, "email": "", "billing": {}, "shipping": {}, "items": [], "cancel_url": "https://s/c",
-        "error_url": "https://s/e", "notification_url": "https://s/n", "return_url": "https://s/r",
-        "credentials_fingerprint": "f" * 64, "test_mode": True, "state": "approved", "attempt": 1,
-        "decline_count": 0, "last_decline": "", "card_brand": "visa", "card_last4": "1111", "error_code": "",
-        "error_message": "", "attention": "", "failures": 0, "expires_at": now + timedelta(hours=1),
-        "created_at": now, "updated_at": now,
-    }
 
 
 def charge(orderid: int) -> dict[str, Any]:
@@ -85,7 +71,7 @@ def test_migration_0007_keeps_money_and_goes_back(at_0006):
     with engine.begin() as connection:
         ids = []
         for orderid, voided in ((1, False), (2, True)):
-            payment_id = connection.execute(payments.insert().returning(payments.c.id), payment(orderid)).scalar_one()
+            payment_id = connection.execute(payments.insert().returning(payments.c.id), payment_row(orderid)).scalar_one()
             ids.append(connection.execute(charges.insert().returning(charges.c.id), {
                 **charge(orderid), "session_id": payment_id, "processor_txn_id": f"sbx_{orderid}",
                 "amount_refunded": 0 if voided else 300, "voided": voided,
@@ -126,7 +112,7 @@ def test_migration_0008_renames_to_the_glossary_and_keeps_every_row(at_0006):
     notifications = table("notifications", "session_id", "url", "state", "attempts", "lease", "next_attempt_at",
                           "response_errorcode", "response_errormessage", "last_error", "created_at", payload=sa.JSON)
     with engine.begin() as connection:
-        payment_id = connection.execute(payments.insert().returning(payments.c.id), payment(7)).scalar_one()
+        payment_id = connection.execute(payments.insert().returning(payments.c.id), payment_row(7)).scalar_one()
         charge_id = connection.execute(charges.insert().returning(charges.c.id), {
             **charge(7), "session_id": payment_id, "processor_txn_id": "sbx_7", "refunded": 250}).scalar_one()
         connection.execute(entries.insert(), {**entry("sale", 1000, "approved"), "transaction_id": charge_id})

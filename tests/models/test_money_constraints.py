@@ -2,7 +2,6 @@
 engines, and ``charges.refunded`` stays in step (the migrations that made them: tests/models/test_migrations.py)."""
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Iterator
 
 import pytest
@@ -31,26 +30,14 @@ from gateway.models import (
 )
 from gateway.payments import ledger
 
+from .rows import payment_row
+
 
 @pytest.fixture
 def engine(clean_database: str) -> Iterator[Engine]:
     engine = make_engine(clean_database)
     yield engine
     engine.dispose()
-
-
-def payment_row(orderid: int = 1) -> dict[str, Any]:
-    now = utcnow()
-    return {
-        "token": f"tok{orderid}", "store_key": "example.com", "orderid": orderid, "invoice": f"INV{orderid}",
-        "randomkey": f"rk{orderid}", "currency": "USD", "amount_total": 1000, "tax_total": 0, "shipping_total": 0,
-        "discount": 0, "email": "", "billing": {}, "shipping": {}, "items": [], "cancel_url": "https://s/c",
-        "error_url": "https://s/e", "notification_url": "https://s/n", "return_url": "https://s/r",
-        "credentials_fingerprint": "f" * 64, "test_mode": True, "state": "approved", "attempt": 1,
-        "decline_count": 0, "last_decline": "", "card_brand": "visa", "card_last4": "1111", "error_code": "",
-        "error_message": "", "attention": "", "failures": 0, "expires_at": now + timedelta(hours=1),
-        "created_at": now, "updated_at": now,
-    }
 
 
 def charge_row(payment_id: int, amount: int = 1000) -> dict[str, Any]:
