@@ -39,7 +39,7 @@ def signed_in(app: Any, username: str) -> tuple[Any, str]:
 
 
 def dead_notification(client: Any, services: Any, store: Any) -> tuple[int, int]:
-    """A paid order whose store never answered: returns (notification id, payment session id).
+    """A paid order whose store never answered: returns (notification id, payment id).
 
     Written by the factories (tests/factories.py) as the pay path leaves it; test_delivery covers
     how a notification comes to die."""
@@ -49,7 +49,7 @@ def dead_notification(client: Any, services: Any, store: Any) -> tuple[int, int]
 
 
 def unknown_refund(client: Any, services: Any, store: Any) -> tuple[int, int]:
-    """A refund the processor may or may not have made: returns (ledger entry id, payment session id).
+    """A refund the processor may or may not have made: returns (ledger entry id, payment id).
 
     Written by the factories as the refund path leaves it (test_operations drives it through /post-order):
     a completed, settled sale and a $10.00 refund whose outcome is unknown."""

@@ -21,7 +21,7 @@ class NotificationState(StrEnum):
 
 
 class Notification(Base):
-    """The CompleteOrderRequest for a session: an outbox row written with the payment outcome."""
+    """The CompleteOrderRequest for a payment: an outbox row written with the payment outcome."""
 
     __tablename__ = "notifications"
     __table_args__ = (

@@ -1,4 +1,4 @@
-"""The payment itself: the session, its charge, every money movement on it, and post-order requests.
+"""The payment itself: its state, its charge, every money movement on it, and post-order requests.
 
 Money is always an integer number of minor units, and the database refuses an amount or a count
 that cannot be right (see the ``ck_`` constraints), whatever code writes it."""

@@ -109,5 +109,5 @@ def leave_authorizing(session: Session, payment_id: int, attempt: int, target: P
     payment: Payment | None = PAYMENTS.move_and_load(session, payment_id, PaymentState.AUTHORIZING, target,
                                                              Payment.attempt == attempt)
     if payment is None:
-        raise RuntimeError(f"payment session {payment_id} left 'authorizing' behind our back")
+        raise RuntimeError(f"payment {payment_id} left 'authorizing' behind our back")
     return payment

@@ -21,7 +21,7 @@ class SaleRequest:
     currency: str
     card: Card
     credentials: Credentials
-    reference: str  # unique per payment session attempt; connectors use it to detect duplicates
+    reference: str  # unique per attempt of a payment; connectors use it to detect duplicates
     invoice: str
     orderid: int
     test_mode: bool = False

@@ -171,7 +171,7 @@ def _render_state(payment: Payment, result: SubmitResult) -> BaseResponse | str 
 
 
 def _page(payment: Payment) -> dict[str, object]:
-    """What every shopper page of a session shows: the order, the store, the language switch, test mode."""
+    """What every shopper page of a payment shows: the order, the store, the language switch, test mode."""
     g.payment = payment
     here = url_for("payment_page.show", paymenttoken=payment.token)
     return {
