@@ -16,7 +16,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..models import ROLES, ConsoleAccount, ConsoleSignIn, LoginFailure, utcnow
+from ..models.base import utcnow
+from ..models.console import ROLES, ConsoleAccount, ConsoleSignIn, LoginFailure
 from ..services import Services
 from . import audit
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from ..models import Charge, LedgerEntry, Payment, PaymentState
-from ..payments import ledger, operations, stores
+from ..payments import history, ledger, operations, stores
 from ..payments.reversal import reverse_rejected_charge
+from ..payments.states import PaymentState
 from ..processors.base import ProcessorError
 from ..services import Services
 from . import audit
@@ -63,11 +61,9 @@ def requeue_notification(services: Services, actor: str, notification_id: int, r
 def resolve_entry(services: Services, actor: str, entry_id: int, happened: bool, note: str) -> Done:
     """Record what the processor's own records show for an unresolved void or refund."""
     note = _reason(note)
-    with services.db.transaction() as session:
-        entry = session.get(LedgerEntry, entry_id)
-        if entry is None:
-            raise ActionRefused(f"there is no ledger entry {entry_id}")
-        payment_id = entry.charge.payment_id
+    payment_id = history.payment_of_ledger_entry(services, entry_id)
+    if payment_id is None:
+        raise ActionRefused(f"there is no ledger entry {entry_id}")
     try:
         outcome = operations.resolve_ledger_entry(services, entry_id, happened=happened, actor=actor, note=note).outcome
     except operations.OperationRefused as exc:
@@ -85,7 +81,7 @@ def reverse_charge(services: Services, actor: str, payment_id: int, reason: str)
         _audit(services, actor, "payment.reverse", payment_id, reason, "refused: no standing charge to reverse")
         raise ActionRefused(f"payment {payment_id} has no charge waiting to be reversed")
     try:
-        if _state(services, payment_id) == PaymentState.REJECTED:
+        if history.state_of(services, payment_id) == PaymentState.REJECTED:
             operations.retry(services, payment_id, actor=actor, note=reason)
             reverse_rejected_charge(services, payment_id)
         else:
@@ -93,11 +89,10 @@ def reverse_charge(services: Services, actor: str, payment_id: int, reason: str)
     except (operations.OperationRefused, ProcessorError) as exc:
         _audit(services, actor, "payment.reverse", payment_id, reason, f"refused: {exc}")
         raise ActionRefused(f"the reversal could not be done: {exc}") from exc
-    with services.db.transaction() as session:
-        charge = session.scalars(select(Charge).where(Charge.payment_id == payment_id)).one()
-        last = charge.ledger[-1]
-        outcome = f"{last.kind} {last.outcome}" + (f": {last.message}" if last.message else "")
-        audit.record(session, actor, "payment.reverse", f"payment:{payment_id}", reason, outcome, entry_id=last.id)
+    last = history.last_ledger_entry(services, payment_id)
+    assert last is not None  # it needed attention as a charge: its sale at least is there
+    outcome = f"{last.kind} {last.outcome}" + (f": {last.message}" if last.message else "")
+    _audit(services, actor, "payment.reverse", payment_id, reason, outcome, entry_id=last.id)
     if last.kind == ledger.SALE:
         raise ActionRefused("the reversal could not be started (are the merchant's credentials still held?)")
     return Done(payment_id, f"reversal: {outcome}")
@@ -117,11 +112,6 @@ def resolve_sale(services: Services, actor: str, payment_id: int, charged: bool,
            processor_transaction_id=processor_transaction_id)
     what = f"recorded as charged ({processor_transaction_id}) and the store is told" if charged else "open again: nothing was charged"
     return Done(payment_id, f"payment {payment_id} is {what}")
-
-
-def _state(services: Services, payment_id: int) -> str:
-    with services.db.transaction() as session:
-        return session.scalar(select(Payment.state).where(Payment.id == payment_id)) or ""
 
 
 def save_store(services: Services, actor: str, key: str, values: dict[str, str], reason: str) -> Done:

@@ -1,15 +1,11 @@
 """The needs-attention queue as the console shows it: the payments package's own queue
-(``operations.needs_attention``, in its words), with each item tied to the payment and store it belongs to."""
+(``operations.needs_attention``, in its words, each item with its payment and store)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from ..models import Charge, LedgerEntry, Notification, Payment, PostOrderRequest
-from ..payments import operations
+from ..payments import history, operations
 from ..services import Services
 
 Kind = operations.AttentionKind
@@ -20,7 +16,7 @@ DEAD_NOTIFICATION, UNKNOWN_OUTCOME, PAYMENT, INTERRUPTED_REFUND = (
 @dataclass(frozen=True)
 class Item:
     kind: str  # an operations.AttentionKind value
-    ref: int  # notification id, ledger entry id, payment session id or post-order request id, by kind
+    ref: int  # notification id, ledger entry id, payment id or post-order request id, by kind
     payment_id: int | None
     orderid: int | None
     store_key: str
@@ -31,34 +27,9 @@ class Item:
 
 def needs_attention(services: Services) -> list[Item]:
     """Everything an operator must look at, oldest first."""
-    queue = operations.needs_attention(services)
-    with services.db.transaction() as session:
-        return [_item(session, entry) for entry in queue]
-
-
-def _item(session: Session, entry: operations.AttentionItem) -> Item:
-    payment_id = _payment_of(session, entry.kind, entry.id)
-    payment = session.get(Payment, payment_id) if payment_id is not None else None
-    return Item(entry.kind.value, entry.id, payment_id, entry.orderid, payment.store_key if payment else "", entry.since, entry.reason,
-                payment.state if payment else "")
-
-
-def _payment_of(session: Session, kind: Kind, ref: int) -> int | None:
-    if kind == PAYMENT:
-        return ref
-    if kind == DEAD_NOTIFICATION:
-        return session.scalar(select(Notification.payment_id).where(Notification.id == ref))
-    if kind == UNKNOWN_OUTCOME:
-        return session.scalar(select(Charge.payment_id).join(LedgerEntry, LedgerEntry.charge_id == Charge.id)
-                              .where(LedgerEntry.id == ref))
-    # Order numbers are per store: the charge is the one this request reserved money on, if any.
-    request = session.get(PostOrderRequest, ref)
-    if request is None:
-        return None
-    return session.scalar(select(Charge.payment_id).join(LedgerEntry, LedgerEntry.charge_id == Charge.id)
-                          .where(Charge.orderid == request.orderid, LedgerEntry.request_key == request.randomkey))
+    return [Item(entry.kind.value, entry.id, entry.payment_id, entry.orderid, entry.store_key, entry.since, entry.reason,
+                 entry.payment_state) for entry in operations.needs_attention(services)]
 
 
 def notification_payment(services: Services, notification_id: int) -> int | None:
-    with services.db.transaction() as session:
-        return session.scalar(select(Notification.payment_id).where(Notification.id == notification_id))
+    return history.payment_of_notification(services, notification_id)

@@ -6,7 +6,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import AuditRecord, utcnow
+from ..models.base import utcnow
+from ..models.console import AuditRecord
 
 
 def record(session: Session, actor: str, action: str, target: str = "", reason: str = "", outcome: str = "",

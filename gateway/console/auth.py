@@ -15,7 +15,8 @@ from flask import abort, g, request
 from sqlalchemy import delete, select, update
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..models import OPERATOR, ConsoleAccount, ConsoleSignIn, utcnow
+from ..models.base import utcnow
+from ..models.console import OPERATOR, ConsoleAccount, ConsoleSignIn
 from ..services import Services
 
 COOKIE = "gateway_console"

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 from decimal import Decimal
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
-
-from ..models import Charge, Payment
+from ..payments import history
 from ..services import Services
 
-LIMIT = 100
+if TYPE_CHECKING:
+    from ..models.payments import Payment
+
 FIELDS = ("store", "orderid", "invoice", "transactionid", "last4", "amount", "date_from", "date_to")
 MAX_FIELD = 128
 
@@ -58,30 +57,13 @@ def parse(form: Mapping[str, str]) -> Query:
     )
 
 
-def search(services: Services, query: Query, limit: int = LIMIT) -> list[Payment]:
+def search(services: Services, query: Query) -> list[Payment]:
     """Newest first; an empty query lists the latest payments."""
-    statement = (select(Payment).options(selectinload(Payment.charge))
-                 .order_by(Payment.id.desc()).limit(limit))
-    if query.store:
-        statement = statement.where(Payment.store_key.contains(query.store, autoescape=True))
-    if query.orderid is not None:
-        statement = statement.where(Payment.orderid == query.orderid)
-    if query.invoice:
-        statement = statement.where(Payment.invoice == query.invoice)
-    if query.transactionid:
-        statement = statement.join(Charge, Charge.payment_id == Payment.id).where(
-            Charge.processor_transaction_id == query.transactionid)
-    if query.last4:
-        statement = statement.where(Payment.card_last4 == query.last4)
-    if query.amount is not None:
-        # Amounts are typed in major units; two decimals covers the currencies stores use here.
-        statement = statement.where(Payment.amount_total == int(query.amount.scaleb(2)))
-    if query.date_from is not None:
-        statement = statement.where(Payment.created_at >= _start(query.date_from))
-    if query.date_to is not None:
-        statement = statement.where(Payment.created_at < _start(query.date_to) + timedelta(days=1))
-    with services.db.transaction() as session:
-        return list(session.scalars(statement))
+    # Amounts are typed in major units; two decimals covers the currencies stores use here.
+    amount = None if query.amount is None else int(query.amount.scaleb(2))
+    return history.find_payments(services, history.Criteria(
+        store=query.store, orderid=query.orderid, invoice=query.invoice, processor_transaction_id=query.transactionid,
+        card_last4=query.last4, amount_total=amount, created_from=query.date_from, created_to=query.date_to))
 
 
 def _number(value: str, label: str) -> int | None:
@@ -107,7 +89,3 @@ def _date(value: str, label: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise SearchError(f"{label} must be a date like 2026-11-23") from exc
-
-
-def _start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
-from ..models import AuditRecord, Charge, Notification, Payment, PaymentEvent
+from ..models.console import AuditRecord
 from ..money import format_money
+from ..payments import history
 from ..services import Services
+
+if TYPE_CHECKING:
+    from ..models.console import PaymentEvent
+    from ..models.payments import Payment
 
 
 @dataclass(frozen=True)
@@ -29,19 +34,15 @@ class Timeline:
 
 
 def timeline(services: Services, payment_id: int) -> Timeline | None:
+    """The payment's record from the payments package, with what operators did about it (the audit log)."""
+    found = history.record(services, payment_id)
+    if found is None:
+        return None
     with services.db.transaction() as session:
-        payment = session.scalars(
-            select(Payment).where(Payment.id == payment_id).options(
-                selectinload(Payment.charge).selectinload(Charge.ledger),
-                selectinload(Payment.notification).selectinload(Notification.attempt_log),
-            )
-        ).first()
-        if payment is None:
-            return None
-        recorded = session.scalars(select(PaymentEvent).where(PaymentEvent.payment_id == payment_id)).all()
         actions = session.scalars(select(AuditRecord).where(AuditRecord.target == f"payment:{payment_id}")).all()
-        events = [_checkout(payment), *(_recorded(e) for e in recorded), *_money(payment),
-                  *_notifications(payment), *(_action(a) for a in actions)]
+    payment = found.payment
+    events = [_checkout(payment), *(_recorded(e) for e in found.events), *_money(payment),
+              *_notifications(payment), *(_action(a) for a in actions)]
     return Timeline(payment, sorted(events, key=lambda event: event.at))
 
 

@@ -5,12 +5,10 @@ import secrets
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, url_for
-from sqlalchemy import func, select
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..models import Payment
 from ..money import format_money
-from ..payments import stores
+from ..payments import history, stores
 from ..services import current as services
 from . import accounts, actions, audit, auth, search
 from .attention import needs_attention
@@ -173,7 +171,7 @@ def stores_page() -> Any:
 @bp.get("/stores/<store_key>")
 def store(store_key: str) -> Any:
     return render_template("console/store.html", store=stores.identity(services(), store_key),
-                           recent=_recent_payments(store_key))
+                           recent=history.recent_payments(services(), store_key))
 
 
 @bp.post("/stores/<store_key>")
@@ -193,17 +191,9 @@ def audit_log() -> Any:
     return render_template("console/audit.html", records=records, actor=actor, action=action)
 
 
-def _recent_payments(store_key: str) -> list[Payment]:
-    with services().db.transaction() as session:
-        return list(session.scalars(select(Payment).where(Payment.store_key == store_key)
-                                    .order_by(Payment.id.desc()).limit(20)))
-
-
 def _stores_with_activity() -> list[dict[str, Any]]:
     """Every store seen in a checkout or given a profile, with its latest payment."""
-    with services().db.transaction() as session:
-        activity = dict(session.execute(select(Payment.store_key, func.max(Payment.created_at))
-                                        .group_by(Payment.store_key)).all())
+    activity = history.latest_payment_by_store(services())
     profiles = {s.store_key: s for s in stores.all_identities(services())}
     keys = sorted(set(activity) | set(profiles))
     return [{"identity": profiles.get(key) or stores.identity(services(), key), "last_payment": activity.get(key)}

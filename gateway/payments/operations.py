@@ -7,9 +7,10 @@ gateway itself (so an action can never race a worker into moving money twice), a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
+from typing import Any
 
 from sqlalchemy import select
 
@@ -27,7 +28,7 @@ from ..models import (
 from ..money import format_money
 from ..processors.base import ProcessorCharge
 from ..services import Services
-from . import attention, ledger
+from . import attention, history, ledger
 from .attempts import leave_authorizing, record_charge
 from .completion import deliver_if_claimed
 from .recovery import STALE_AFTER
@@ -56,31 +57,35 @@ class AttentionItem:
     orderid: int | None
     reason: str
     since: datetime
+    payment_id: int | None = None  # the payment it belongs to (None: a request that never reached a charge)
+    store_key: str = ""
+    payment_state: str = ""
 
 
 def needs_attention(services: Services) -> list[AttentionItem]:
-    """Everything the gateway cannot finish by itself, oldest first, each with its reason."""
+    """Everything the gateway cannot finish by itself, oldest first, each with its reason and payment."""
     stale = utcnow() - ledger.IN_FLIGHT_FOR
     items: list[AttentionItem] = []
     with services.db.transaction() as session:
         for payment in session.scalars(select(Payment).where(Payment.attention != "")):
             items.append(AttentionItem(AttentionKind.PAYMENT, payment.id, payment.orderid, payment.attention,
-                                       payment.attention_at or payment.updated_at))
+                                       payment.attention_at or payment.updated_at, payment.id))
         entries = session.execute(
-            select(LedgerEntry, Charge.orderid, Charge.currency)
+            select(LedgerEntry, Charge.orderid, Charge.currency, Charge.payment_id)
             .join(Charge, Charge.id == LedgerEntry.charge_id)
             .where((LedgerEntry.outcome == ledger.UNKNOWN) | (LedgerEntry.attention != "")
                    | ((LedgerEntry.outcome == ledger.PENDING) & (LedgerEntry.created_at < stale)))
         ).all()
-        for entry, orderid, currency in entries:
+        for entry, orderid, currency, payment_id in entries:
             reason = entry.attention or (f"{entry.kind} of {format_money(entry.amount, currency)}: outcome unknown "
                                          f"({entry.message or 'interrupted mid-call'}); check the processor and resolve it")
-            items.append(AttentionItem(AttentionKind.UNKNOWN_OUTCOME, entry.id, orderid, reason, entry.created_at))
+            items.append(AttentionItem(AttentionKind.UNKNOWN_OUTCOME, entry.id, orderid, reason, entry.created_at,
+                                       payment_id))
         for request in session.scalars(select(PostOrderRequest).where(
                 PostOrderRequest.state == PostOrderState.PROCESSING, PostOrderRequest.claimed_at < stale)):
             items.append(AttentionItem(AttentionKind.INTERRUPTED_REFUND, request.id, request.orderid,
                                        f"refund request {request.randomkey!r} was interrupted; the store's retry finishes it",
-                                       request.claimed_at or request.created_at))
+                                       request.claimed_at or request.created_at, history.payment_of_post_order(session, request.id)))
         dead = session.execute(
             select(Notification, Payment.orderid)
             .join(Payment, Payment.id == Notification.payment_id)
@@ -89,8 +94,15 @@ def needs_attention(services: Services) -> list[AttentionItem]:
         for notification, orderid in dead:
             items.append(AttentionItem(AttentionKind.DEAD_NOTIFICATION, notification.id, orderid,
                                        f"the store was never told ({notification.last_error}); requeue it",
-                                       notification.next_attempt_at))
-    return sorted(items, key=lambda item: item.since)
+                                       notification.next_attempt_at, notification.payment_id))
+        payments = {row.id: row for row in session.execute(
+            select(Payment.id, Payment.store_key, Payment.state)
+            .where(Payment.id.in_({item.payment_id for item in items if item.payment_id is not None})))}
+    return sorted((_with_payment(item, payments.get(item.payment_id)) for item in items), key=lambda item: item.since)
+
+
+def _with_payment(item: AttentionItem, payment: Any) -> AttentionItem:
+    return item if payment is None else replace(item, store_key=payment.store_key, payment_state=str(payment.state))
 
 
 def attention_count(services: Services) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..machine import IllegalMove, Machine
 from ..models import LedgerEntry, LedgerOutcome, Payment, PaymentState, PostOrderRequest, PostOrderState
 
-__all__ = ["IllegalMove", "LEDGER", "POST_ORDERS", "PAYMENTS"]
+__all__ = ["IllegalMove", "LEDGER", "PAYMENTS", "POST_ORDERS", "PaymentState"]
 
 S, L, P = PaymentState, LedgerOutcome, PostOrderState
 

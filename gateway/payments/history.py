@@ -1,0 +1,131 @@
+"""What operators read: finding payments, one payment's whole record, and where an item of the
+needs-attention queue belongs. The console and the CLI read payments only through here and
+``operations``; the tables stay the domain's."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from ..models import Charge, LedgerEntry, Notification, Payment, PaymentEvent, PostOrderRequest
+from ..services import Services
+
+SEARCH_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What a payment search asks for; every field left empty matches everything."""
+
+    store: str = ""  # part of the store key (the notification host)
+    orderid: int | None = None
+    invoice: str = ""
+    processor_transaction_id: str = ""
+    card_last4: str = ""
+    amount_total: int | None = None  # minor units
+    created_from: date | None = None  # UTC days, both ends included
+    created_to: date | None = None
+
+
+def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LIMIT) -> list[Payment]:
+    """Newest first, each with its charge; empty criteria list the latest payments."""
+    statement = select(Payment).options(selectinload(Payment.charge)).order_by(Payment.id.desc()).limit(limit)
+    if criteria.store:
+        statement = statement.where(Payment.store_key.contains(criteria.store, autoescape=True))
+    if criteria.orderid is not None:
+        statement = statement.where(Payment.orderid == criteria.orderid)
+    if criteria.invoice:
+        statement = statement.where(Payment.invoice == criteria.invoice)
+    if criteria.processor_transaction_id:
+        statement = statement.join(Charge, Charge.payment_id == Payment.id).where(
+            Charge.processor_transaction_id == criteria.processor_transaction_id)
+    if criteria.card_last4:
+        statement = statement.where(Payment.card_last4 == criteria.card_last4)
+    if criteria.amount_total is not None:
+        statement = statement.where(Payment.amount_total == criteria.amount_total)
+    if criteria.created_from is not None:
+        statement = statement.where(Payment.created_at >= _start(criteria.created_from))
+    if criteria.created_to is not None:
+        statement = statement.where(Payment.created_at < _start(criteria.created_to) + timedelta(days=1))
+    with services.db.transaction() as session:
+        return list(session.scalars(statement))
+
+
+def _start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A payment with everything that happened to it: its charge and ledger, its notification and
+    every delivery attempt, and the events kept nowhere else (page views, declines)."""
+
+    payment: Payment
+    events: list[PaymentEvent]
+
+
+def record(services: Services, payment_id: int) -> Record | None:
+    with services.db.transaction() as session:
+        payment = session.scalars(
+            select(Payment).where(Payment.id == payment_id).options(
+                selectinload(Payment.charge).selectinload(Charge.ledger),
+                selectinload(Payment.notification).selectinload(Notification.attempt_log),
+            )
+        ).first()
+        if payment is None:
+            return None
+        events = list(session.scalars(select(PaymentEvent).where(PaymentEvent.payment_id == payment_id)))
+    return Record(payment, events)
+
+
+def recent_payments(services: Services, store_key: str, limit: int = 20) -> list[Payment]:
+    with services.db.transaction() as session:
+        return list(session.scalars(select(Payment).where(Payment.store_key == store_key)
+                                    .order_by(Payment.id.desc()).limit(limit)))
+
+
+def latest_payment_by_store(services: Services) -> dict[str, datetime]:
+    """When each store that ever checked out last did."""
+    with services.db.transaction() as session:
+        return {key: at for key, at in session.execute(
+            select(Payment.store_key, func.max(Payment.created_at)).group_by(Payment.store_key))}
+
+
+def state_of(services: Services, payment_id: int) -> str:
+    """A payment's state, or "" when there is no such payment."""
+    with services.db.transaction() as session:
+        return session.scalar(select(Payment.state).where(Payment.id == payment_id)) or ""
+
+
+def payment_of_notification(services: Services, notification_id: int) -> int | None:
+    with services.db.transaction() as session:
+        return session.scalar(select(Notification.payment_id).where(Notification.id == notification_id))
+
+
+def payment_of_ledger_entry(services: Services, entry_id: int) -> int | None:
+    with services.db.transaction() as session:
+        return _payment_of_entry(session, entry_id)
+
+
+def last_ledger_entry(services: Services, payment_id: int) -> LedgerEntry | None:
+    """The newest money movement on the payment's charge (its sale, or a void or refund since)."""
+    with services.db.transaction() as session:
+        return session.scalars(select(LedgerEntry).join(Charge, Charge.id == LedgerEntry.charge_id)
+                               .where(Charge.payment_id == payment_id).order_by(LedgerEntry.id.desc())).first()
+
+
+def _payment_of_entry(session: Session, entry_id: int) -> int | None:
+    return session.scalar(select(Charge.payment_id).join(LedgerEntry, LedgerEntry.charge_id == Charge.id)
+                          .where(LedgerEntry.id == entry_id))
+
+
+def payment_of_post_order(session: Session, request_id: int) -> int | None:
+    """The payment whose charge a post-order request reserved money on, if it got that far
+    (order numbers are per store: the request's own ledger entry says which charge it was)."""
+    request = session.get(PostOrderRequest, request_id)
+    if request is None:
+        return None
+    return session.scalar(select(Charge.payment_id).join(LedgerEntry, LedgerEntry.charge_id == Charge.id)
+                          .where(Charge.orderid == request.orderid, LedgerEntry.request_key == request.randomkey))
