@@ -49,6 +49,17 @@ BRAND_NAMES = {
 
 
 @dataclass(frozen=True)
+class CardAcceptance:
+    """What a processor takes: brands and the longest card number its API accepts."""
+
+    brands: frozenset[str] = frozenset(BRAND_NAMES)
+    max_digits: int = 19
+
+
+ANY_CARD = CardAcceptance()
+
+
+@dataclass(frozen=True)
 class Card:
     """A card for one authorization; lives only in memory and hides its number and CVC."""
 

@@ -47,6 +47,7 @@ class Settings:
     notify_max_attempts: int = 12
     notify_allow_private: bool = False
     authorizenet_test_mode: bool = False
+    authorizenet_url: str = ""  # a stand-in for both of Authorize.Net's endpoints (tests, staging); empty: the real ones
     sandbox_in_production: bool = False
     ratelimit_storage: str = "memory://"
     trusted_proxies: int = 0
@@ -134,6 +135,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             notify_max_attempts=int(env.get("GATEWAY_NOTIFY_MAX_ATTEMPTS") or 12),
             notify_allow_private=_flag(env.get("GATEWAY_NOTIFY_ALLOW_PRIVATE"), environment == DEVELOPMENT),
             authorizenet_test_mode=_flag(env.get("AUTHORIZENET_TEST_MODE"), False),
+            authorizenet_url=(env.get("AUTHORIZENET_URL") or "").strip(),
             sandbox_in_production=env.get("GATEWAY_SANDBOX_IN_PRODUCTION") == SANDBOX_IN_PRODUCTION_OPT_IN,
             ratelimit_storage=env.get("GATEWAY_RATELIMIT_STORAGE") or "memory://",
             trusted_proxies=int(env.get("GATEWAY_TRUSTED_PROXIES") or 0),

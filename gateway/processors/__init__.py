@@ -18,5 +18,5 @@ def build_processor(settings: Settings, db: Database) -> Processor:
         from .authorizenet import AuthorizeNetProcessor
 
         return AuthorizeNetProcessor(timeout=settings.processor_timeout_seconds,
-                                     force_test_mode=settings.authorizenet_test_mode)
+                                     force_test_mode=settings.authorizenet_test_mode, url=settings.authorizenet_url)
     raise ConfigError(f"unknown GATEWAY_PROCESSOR {settings.processor!r} (known: sandbox, authorizenet)")

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Protocol
 
-from ..cards import Card
+from ..cards import Card, CardAcceptance
 from ..vault import Credentials
 
 
@@ -40,6 +40,7 @@ class SaleLookup:
     test_mode: bool = False
     orderid: int = 0  # what a connector sends as invoice number when the invoice is empty
     submitted_at: datetime | None = None  # when the attempt began: lookups need not look earlier
+    card_last4: str = ""  # the attempt's card: a sale of another card is never this attempt's
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class ProcessorCharge:
     card_brand: str
     card_last4: str
     message: str = "Approved"
+    avs_result: str = ""  # the processor's address-verification code (e.g. Authorize.Net's avsResultCode)
+    cvv_result: str = ""  # the processor's security-code check (e.g. Authorize.Net's cvvResultCode)
 
 
 class Found(str, Enum):
@@ -148,6 +151,7 @@ class AdjustmentRefused(ProcessorError):
 
 class Processor(Protocol):
     name: str
+    accepts: CardAcceptance  # what the hosted page may send it; anything else is refused before any call
 
     def sale(self, request: SaleRequest) -> ProcessorCharge: ...
 

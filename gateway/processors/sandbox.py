@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ..cards import ANY_CARD
 from ..db import Database
 from ..models import SandboxCharge, utcnow
 from ..vault import Credentials
@@ -75,6 +76,7 @@ class Latency:
 
 class SandboxProcessor:
     name = "sandbox"
+    accepts = ANY_CARD
 
     def __init__(self, db: Database, settle_after: timedelta, latency: Latency = Latency()) -> None:
         self.db = db
