@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errorcodes import ErrorCode
 from ..models import Charge, LedgerEntry, PostOrderRequest, PostOrderState, utcnow
+from ..money import format_money
 from ..processors.base import AdjustmentRefused, MerchantAuthenticationError, ProcessorError, ProcessorUnavailable
 from ..services import Services
 from ..vault import Credentials
@@ -163,10 +164,22 @@ def _find_charge(services: Services, command: RefundCommand) -> Charge:
 
 
 def _choose_kind(services: Services, charge: Charge, amount: int, credentials: Credentials) -> str:
-    """Void while the whole, untouched charge has not settled; refund otherwise."""
+    """Void while the whole, untouched charge has not settled; refund once it has.
+
+    No processor refunds a charge before it settles, so a partial refund of an unsettled one is refused
+    here, before anything is reserved or sent, with the reason and when to ask again."""
     with services.db.transaction() as session:
         current = ledger.balance(session, charge)
-    if amount != charge.amount or current.refunded or current.voided:
+    if current.refunded or current.voided:
+        return ledger.REFUND  # an earlier refund means it settled; after a void the ledger refuses it
+    if services.processor.is_settled(charge_ref(charge), credentials):
         return ledger.REFUND
-    settled = services.processor.is_settled(charge_ref(charge), credentials)
-    return ledger.REFUND if settled else ledger.VOID
+    if amount < charge.amount:
+        raise Refused(ErrorCode.REFUND_FAILED, _not_settled(charge))
+    return ledger.VOID if amount == charge.amount else ledger.REFUND  # more than captured: the ledger refuses it
+
+
+def _not_settled(charge: Charge) -> str:
+    whole = format_money(charge.amount, charge.currency)
+    return (f"the transaction has not settled yet, so it cannot be partly refunded: until it settles, only a void of "
+            f"the whole {whole} is possible; send the refund again after it settles, usually within 24 hours")

@@ -296,6 +296,7 @@ def test_gateway_flow_with_authorize_net(settings, api):
     assert pay(client, token, csrf, number=NUMBER, cvc=CVC).status_code == 303
     assert json.loads(api.calls[1].request.body)["transactionid"] == "4000111"
 
+    api.add(responses.POST, SANDBOX_URL, body=details("settledSuccessfully"))  # a partial refund needs a settled charge
     api.add(responses.POST, SANDBOX_URL, body=answer({"responseCode": "1", "transId": "4000222"}))
     refund = post_json(client, "/post-order", signed_refund(transactionid="4000111", type="refund", amounttotal=2000))
     assert refund["approved"] == 1 and refund["transactionid"] == "4000222"

@@ -81,13 +81,6 @@ def test_partial_refunds_add_up_and_cannot_exceed_the_charge(client, services, p
         assert session.scalars(select(SandboxCharge)).one().refunded == 12312
 
 
-def test_partial_refund_before_settlement_is_refused_by_the_processor(client, services, paid):
-    answer = post_json(client, "/post-order", signed_refund(type="refund", transactionid=paid, amounttotal=100))
-    assert answer["approved"] == 0 and answer["errorcode"] == "103"
-    assert "not settled" in answer["errormessage"]
-    assert ledger(services)[-1] == ("refund", 100, "declined")
-
-
 def test_voided_charge_cannot_be_refunded(client, services, paid):
     post_json(client, "/post-order", signed_refund(transactionid=paid))
     answer = post_json(client, "/post-order", signed_refund(transactionid=paid, type="refund", randomkey="second"))
