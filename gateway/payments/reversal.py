@@ -56,8 +56,7 @@ def reverse_rejected_charge(services: Services, payment_id: int) -> None:
             _hold_for_operator(session, payment_id, unsettled, charge.currency)
             return
         if unsettled is None and current.remaining <= 0:
-            payment.credentials_sealed = None
-            attention.clear(session, payment_id)
+            _done(session, payment_id)
             return
         credentials = services.vault.open(payment.credentials_sealed)
     ref = charge_ref(charge)
@@ -71,6 +70,8 @@ def reverse_rejected_charge(services: Services, payment_id: int) -> None:
     except (AdjustmentRefused, MerchantAuthenticationError) as exc:
         money = format_money(current.remaining, charge.currency)
         with services.db.transaction() as session:
+            if _moved_meanwhile(session, payment_id, charge.id, current):
+                return
             attention.flag(session, payment_id, f"the store rejected the order, but returning {money} was refused: "
                            f"{exc.merchant_message}; return it at the processor, then record it by hand")
         return
@@ -82,8 +83,19 @@ def reverse_rejected_charge(services: Services, payment_id: int) -> None:
             _hold_for_operator(session, payment_id, unsettled, charge.currency)
         return
     with services.db.transaction() as session:
-        _forget_credentials(session, payment_id)
-        attention.clear(session, payment_id)
+        _done(session, payment_id)
+
+
+def _moved_meanwhile(session: Session, payment_id: int, charge_id: int, read: ledger.Balance) -> bool:
+    """Whether money moved on the charge since ``read`` (another reversal, the merchant): then the refusal
+    says nothing about the money, and no operator is asked to return it. If it is all back, the reversal
+    is done; if some is left or on its way, the next round sees it as it is."""
+    now = ledger.balance(session, ledger.lock_charge(session, charge_id))
+    unsettled = ledger.unsettled_entry(session, charge_id)
+    if unsettled is None and now.remaining <= 0:
+        _done(session, payment_id)
+        return True
+    return unsettled is not None or now != read
 
 
 def _hold_for_operator(session: Session, payment_id: int, entry: LedgerEntry, currency: str) -> None:
@@ -93,5 +105,7 @@ def _hold_for_operator(session: Session, payment_id: int, entry: LedgerEntry, cu
                    f"(ledger entry {entry.id}) has an unknown outcome: check the processor and resolve it")
 
 
-def _forget_credentials(session: Session, payment_id: int) -> None:
+def _done(session: Session, payment_id: int) -> None:
+    """The money is back: the merchant credentials are no longer needed, and nobody needs to look."""
     session.execute(update(Payment).where(Payment.id == payment_id).values(credentials_sealed=None))
+    attention.clear(session, payment_id)
