@@ -172,11 +172,21 @@ def _choose_kind(services: Services, charge: Charge, amount: int, credentials: C
         current = ledger.balance(session, charge)
     if current.refunded or current.voided:
         return ledger.REFUND  # an earlier refund means it settled; after a void the ledger refuses it
-    if services.processor.is_settled(charge_ref(charge), credentials):
+    if _is_settled(services, charge, credentials):
         return ledger.REFUND
     if amount < charge.amount:
         raise Refused(ErrorCode.REFUND_FAILED, _not_settled(charge))
     return ledger.VOID if amount == charge.amount else ledger.REFUND  # more than captured: the ledger refuses it
+
+
+def _is_settled(services: Services, charge: Charge, credentials: Credentials) -> bool:
+    """The processor's word on settlement; without it nothing is reserved, and the answer says so."""
+    try:
+        return services.processor.is_settled(charge_ref(charge), credentials)
+    except ProcessorUnavailable as exc:
+        raise Refused(ErrorCode.PROCESSOR_UNAVAILABLE,
+                      "the processor could not say whether the transaction has settled, so nothing was done; "
+                      f"try again in a few minutes: {exc.merchant_message}") from exc
 
 
 def _not_settled(charge: Charge) -> str:

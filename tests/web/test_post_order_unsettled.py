@@ -13,6 +13,7 @@ from sqlalchemy import select
 from gateway import create_app
 from gateway.models import Charge, LedgerEntry, PostOrderRequest, SandboxCharge
 from gateway.processors.authorizenet import PRODUCTION_URL
+from gateway.processors.base import ProcessorUnavailable
 
 from .. import factories
 from ..protocol_helpers import PRIVATE_KEY, md5, post_json, signed_refund
@@ -59,3 +60,19 @@ def test_partial_refund_of_an_unsettled_charge_says_it_has_not_settled_and_when_
         assert session.scalars(select(Charge)).one().refunded == 0
         assert session.scalars(select(PostOrderRequest)).one().state == "answered"
         assert session.scalars(select(SandboxCharge)).one().refunded == 0
+
+
+def test_a_settlement_check_that_gets_no_answer_says_nothing_was_done(client, services):
+    with factories.bound(services):
+        transactionid = factories.paid_charge().processor_transaction_id
+
+    def unreachable(*args: Any) -> bool:
+        raise ProcessorUnavailable("timeout", merchant_message="the sandbox did not answer")
+
+    services.processor.is_settled = unreachable
+    answer = post_json(client, "/post-order", signed_refund(
+        type="refund", transactionid=transactionid, amounttotal=2000, is_full_refund=False))
+    assert answer["approved"] == 0 and answer["errorcode"] == "106"
+    assert "nothing was done" in answer["errormessage"] and "held as pending" not in answer["errormessage"]
+    with services.db.transaction() as session:
+        assert [(e.kind, e.outcome) for e in session.scalars(select(LedgerEntry))] == [("sale", "approved")]
