@@ -166,7 +166,7 @@ def test_refund_from_the_merchant_orders_page(page, servers):
     row = page.locator("#order-1001")
     row.get_by_label("Amount in dollars").fill("10.00")
     row.get_by_role("button", name="Void/Refund").click()
-    # Not settled yet: the sandbox refuses a partial refund, and says why.
+    # Not settled yet: the gateway refuses a partial refund before asking the processor, and says why.
     assert "not settled" in page.locator("#result").inner_text()
     gateway.cli("sandbox", "settle")
     row = page.locator("#order-1001")
