@@ -5,13 +5,10 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 from ..payments import history
 from ..services import Services
-
-if TYPE_CHECKING:
-    from ..models.payments import Payment
 
 FIELDS = ("store", "orderid", "invoice", "transactionid", "last4", "amount", "date_from", "date_to")
 MAX_FIELD = 128
@@ -57,7 +54,7 @@ def parse(form: Mapping[str, str]) -> Query:
     )
 
 
-def search(services: Services, query: Query) -> list[Payment]:
+def search(services: Services, query: Query) -> list[history.ListedPayment]:
     """Newest first; an empty query lists the latest payments."""
     # Amounts are typed in major units; two decimals covers the currencies stores use here.
     amount = None if query.amount is None else int(query.amount.scaleb(2))

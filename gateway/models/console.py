@@ -62,7 +62,7 @@ class LoginFailure(Base):
 
 
 class AuditRecord(Base):
-    """Who did what, when and why; rows are only ever added (the database refuses updates)."""
+    """Who did what, when and why; rows are only ever added (the database refuses UPDATE, DELETE and TRUNCATE)."""
 
     __tablename__ = "console_audit"
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy.orm import Session, contains_eager, selectinload
 
-from ..models import Charge, LedgerEntry, Notification, Payment, PaymentEvent, PostOrderRequest
+from ..models import Charge, LedgerEntry, LedgerKind, LedgerOutcome, Notification, Payment, PaymentEvent, PostOrderRequest
 from ..services import Services
+from .ledger import APPROVED, PENDING, REFUND, SALE, UNKNOWN, VOID
 
 SEARCH_LIMIT = 100
+UNSETTLED = (PENDING, UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -29,9 +31,19 @@ class Criteria:
     created_to: date | None = None
 
 
-def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LIMIT) -> list[Payment]:
-    """Newest first, each with its charge; empty criteria list the latest payments."""
-    statement = select(Payment).options(selectinload(Payment.charge)).order_by(Payment.id.desc()).limit(limit)
+@dataclass(frozen=True)
+class ListedPayment:
+    """A payment as a list shows it: with its charge, and its status in the operator's words."""
+
+    payment: Payment
+    status: str  # what happened to the money (voided, refunded, ...), else the payment's state
+
+
+def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LIMIT) -> list[ListedPayment]:
+    """Newest first, each with its charge and what happened to its money, in one query; empty
+    criteria list the latest payments."""
+    statement = (select(Payment, *_MONEY).outerjoin(Charge, Charge.payment_id == Payment.id)
+                 .options(contains_eager(Payment.charge)).order_by(Payment.id.desc()).limit(limit))
     if criteria.store:
         statement = statement.where(Payment.store_key.contains(criteria.store, autoescape=True))
     if criteria.orderid is not None:
@@ -39,8 +51,7 @@ def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LI
     if criteria.invoice:
         statement = statement.where(Payment.invoice == criteria.invoice)
     if criteria.processor_transaction_id:
-        statement = statement.join(Charge, Charge.payment_id == Payment.id).where(
-            Charge.processor_transaction_id == criteria.processor_transaction_id)
+        statement = statement.where(Charge.processor_transaction_id == criteria.processor_transaction_id)
     if criteria.card_last4:
         statement = statement.where(Payment.card_last4 == criteria.card_last4)
     if criteria.amount_total is not None:
@@ -50,7 +61,38 @@ def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LI
     if criteria.created_to is not None:
         statement = statement.where(Payment.created_at < _start(criteria.created_to) + timedelta(days=1))
     with services.db.transaction() as session:
-        return list(session.scalars(statement))
+        return [ListedPayment(payment, _status(payment, refunded, voided, unsettled))
+                for payment, refunded, voided, unsettled in session.execute(statement)]
+
+
+def _on_charge(kind: LedgerKind, *outcomes: LedgerOutcome) -> ColumnElement[bool]:
+    return and_(LedgerEntry.charge_id == Charge.id, LedgerEntry.kind == kind, LedgerEntry.outcome.in_(outcomes))
+
+
+# Per listed charge, from its ledger (index on charge_id): the approved refunds' total, whether an
+# approved void exists, and the kind of the oldest void or refund whose outcome nobody knows yet.
+_MONEY = (
+    select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(_on_charge(REFUND, APPROVED))
+    .correlate(Charge).scalar_subquery(),
+    exists().where(_on_charge(VOID, APPROVED)).correlate(Charge),
+    select(LedgerEntry.kind).where(LedgerEntry.charge_id == Charge.id, LedgerEntry.kind != SALE,
+                                   LedgerEntry.outcome.in_(UNSETTLED))
+    .order_by(LedgerEntry.id).limit(1).correlate(Charge).scalar_subquery(),
+)
+
+
+def _status(payment: Payment, refunded: int | None, voided: bool | None, unsettled: str | None) -> str:
+    """A settled void or full refund says it all; money held by a movement nobody knows the outcome of
+    comes next (it may yet go either way); then a partial refund; else nothing moved back."""
+    if voided:
+        return "voided"
+    if payment.charge is not None and refunded == payment.charge.amount:
+        return "refunded"
+    if unsettled:
+        return f"{unsettled} unsettled"
+    if refunded:
+        return "partly refunded"
+    return payment.state
 
 
 def _start(day: date) -> datetime:
