@@ -39,7 +39,7 @@ CVV_RESULTS = {
     "M": "match",
     "N": "does not match",
     "P": "not processed",
-    "S": "should be on the card, but the shopper says it is not",
+    "S": "should have been sent: the issuer says the card has one",
     "U": "issuer cannot check it",
 }
 
