@@ -17,6 +17,8 @@ MESSAGES = {
     "number_not_digits": N_("A card number has digits only."),
     "brand_unknown": N_("We accept Visa, Mastercard, American Express, Discover, Diners Club and JCB."),
     "number_invalid": N_("This card number is not valid; check it for typing mistakes."),
+    "brand_not_accepted": N_("This type of card cannot be used here. Please use another card."),
+    "number_too_long": N_("This card cannot be used here: its number is too long. Please use another card."),
     "expiry_format": N_("Enter the expiry date as MM/YY."),
     "expired": N_("This card has expired."),
     "cvc_3": N_("Enter the 3-digit security code."),
@@ -100,6 +102,19 @@ def detect_brand(digits: str) -> tuple[str, tuple[int, ...], int] | None:
     return None
 
 
+def _number_problem(digits: str, brand_info: tuple[str, tuple[int, ...], int] | None, accepts: CardAcceptance) -> str:
+    """The MESSAGES key for what is wrong with a card number of digits only, or "" when it will do."""
+    if brand_info is None:
+        return "brand_unknown"
+    if brand_info[0] not in accepts.brands:
+        return "brand_not_accepted"
+    if len(digits) not in brand_info[1] or not luhn_valid(digits):
+        return "number_invalid"
+    if len(digits) > accepts.max_digits:
+        return "number_too_long"
+    return ""
+
+
 def _parse_expiry(text: str) -> tuple[int, int] | None:
     # "MM/YY", "M/YYYY", or "MMYY" as typed where the page's script did not add the "/".
     match = re.fullmatch(EXPIRY_PATTERN, text)
@@ -113,8 +128,10 @@ def _parse_expiry(text: str) -> tuple[int, int] | None:
     return month, year
 
 
-def parse_card(form: dict[str, str], today: date | None = None) -> Card:
-    """Validate the card form; raise :class:`CardFormError` with a message per bad field."""
+def parse_card(form: dict[str, str], accepts: CardAcceptance = ANY_CARD, today: date | None = None) -> Card:
+    """Validate the card form; raise :class:`CardFormError` with a message per bad field.
+
+    A card the processor cannot take (``accepts``) is refused here, so it never costs the shopper a decline."""
     today = today or date.today()
     errors: dict[str, str] = {}
     digits = re.sub(r"[\s-]", "", form.get("card_number", ""))
@@ -125,10 +142,9 @@ def parse_card(form: dict[str, str], today: date | None = None) -> Card:
         errors["card_number"] = MESSAGES["number_not_digits"]
     else:
         brand_info = detect_brand(digits)
-        if brand_info is None:
-            errors["card_number"] = MESSAGES["brand_unknown"]
-        elif len(digits) not in brand_info[1] or not luhn_valid(digits):
-            errors["card_number"] = MESSAGES["number_invalid"]
+        problem = _number_problem(digits, brand_info, accepts)
+        if problem:
+            errors["card_number"] = MESSAGES[problem]
 
     expiry = _parse_expiry(form.get("expiry", ""))
     if expiry is None:
@@ -153,11 +169,13 @@ def parse_card(form: dict[str, str], today: date | None = None) -> Card:
     return Card(number=digits, exp_month=expiry[0], exp_year=expiry[1], cvc=cvc, holder=holder, brand=brand_info[0])
 
 
-def client_rules() -> str:
-    """The brand rules above as JSON, so the page's script checks exactly what the server checks."""
+def client_rules(accepts: CardAcceptance = ANY_CARD) -> str:
+    """The brand rules above and what the processor accepts, as JSON, so the page's script checks
+    exactly what the server checks."""
     return json.dumps({
         "brands": [{"brand": brand, "name": BRAND_NAMES[brand], "pattern": pattern.pattern, "lengths": lengths,
-                    "cvc": cvc} for brand, pattern, lengths, cvc in _BRANDS],
+                    "cvc": cvc, "accepted": brand in accepts.brands} for brand, pattern, lengths, cvc in _BRANDS],
+        "maxDigits": accepts.max_digits,
         "holderMax": HOLDER_MAX,
         "expiry": f"^(?:{EXPIRY_PATTERN})$",
     }, separators=(",", ":"))

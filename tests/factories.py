@@ -143,6 +143,8 @@ class ChargeFactory(_Factory):
     card_last4 = factory.SelfAttribute("payment.card_last4")
     card_exp_month = factory.SelfAttribute("payment.card_exp_month")
     card_exp_year = factory.SelfAttribute("payment.card_exp_year")
+    avs_result = "Y"  # the sandbox's approval: street and postcode match
+    cvv_result = "M"
     credentials_fingerprint = factory.SelfAttribute("payment.credentials_fingerprint")
 
 

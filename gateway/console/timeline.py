@@ -10,12 +10,38 @@ from sqlalchemy import select
 
 from ..models.console import AuditRecord
 from ..money import format_money
-from ..payments import history
+from ..payments import history, ledger
 from ..services import Services
 
 if TYPE_CHECKING:
     from ..models.console import PaymentEvent
     from ..models.payments import Payment
+
+
+# Authorize.Net's address-verification (avsResultCode) and security-code (cvvResultCode) results, in
+# an operator's words; the sandbox answers with the same codes.
+AVS_RESULTS = {
+    "A": "street matches, postcode does not",
+    "B": "no address given to check",
+    "E": "address check error",
+    "G": "card issued outside the US: not checked",
+    "N": "neither street nor postcode match",
+    "P": "not applicable to this sale",
+    "R": "issuer unavailable: retry",
+    "S": "not supported by the issuer",
+    "U": "address information unavailable",
+    "W": "9-digit postcode matches, street does not",
+    "X": "street and 9-digit postcode match",
+    "Y": "street and postcode match",
+    "Z": "postcode matches, street does not",
+}
+CVV_RESULTS = {
+    "M": "match",
+    "N": "does not match",
+    "P": "not processed",
+    "S": "should have been sent: the issuer says the card has one",
+    "U": "issuer cannot check it",
+}
 
 
 @dataclass(frozen=True)
@@ -70,15 +96,25 @@ def _money(payment: Payment) -> list[Event]:
     charge = payment.charge
     if charge is None:
         return []
+    checks = {"address check (AVS)": _result(charge.avs_result, AVS_RESULTS),
+              "security code check (CVV)": _result(charge.cvv_result, CVV_RESULTS)}
     return [
         Event(entry.created_at, f"ledger_{entry.kind}", f"{entry.kind.capitalize()} {entry.outcome}", {
             "amount": format_money(entry.amount, charge.currency),
             "processor reference": entry.processor_ref or "",
             "card": f"{charge.card_brand} ending {charge.card_last4}",
             "message": entry.message,
+            **(checks if entry.kind == ledger.SALE else {}),
         }, "good" if entry.outcome == "approved" else "bad")
         for entry in charge.ledger
     ]
+
+
+def _result(code: str, meanings: dict[str, str]) -> str:
+    """A processor's check result as "code: meaning"; "not reported" when it sent none."""
+    if not code:
+        return "not reported"
+    return f"{code}: {meanings.get(code.upper(), 'a code this console does not know')}"
 
 
 def _notifications(payment: Payment) -> list[Event]:

@@ -28,6 +28,7 @@ class PaymentState(StrEnum):
 
 
 PAID_STATES = (PaymentState.APPROVED, PaymentState.COMPLETED)
+RESULT_CODE_MAX = 4  # a charge's AVS or CVV code: Authorize.Net's are one letter
 
 
 class LedgerKind(StrEnum):
@@ -122,6 +123,8 @@ class Charge(Base):
         CheckConstraint("amount > 0", name="ck_charges_amount"),
         # Never more refunded (or held for a refund) than was captured, whatever the code does.
         CheckConstraint("refunded >= 0 AND refunded <= amount", name="ck_charges_refunded"),
+        CheckConstraint(f"length(avs_result) <= {RESULT_CODE_MAX}", name="ck_charges_avs_result"),
+        CheckConstraint(f"length(cvv_result) <= {RESULT_CODE_MAX}", name="ck_charges_cvv_result"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -139,6 +142,9 @@ class Charge(Base):
     card_last4: Mapped[str] = mapped_column(String(4))
     card_exp_month: Mapped[int] = mapped_column(Integer)
     card_exp_year: Mapped[int] = mapped_column(Integer)
+    # The processor's address (AVS) and security-code (CVV) checks of the sale, as its codes; "" unknown.
+    avs_result: Mapped[str] = mapped_column(String, default="", server_default="")
+    cvv_result: Mapped[str] = mapped_column(String, default="", server_default="")
     test_mode: Mapped[bool] = mapped_column(Boolean, default=False)
     credentials_fingerprint: Mapped[str] = mapped_column(String(64))
     lock_version: Mapped[int] = mapped_column(Integer, default=0)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from .. import budget
 from ..errorcodes import ErrorCode
 from ..models import Charge, LedgerEntry, Notification, Payment, PaymentState
+from ..models.payments import RESULT_CODE_MAX
 from ..processors.base import MerchantAuthenticationError, ProcessorCharge, ProcessorError
 from ..services import Services
 from . import attention, ledger
@@ -63,6 +64,9 @@ def record_charge(services: Services, payment_id: int, attempt: int, charge: Pro
             "card_last4": payment.card_last4,
             "card_exp_month": payment.card_exp_month or 0,
             "card_exp_year": payment.card_exp_year or 0,
+            # Cut to what the column holds: an odd code must never cost the record of money taken.
+            "avs_result": charge.avs_result[:RESULT_CODE_MAX],
+            "cvv_result": charge.cvv_result[:RESULT_CODE_MAX],
             "test_mode": payment.test_mode,
             "credentials_fingerprint": payment.credentials_fingerprint,
         }).scalar_one()

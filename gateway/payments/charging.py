@@ -43,7 +43,7 @@ def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> S
     if payment.state != PaymentState.OPEN or is_expired(payment):
         return SubmitResult(payment)
     try:
-        card = parse_card(form)
+        card = parse_card(form, services.processor.accepts)
     except CardFormError as exc:
         return SubmitResult(payment, field_errors=exc.errors)
     claimed = _claim(services, payment, card)

@@ -16,7 +16,8 @@ card number            brand       outcome
 4000 0000 0000 0119    Visa        processor error (try again)
 =====================  ==========  ======================================
 
-Any other valid card number is approved. Merchant credentials whose Credential 1 is
+Any other valid card number is approved, with Authorize.Net's AVS code ``Y`` (street and
+postcode match) and CVV code ``M`` (match). Merchant credentials whose Credential 1 is
 ``invalid`` are refused, to exercise the merchant-authentication path.
 
 Every call can be made to take as long as a real processor's (``SANDBOX_LATENCY`` seconds, give
@@ -27,7 +28,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,9 @@ DECLINES: dict[str, tuple[type[CardDeclined | ProcessorUnavailable], str, str]] 
     "4000000000000119": (ProcessorUnavailable, "processor_error", "We could not reach the card network. Please try again."),
 }
 INVALID_LOGIN = "invalid"
+# An approval's address and security-code checks, in Authorize.Net's codes: street and postcode match; CVV matches.
+AVS_MATCH = "Y"
+CVV_MATCH = "M"
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class SandboxProcessor:
         if request.card.number in DECLINES:
             error, code, message = DECLINES[request.card.number]
             raise error(message, code=code)
-        return _charge(self._book(request))
+        return replace(_charge(self._book(request)), avs_result=AVS_MATCH, cvv_result=CVV_MATCH)
 
     def _book(self, request: SaleRequest) -> SandboxCharge:
         """One charge per reference, as a real processor's duplicate check keeps it: a retried

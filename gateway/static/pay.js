@@ -72,7 +72,9 @@
       if (!/^\d+$/.test(d)) return msg.number_not_digits;
       b = detect(d);
       if (!b) return msg.brand_unknown;
+      if (!b.accepted) return msg.brand_not_accepted;
       if (b.lengths.indexOf(d.length) < 0 || !luhn(d)) return msg.number_invalid;
+      if (d.length > rules.maxDigits) return msg.number_too_long;
     } else if (name === "expiry") {
       var m = expiryRe.exec(expiry.value), now = new Date();
       if (m && !m[1]) m = [m[0], m[3], m[4]];

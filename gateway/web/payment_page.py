@@ -156,6 +156,7 @@ def _render_state(payment: Payment, result: SubmitResult) -> BaseResponse | str 
     if state in WAITING_STATES:
         return render_template("status.html", refresh=POLL_SECONDS, **_page(payment)), 202
     code = 503 if result.busy else 422 if result.field_errors else (402 if result.decline else 200)
+    accepts = services().processor.accepts
     return render_template(
         "pay.html",
         csrf=csrf_token(payment.token),
@@ -163,8 +164,8 @@ def _render_state(payment: Payment, result: SubmitResult) -> BaseResponse | str 
         decline=translated(result.decline),
         attempts_left=services().settings.max_declines - payment.decline_count,
         values={"holder": request.form.get("holder", ""), "expiry": request.form.get("expiry", "")},
-        brands=BRAND_NAMES,
-        card_rules=client_rules(),
+        brands={brand: name for brand, name in BRAND_NAMES.items() if brand in accepts.brands},
+        card_rules=client_rules(accepts),
         card_messages=client_messages(),
         **_page(payment),
     ), code

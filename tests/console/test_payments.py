@@ -102,3 +102,24 @@ def test_reloading_the_payment_page_cannot_grow_the_timeline_without_bound(clien
         client.get("/pay", query_string={"paymenttoken": token})
     with services.db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(PaymentEvent)) == 3
+
+
+def test_timeline_shows_the_avs_and_cvv_results_of_an_approval(client, console, services, store):
+    store_answers(store, complete_order_answer(1))
+    token, csrf = open_session(client)
+    pay(client, token, csrf)
+    page = console.get(f"/console/payments/{payment_row(services, token).id}").get_data(as_text=True)
+    sale = page[page.index('data-kind="ledger_sale"'):]
+    sale = sale[:sale.index("</li>")]
+    assert "<dt>address check (AVS)</dt><dd>Y: street and postcode match</dd>" in sale
+    assert "<dt>security code check (CVV)</dt><dd>M: match</dd>" in sale
+
+
+def test_timeline_says_when_the_processor_reported_no_avs_or_an_unknown_cvv(console, services):
+    with factories.bound(services):
+        charge = factories.paid_charge()
+    with services.db.transaction() as session:
+        session.execute(update(Charge).where(Charge.id == charge.id).values(avs_result="", cvv_result="Q"))
+    page = console.get(f"/console/payments/{charge.payment_id}").get_data(as_text=True)
+    assert "<dt>address check (AVS)</dt><dd>not reported</dd>" in page
+    assert "<dt>security code check (CVV)</dt><dd>Q: a code this console does not know</dd>" in page

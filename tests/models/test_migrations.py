@@ -146,3 +146,32 @@ def test_migration_0008_renames_to_the_glossary_and_keeps_every_row(at_0006):
         old = old.replace("n.payment_id", "n.session_id").replace("processor_transaction_id", "processor_txn_id")
         assert connection.execute(sa.text(old)).all() == [(7, "sbx_7", 250, 1250, "delivered")]
         assert "ck_transactions_refunded" in {c["name"] for c in sa.inspect(connection).get_check_constraints("transactions")}
+
+
+def test_migration_0009_keeps_charges_and_adds_their_avs_and_cvv_results(at_0006):
+    """A charge from before 0009 reads as "unknown" (empty) results; codes longer than 4 are refused; down drops them."""
+    url, engine = at_0006
+    upgrade(url, "0008")
+    payments = table("payments", **PAYMENT_COLUMNS)
+    charges = table("charges", "payment_id", "processor_transaction_id", "refunded", *CHARGE_COLUMNS)
+    with engine.begin() as connection:
+        payment_id = connection.execute(payments.insert().returning(payments.c.id), payment_row(9)).scalar_one()
+        connection.execute(charges.insert(), {**charge(9), "payment_id": payment_id, "processor_transaction_id": "sbx_9",
+                                              "refunded": 0})
+
+    upgrade(url, "0009")
+    with engine.begin() as connection:
+        assert connection.execute(sa.text("SELECT processor_transaction_id, amount, avs_result, cvv_result "
+                                          "FROM charges")).all() == [("sbx_9", 1000, "", "")]
+        connection.execute(sa.text("UPDATE charges SET avs_result = 'Y', cvv_result = 'M'"))
+    for column in ("avs_result", "cvv_result"):
+        with pytest.raises(IntegrityError, match=f"ck_charges_{column}"):
+            with engine.begin() as connection:
+                connection.execute(sa.text(f"UPDATE charges SET {column} = 'YYYYY'"))
+
+    command.downgrade(alembic_config(url), "0008")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT processor_transaction_id, amount FROM charges")).all() == [("sbx_9", 1000)]
+        inspector = sa.inspect(connection)
+        assert not {"avs_result", "cvv_result"} & {c["name"] for c in inspector.get_columns("charges")}
+        assert {c["name"] for c in inspector.get_check_constraints("charges")} == {"ck_charges_amount", "ck_charges_refunded"}

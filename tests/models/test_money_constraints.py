@@ -146,6 +146,15 @@ def test_ck_charges_refunded(engine, rows):
                            {"id": rows["charges"]})
 
 
+def test_ck_charges_avs_result(engine, rows):
+    """A processor's AVS code is a letter or two; more is not a code (4 characters at most)."""
+    refuses(engine, rows, "ck_charges_avs_result", "charges", "avs_result = 'YYYYY'")
+
+
+def test_ck_charges_cvv_result(engine, rows):
+    refuses(engine, rows, "ck_charges_cvv_result", "charges", "cvv_result = 'MMMMM'")
+
+
 def test_ck_ledger_entries_kind(engine, rows):
     refuses(engine, rows, "ck_ledger_entries_kind", "ledger_entries", "kind = 'chargeback'")
 

@@ -20,7 +20,7 @@ from gateway.db import Database
 from gateway.models import Notification, Payment, SandboxCharge, utcnow
 
 from ..browser import launch, screenshot
-from ..live import Gunicorn, StoreReceiver, gateway_env
+from ..live import Gunicorn, StoreReceiver, free_port, gateway_env
 from ..protocol_helpers import CARDS, PRIVATE_KEY, complete_order_answer, signed_checkout
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -330,5 +330,32 @@ def test_page_in_the_browsers_language(browser, shop, locale, lang, words, total
         page.get_by_role("link", name="English").click()
         assert page.locator("html").get_attribute("lang") == "en"
         assert page.get_by_test_id("total").inner_text() == "€1,234.56"
+    finally:
+        page.context.close()
+
+
+@pytest.fixture(scope="module")
+def authorizenet_shop(database_url):  # type: ignore[no-untyped-def]
+    """The gateway with Authorize.Net as its processor, at an address where nothing listens: a card
+    sent there would come back as an error page, never as the form's own refusal."""
+    env = {**gateway_env(database_url, PRIVATE_KEY), "GATEWAY_PROCESSOR": "authorizenet",
+           "AUTHORIZENET_URL": f"http://127.0.0.1:{free_port()}/xml/v1/request.api"}
+    with StoreReceiver() as receiver, Gunicorn(env, workers=1, quick_stop=True) as gateway:
+        yield gateway, receiver
+
+
+def test_script_refuses_a_19_digit_visa_authorizenet_cannot_take_in_the_shoppers_language(browser, authorizenet_shop):
+    page = new_page(browser, 390, locale="de-DE")
+    try:
+        form(page, authorizenet_shop)
+        page.locator("#card_number").fill("4111111111111111110")
+        page.locator("#expiry").fill("1239")
+        page.locator("#cvc").fill("123")
+        page.locator("#holder").fill("Ada Shopper")
+        page.locator("#pay-button").click()
+        summary = page.locator("#error-summary")
+        assert "Diese Karte kann hier nicht verwendet werden: Ihre Nummer ist zu lang." in summary.inner_text()
+        assert "/pay/submit" not in page.url  # refused in the browser: nothing was sent
+        assert page.locator("#card_number").get_attribute("aria-invalid") == "true"
     finally:
         page.context.close()
