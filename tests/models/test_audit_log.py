@@ -71,8 +71,8 @@ def test_audit_log_still_takes_new_records(audited):
 
 
 def test_migration_0010_goes_back_to_refusing_updates_only(audited, clean_database):
-    """Down to 0008 the old guard stays (UPDATE refused) and DELETE is allowed again; up again refuses it."""
-    command.downgrade(alembic_config(clean_database), "0008")
+    """Down to 0009 the old guard stays (UPDATE refused) and DELETE is allowed again; up again refuses it."""
+    command.downgrade(alembic_config(clean_database), "0009")
     try:
         with pytest.raises(DBAPIError, match="append-only"):
             with audited.begin() as connection:

@@ -1,7 +1,7 @@
 """the audit log is append-only for everyone who connects: DELETE and TRUNCATE are refused, as UPDATE was
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 
 0005 refused UPDATE on console_audit; a DELETE or a TRUNCATE by the gateway's own user went through.
 On PostgreSQL one row trigger now refuses UPDATE and DELETE and a statement trigger refuses TRUNCATE
@@ -12,7 +12,7 @@ The downgrade puts 0005's UPDATE trigger back alone.
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
