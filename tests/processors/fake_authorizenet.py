@@ -35,6 +35,7 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 BOM = "\ufeff"
+API_PATH = "/xml/v1/request.api"
 DECLINE_CARD = "4000000000000002"  # declined (reason 2), as the gateway's sandbox declines it
 TRIGGER_CARD = "4222222222222"  # as in Authorize.Net's sandbox: the amount in dollars is the reason code
 DEFAULT_DUPLICATE_WINDOW = 120  # seconds, when the request sets none
@@ -305,6 +306,9 @@ class FakeAuthorizeNet:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The WSGI app: the same answers over a real socket (a truncated body is cut mid-way)."""
+        if environ.get("PATH_INFO") != API_PATH or environ.get("REQUEST_METHOD") != "POST":
+            start_response("404 Not Found", [("Content-Type", "text/html")])
+            return [b"<html><body>The resource cannot be found.</body></html>"]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         reply = self.answer(environ["wsgi.input"].read(length).decode("utf-8", "replace"))
         time.sleep(reply.delay)
@@ -322,7 +326,7 @@ class FakeAuthorizeNet:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            yield f"http://127.0.0.1:{server.server_port}/xml/v1/request.api"
+            yield f"http://127.0.0.1:{server.server_port}{API_PATH}"
         finally:
             server.shutdown()
             server.server_close()
@@ -485,8 +489,10 @@ class FakeAuthorizeNet:
             return _error(body, "55", "The sum of credits against the referenced transaction would exceed "
                                       "original debit amount.")
         original.refunded += amount
+        # The refund carries only the invoice number its own request sent, not the original's.
         item = Transaction(str(next(self.ids)), login, "refundTransaction", "refundPendingSettlement", amount,
-                           self.clock(), invoice=original.invoice, last4=original.last4,
+                           self.clock(), invoice=(request.get("order") or {}).get("invoiceNumber", ""),
+                           last4=original.last4,
                            account_type=original.account_type, ref_trans_id=original.trans_id)
         self.transactions[item.trans_id] = item
         return _reply(body, transactionResponse=self._card_fields(
@@ -611,7 +617,7 @@ def _spoil(reply: Reply, fault: Fault) -> Reply:
 def _parse(raw: str) -> tuple[str, dict[str, Any]]:
     try:
         document = json.loads(raw.lstrip(BOM))
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ApiError("E00003", f"Unexpected character encountered while parsing value: {exc.msg}.") from None
     if not isinstance(document, dict) or len(document) != 1:
         raise ApiError("E00003", "The request must be one object naming one API call.")

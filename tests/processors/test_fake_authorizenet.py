@@ -44,7 +44,8 @@ def sale_body(number: str = APPROVE, amount: str = "50.00", invoice: str = "INV-
 def ask(fake: FakeAuthorizeNet, payload: dict[str, Any]) -> dict[str, Any]:
     reply = fake.answer(json.dumps(payload))
     assert reply.status == 200 and reply.body.startswith(BOM), reply
-    return json.loads(reply.body[len(BOM):])
+    answer: dict[str, Any] = json.loads(reply.body[len(BOM):])
+    return answer
 
 
 def transaction(kind: str, ref_trans_id: str, amount: str = "50.00", last4: str = "4242") -> dict[str, Any]:
@@ -336,3 +337,17 @@ def test_a_duplicate_without_trans_id_names_no_transaction(fake: FakeAuthorizeNe
     fake.script("sale", Fault.duplicate_without_trans_id())
     response = json.loads(post(sale_body()).content.decode("utf-8-sig"))["transactionResponse"]
     assert (response["responseCode"], response["transId"], response["errors"][0]["errorCode"]) == ("3", "0", "11")
+
+
+def test_only_the_api_path_answers_on_the_socket(fake: FakeAuthorizeNet) -> None:
+    with fake.serve() as url:
+        assert requests.post(url.replace("/xml/v1/", "/xml/v2/"), data=json.dumps(sale_body()), timeout=5).status_code == 404
+    assert not fake.transactions
+
+
+def test_a_refund_carries_no_invoice_number_unless_sent(fake: FakeAuthorizeNet, clock: ManualClock) -> None:
+    trans_id = ask(fake, sale_body())["transactionResponse"]["transId"]
+    fake.settle()
+    refund_id = ask(fake, transaction("refundTransaction", trans_id, "10.00"))["transactionResponse"]["transId"]
+    assert ask(fake, listing("getTransactionDetailsRequest", transId=refund_id))["transaction"]["order"] == \
+        {"invoiceNumber": "", "description": ""}
