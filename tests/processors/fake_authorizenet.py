@@ -284,6 +284,14 @@ class FakeAuthorizeNet:
             self.batches.append(batch)
             return batch
 
+    def record_sale(self, login: str, number: str, amount: Decimal, invoice: str) -> Transaction:
+        """A sale made outside the gateway (the merchant's virtual terminal, an earlier attempt)."""
+        with self.lock:
+            item = Transaction(str(next(self.ids)), login, "authCaptureTransaction", "capturedPendingSettlement",
+                               amount, self.clock(), invoice=invoice, last4=number[-4:], account_type=_brand(number))
+            self.transactions[item.trans_id] = item
+            return item
+
     def charges(self) -> list[Transaction]:
         """Sales that took money (captured or settled)."""
         return [t for t in self.transactions.values()
