@@ -1,12 +1,10 @@
 """One behavioural contract, run against every connector: the sandbox, and Authorize.Net through a
-stateful stand-in for its API (``responses``), so the payment state machine can rely on the same
-answers whichever processor is configured."""
+strict stand-in for its API (tests/processors/fake_authorizenet.py, as a ``responses`` callback), so
+the payment state machine can rely on the same answers whichever processor is configured."""
 from __future__ import annotations
 
-import itertools
-import json
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -28,19 +26,22 @@ from gateway.processors.base import (
 )
 from gateway.vault import Credentials
 
+from .fake_authorizenet import FakeAuthorizeNet, Fault, ManualClock
+
 GOOD, BAD = Credentials("merchant", "key"), Credentials("invalid", "key")
-APPROVE, DECLINE = "4242424242424242", "4000000000000002"
+APPROVE, DECLINE, OTHER_CARD = "4242424242424242", "4000000000000002", "5555555555554444"
 
 
-def sale(reference: str = "ps1a1", number: str = APPROVE, credentials: Credentials = GOOD) -> SaleRequest:
+def sale(reference: str = "ps1a1", number: str = APPROVE, credentials: Credentials = GOOD,
+         invoice: str = "") -> SaleRequest:
     card = Card(number=number, exp_month=12, exp_year=2039, cvc="123", holder="Ada", brand="visa")
     return SaleRequest(amount=5000, currency="USD", card=card, credentials=credentials, reference=reference,
-                       invoice=f"INV-{reference}", orderid=7)
+                       invoice=invoice or f"INV-{reference}", orderid=7)
 
 
-def lookup(request: SaleRequest) -> SaleLookup:
+def lookup(request: SaleRequest, submitted_at: datetime) -> SaleLookup:
     return SaleLookup(request.reference, request.invoice, request.amount, request.currency, request.credentials,
-                      orderid=request.orderid, submitted_at=utcnow())
+                      orderid=request.orderid, submitted_at=submitted_at, card_last4=request.card.last4)
 
 
 def ref(charge_id: str) -> ChargeRef:
@@ -48,101 +49,20 @@ def ref(charge_id: str) -> ChargeRef:
 
 
 @dataclass
-class FakeAuthorizeNet:
-    """Just enough of Authorize.Net's JSON API, kept in memory: charges, voids, refunds, lists, batches."""
-
-    transactions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    batches: list[list[str]] = field(default_factory=list)
-    ids: Iterator[int] = field(default_factory=lambda: itertools.count(60001))
-
-    def handle(self, request: Any) -> tuple[int, dict[str, str], str]:
-        (name, body), = json.loads(request.body).items()
-        if body["merchantAuthentication"]["name"] == "invalid":
-            return self._reply(messages=("Error", "E00007", "User authentication failed."))
-        handler: Callable[[dict[str, Any]], tuple[int, dict[str, str], str]] = getattr(self, "_" + name)
-        return handler(body)
-
-    def settle(self) -> None:
-        batch = [tid for tid, t in self.transactions.items() if t["transactionStatus"] == "capturedPendingSettlement"]
-        for tid in batch:
-            self.transactions[tid]["transactionStatus"] = "settledSuccessfully"
-        self.batches.append(batch)
-
-    def _createTransactionRequest(self, body: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-        request = body["transactionRequest"]
-        kind = request["transactionType"]
-        if kind == "authCaptureTransaction":
-            return self._charge(request)
-        original = self.transactions.get(request["refTransId"])
-        if kind == "voidTransaction":
-            if original is None or original["transactionStatus"] != "capturedPendingSettlement" or original["refunded"]:
-                return self._refused("16", "The transaction cannot be found or cannot be voided.")
-            original["transactionStatus"] = "voided"
-            return self._approved(self._new_id())
-        amount = Decimal(request["amount"])
-        if original is None or original["transactionStatus"] != "settledSuccessfully" \
-                or original["refunded"] + amount > Decimal(str(original["settleAmount"])):
-            return self._refused("54", "The referenced transaction does not meet the criteria for issuing a credit.")
-        original["refunded"] += amount
-        return self._approved(self._new_id())
-
-    def _charge(self, request: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-        number = request["payment"]["creditCard"]["cardNumber"]
-        tid = self._new_id()
-        approved = number != DECLINE
-        self.transactions[tid] = {
-            "transId": tid, "invoiceNumber": request["order"]["invoiceNumber"], "settleAmount": float(request["amount"]),
-            "transactionStatus": "capturedPendingSettlement" if approved else "declined",
-            "accountType": "Visa", "accountNumber": "XXXX" + number[-4:], "refunded": Decimal(0),
-        }
-        return self._approved(tid) if approved else self._refused("2", "This transaction has been declined.", "2")
-
-    def _getTransactionDetailsRequest(self, body: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-        return self._reply(transaction=_public(self.transactions[body["transId"]]))
-
-    def _getUnsettledTransactionListRequest(self, body: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-        unsettled = [t for t in self.transactions.values() if t["transactionStatus"] != "settledSuccessfully"]
-        return self._reply(transactions=self._page(unsettled, body))
-
-    def _getSettledBatchListRequest(self, body: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-        return self._reply(batchList=[{"batchId": str(n)} for n in range(len(self.batches))])
-
-    def _getTransactionListRequest(self, body: dict[str, Any]) -> tuple[int, dict[str, str], str]:
-        batch = [self.transactions[tid] for tid in self.batches[int(body["batchId"])]]
-        return self._reply(transactions=self._page(batch, body))
-
-    @staticmethod
-    def _page(items: list[dict[str, Any]], body: dict[str, Any]) -> list[dict[str, Any]]:
-        limit, offset = int(body["paging"]["limit"]), int(body["paging"]["offset"])
-        return [_public(item) for item in items[(offset - 1) * limit:offset * limit]]
-
-    def _new_id(self) -> str:
-        return str(next(self.ids))
-
-    def _approved(self, tid: str) -> tuple[int, dict[str, str], str]:
-        return self._reply(transactionResponse={"responseCode": "1", "transId": tid, "messages": [
-            {"code": "1", "description": "This transaction has been approved."}]})
-
-    def _refused(self, code: str, text: str, response_code: str = "3") -> tuple[int, dict[str, str], str]:
-        return self._reply(messages=("Error", "E00027", "The transaction was unsuccessful."), transactionResponse={
-            "responseCode": response_code, "transId": "0", "errors": [{"errorCode": code, "errorText": text}]})
-
-    @staticmethod
-    def _reply(messages: tuple[str, str, str] = ("Ok", "I00001", "Successful."), **body: Any) -> tuple[int, dict[str, str], str]:
-        result, code, text = messages
-        payload = {**body, "messages": {"resultCode": result, "message": [{"code": code, "text": text}]}}
-        return 200, {}, "\ufeff" + json.dumps(payload)
-
-
-def _public(transaction: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in transaction.items() if key != "refunded"}
-
-
-@dataclass
 class Connector:
+    """A processor, and what a test does to the world around it."""
+
     processor: Processor
     settle: Callable[[], object]
     go_offline: Callable[[], None]
+    now: Callable[[], datetime] = utcnow  # the processor's clock: when an attempt begins
+    wait: Callable[[float], None] = lambda seconds: None  # let the processor's clock run
+    refuse_login: Callable[[str], Credentials] = field(default=lambda code: BAD)  # credentials refused with code
+
+    def look_up(self, request: SaleRequest, submitted_at: datetime | None = None) -> Found:
+        """A crash lookup as the delivery worker makes it, after new transactions had time to show in lists."""
+        self.wait(60)
+        return self.processor.find_sale(lookup(request, submitted_at or self.now() - timedelta(seconds=60))).found
 
 
 @pytest.fixture(params=["sandbox", "authorizenet"])
@@ -150,14 +70,22 @@ def connector(request: pytest.FixtureRequest, services: Any) -> Iterator[Connect
     if request.param == "sandbox":
         yield Connector(services.processor, services.processor.settle, lambda: pytest.skip("the sandbox is never offline"))
         return
-    fake = FakeAuthorizeNet()
+    # The stand-in's clock lags the real one by a day, so the test can let it run without reaching
+    # the connector's own "now" (it asks for settled batches up to the real time).
+    clock = ManualClock(utcnow() - timedelta(days=1))
+    fake = FakeAuthorizeNet(clock=clock)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add_callback(responses.POST, PRODUCTION_URL, callback=fake.handle)
 
         def offline() -> None:
             mock.replace(responses.POST, PRODUCTION_URL, body=requests.ConnectionError("down"))
 
-        yield Connector(AuthorizeNetProcessor(), fake.settle, offline)
+        def refuse(code: str) -> Credentials:
+            fake.script("any", Fault.credentials(code))
+            return GOOD
+
+        yield Connector(AuthorizeNetProcessor(), fake.settle, offline, now=clock,
+                        wait=lambda seconds: clock.advance(seconds=seconds), refuse_login=refuse)
 
 
 def test_an_approved_sale_is_a_charge_of_the_amount(connector: Connector) -> None:
@@ -178,7 +106,8 @@ def test_refused_credentials_are_a_merchant_authentication_error(connector: Conn
 def test_a_crash_lookup_finds_the_sale(connector: Connector) -> None:
     request = sale()
     charge = connector.processor.sale(request)
-    result = connector.processor.find_sale(lookup(request))
+    connector.wait(60)
+    result = connector.processor.find_sale(lookup(request, connector.now() - timedelta(seconds=60)))
     assert result.found is Found.FOUND and result.charge.processor_transaction_id == charge.processor_transaction_id  # type: ignore[union-attr]
 
 
@@ -186,7 +115,8 @@ def test_a_crash_lookup_finds_a_sale_that_has_settled_since(connector: Connector
     request = sale()
     charge = connector.processor.sale(request)
     connector.settle()
-    result = connector.processor.find_sale(lookup(request))
+    connector.wait(60)
+    result = connector.processor.find_sale(lookup(request, connector.now() - timedelta(seconds=60)))
     assert result.found is Found.FOUND and result.charge.processor_transaction_id == charge.processor_transaction_id  # type: ignore[union-attr]
 
 
@@ -194,19 +124,25 @@ def test_a_crash_lookup_says_absent_only_when_nothing_was_charged(connector: Con
     connector.processor.sale(sale("ps1a1"))
     with pytest.raises(CardDeclined):
         connector.processor.sale(sale("ps2a1", number=DECLINE))
-    assert connector.processor.find_sale(lookup(sale("ps2a1"))).found is Found.ABSENT
+    assert connector.look_up(sale("ps2a1", number=DECLINE)) is Found.ABSENT
 
 
 def test_a_crash_lookup_that_cannot_ask_is_unknown_never_absent(connector: Connector) -> None:
     request = sale()
     connector.go_offline()
-    assert connector.processor.find_sale(lookup(request)).found is Found.UNKNOWN
+    assert connector.look_up(request) is Found.UNKNOWN
 
 
-def test_void_before_settlement_and_not_twice(connector: Connector) -> None:
+def test_void_before_settlement(connector: Connector) -> None:
     charge = connector.processor.sale(sale())
     assert not connector.processor.is_settled(ref(charge.processor_transaction_id), GOOD)
     assert connector.processor.void(ref(charge.processor_transaction_id), GOOD).kind == "void"
+
+
+def test_a_void_of_a_voided_charge_is_refused(connector: Connector) -> None:
+    """Authorize.Net answers a second void with responseCode 1 and reason 310 ("already voided")."""
+    charge = connector.processor.sale(sale())
+    connector.processor.void(ref(charge.processor_transaction_id), GOOD)
     with pytest.raises(AdjustmentRefused):
         connector.processor.void(ref(charge.processor_transaction_id), GOOD)
 
@@ -227,3 +163,58 @@ def test_a_refund_before_settlement_is_refused(connector: Connector) -> None:
     charge = connector.processor.sale(sale())
     with pytest.raises(AdjustmentRefused):
         connector.processor.refund(ref(charge.processor_transaction_id), 1000, GOOD)
+
+
+def test_a_void_of_a_settled_charge_is_refused(connector: Connector) -> None:
+    charge = connector.processor.sale(sale())
+    connector.settle()
+    with pytest.raises(AdjustmentRefused):
+        connector.processor.void(ref(charge.processor_transaction_id), GOOD)
+
+
+def test_a_refund_over_the_remaining_amount_is_refused(connector: Connector) -> None:
+    charge = connector.processor.sale(sale())
+    connector.settle()
+    connector.processor.refund(ref(charge.processor_transaction_id), 4000, GOOD)
+    with pytest.raises(AdjustmentRefused):
+        connector.processor.refund(ref(charge.processor_transaction_id), 1001, GOOD)
+
+
+def test_a_second_attempt_with_another_card_does_not_find_the_first_attempts_charge(connector: Connector) -> None:
+    """The same order, paid first with one card, then (the process died) with another: the second
+    attempt's lookup must not adopt the first attempt's charge."""
+    connector.processor.sale(sale("ps1a1", invoice="INV-ps1"))
+    second = sale("ps1a2", number=OTHER_CARD, invoice="INV-ps1")
+    assert connector.look_up(second, submitted_at=connector.now()) is Found.ABSENT
+
+
+def test_a_charge_submitted_before_the_attempt_started_is_not_adopted(connector: Connector) -> None:
+    """Same order, same card, same amount, but charged a minute before this attempt began."""
+    connector.processor.sale(sale("ps1a1", invoice="INV-ps1"))
+    connector.wait(60)
+    assert connector.look_up(sale("ps1a2", invoice="INV-ps1"), submitted_at=connector.now()) is Found.ABSENT
+
+
+def test_the_same_sale_sent_twice_within_the_duplicate_window_is_charged_once(connector: Connector) -> None:
+    request = sale()
+    first = connector.processor.sale(request)
+    connector.wait(30)
+    assert connector.processor.sale(request).processor_transaction_id == first.processor_transaction_id
+
+
+def test_a_declined_sale_is_not_found_by_a_lookup(connector: Connector) -> None:
+    request = sale(number=DECLINE)
+    with pytest.raises(CardDeclined):
+        connector.processor.sale(request)
+    assert connector.look_up(request) is Found.ABSENT
+
+
+@pytest.mark.parametrize("code", ["E00005", "E00006", "E00007", "E00008", "E00010"])
+def test_each_refusal_of_the_credentials_is_a_merchant_authentication_error(connector: Connector, code: str) -> None:
+    with pytest.raises(MerchantAuthenticationError):
+        connector.processor.sale(sale(credentials=connector.refuse_login(code)))
+
+
+def test_refused_credentials_make_a_lookup_raise_not_answer(connector: Connector) -> None:
+    with pytest.raises(MerchantAuthenticationError):
+        connector.processor.find_sale(lookup(sale(credentials=BAD), connector.now()))
