@@ -13,9 +13,12 @@ import responses
 from sqlalchemy import update
 
 from gateway import create_app
+from gateway.cards import Card
 from gateway.jobs.rounds import run_once
 from gateway.models import Payment, utcnow
-from gateway.processors.authorizenet import PRODUCTION_URL
+from gateway.processors.authorizenet import PRODUCTION_URL, AuthorizeNetProcessor
+from gateway.processors.base import Found, SaleLookup, SaleRequest
+from gateway.vault import Credentials
 
 from ..flow_helpers import open_session, pay, payment_row
 from ..protocol_helpers import NOTIFY_URL, complete_order_answer
@@ -141,3 +144,18 @@ def test_recovery_does_not_adopt_another_cards_charge_of_the_same_order(authoriz
     run_once(services)
     assert payment_row(services, token).state == "open"
     assert NOTIFY_URL not in [call.request.url for call in api.calls]  # the store was told of no charge
+
+
+def test_sandbox_and_authorizenet_agree_a_second_attempt_is_not_the_first_attempts_charge(services, api):
+    """Attempt 1 of an order was charged; attempt 2 (same card, amount and invoice, begun ten minutes
+    later) has an unknown outcome: both processors answer "absent" for attempt 2, neither adopts attempt 1's."""
+    card = Card(number="4242424242424242", exp_month=12, exp_year=2039, cvc="123", holder="Ada", brand="visa")
+    first = SaleRequest(12312, "USD", card, Credentials("user1", "password1"), "ps1a1", "AB-12234", 123)
+    second = SaleLookup("ps1a2", "AB-12234", 12312, "USD", first.credentials, orderid=123,
+                        submitted_at=utcnow() - timedelta(minutes=5), card_last4="4242")
+    services.processor.sale(first)
+    api.add(responses.POST, PRODUCTION_URL, body=anet({"messages": {"resultCode": "Ok"}, "transactions": [
+        listed("6001", "4242", utcnow() - timedelta(minutes=15))]}))
+    api.add(responses.POST, PRODUCTION_URL, body=anet({"messages": {"resultCode": "Ok"}, "batchList": []}))
+    answers = [services.processor.find_sale(second).found, AuthorizeNetProcessor().find_sale(second).found]
+    assert answers == [Found.ABSENT, Found.ABSENT]
