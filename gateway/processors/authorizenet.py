@@ -25,7 +25,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any, Iterator
+from typing import Any, Iterator, NoReturn
 
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -200,7 +200,7 @@ class AuthorizeNetProcessor:
             "transId": charge.processor_transaction_id,
         }}, self._test(charge.test_mode))
         self._raise_top_level(answer, AdjustmentRefused)
-        return bool(answer.get("transaction", {}).get("transactionStatus") == "settledSuccessfully")
+        return bool((answer.get("transaction") or {}).get("transactionStatus") == "settledSuccessfully")
 
     def find_sale(self, lookup: SaleLookup) -> SaleLookupResult:
         """Found, absent or unknown; "absent" only after every unsettled page and settled batch was read,
@@ -300,9 +300,7 @@ class AuthorizeNetProcessor:
         if code in AUTHENTICATION_CODES:
             raise _login_refused(text)
         if result == HELD:
-            self._decline_held(_trans_id(answer), request, test)
-            raise CardDeclined(HELD_DECLINED, code="held_for_review",
-                               merchant_message="held for review by Authorize.Net's fraud filters and declined")
+            self._refuse_held(_trans_id(answer), request, test)
         if result == DECLINED or (result == ERROR and code in CARD_ERRORS):
             raise CardDeclined(SHOPPER_MESSAGES.get(code, DECLINED_MESSAGE), code=f"authorizenet_{code}",
                                merchant_message=text)
@@ -325,9 +323,7 @@ class AuthorizeNetProcessor:
             # Our resend of a sale that went through: the answer names the original, which is our charge.
             return _approval(answer, request, text)
         if kind is SaleStatus.HELD:
-            self._decline_held(original, request, test)
-            raise CardDeclined(HELD_DECLINED, code="held_for_review",
-                               merchant_message="held for review by Authorize.Net's fraud filters and declined")
+            self._refuse_held(original, request, test)
         if kind is SaleStatus.NOT_CHARGED:
             raise CardDeclined(DECLINED_A_MOMENT_AGO, code="duplicate", merchant_message=text)
         raise OutcomeUnknown(CONFIRMING, merchant_message=(
@@ -341,10 +337,15 @@ class AuthorizeNetProcessor:
                 "merchantAuthentication": _auth(credentials), "transId": trans_id}}, test)
             self._raise_top_level(answer, ProcessorError)
         except ProcessorError as exc:
-            raise OutcomeUnknown("We are confirming your payment with the card network.",
-                                 merchant_message=f"duplicate of {trans_id} could not be checked: {exc.merchant_message}"
+            raise OutcomeUnknown(CONFIRMING, merchant_message=f"duplicate of {trans_id} could not be checked: {exc.merchant_message}"
                                  ) from exc
-        return str(answer.get("transaction", {}).get("transactionStatus") or "")
+        return str((answer.get("transaction") or {}).get("transactionStatus") or "")
+
+    def _refuse_held(self, trans_id: str, request: SaleRequest, test: bool) -> NoReturn:
+        """A held sale is a decline for the shopper once our decline of it took (else an unknown outcome)."""
+        self._decline_held(trans_id, request, test)
+        raise CardDeclined(HELD_DECLINED, code="held_for_review",
+                           merchant_message="held for review by Authorize.Net's fraud filters and declined")
 
     def _decline_held(self, trans_id: str, request: SaleRequest, test: bool) -> None:
         """A sale held for review is not an approval: decline it, and make sure the decline took, or
@@ -360,7 +361,7 @@ class AuthorizeNetProcessor:
                 raise ProcessorError(text, merchant_message=f"Authorize.Net error {code}: {text}")
         except ProcessorError as exc:
             raise OutcomeUnknown(
-                "We are confirming your payment with the card network.",
+                CONFIRMING,
                 merchant_message=f"transaction {trans_id} is held for review and could not be declined: "
                                  f"{exc.merchant_message}; approve or decline it in the Authorize.Net account",
             ) from exc

@@ -213,10 +213,10 @@ def test_no_answer_twice_is_an_unknown_outcome(api, failure, caplog):
 
 
 @pytest.mark.parametrize("body, status", [(b"\xef\xbb\xbf<html>gateway timeout</html>", 200), (b"", 502), (b"[]", 200)])
-def test_unreadable_answers_are_unavailability(api, body, status):
+def test_unreadable_answers_twice_are_an_unknown_outcome(api, body, status):
     api.add(responses.POST, PRODUCTION_URL, body=body, status=status)
     api.add(responses.POST, PRODUCTION_URL, body=body, status=status)
-    with pytest.raises(ProcessorUnavailable):
+    with pytest.raises(OutcomeUnknown):
         AuthorizeNetProcessor().sale(sale_request())
 
 
