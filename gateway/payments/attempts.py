@@ -86,20 +86,22 @@ def record_charge(services: Services, payment_id: int, attempt: int, charge: Pro
 
 def record_decline(services: Services, payment_id: int, error: ProcessorError) -> None:
     """A declined attempt: the payment is open again, or failed (and the store told) once the merchant's
-    credentials were refused or the shopper used up their declines."""
+    credentials were refused or the shopper used up their declines. Refused credentials are the
+    merchant's problem, not a decline of the shopper's card: they are not counted as one."""
     notification = None
+    refused = isinstance(error, MerchantAuthenticationError)
     with services.db.transaction() as session:
         payment = session.get(Payment, payment_id)
         assert payment is not None
-        declines = payment.decline_count + 1
-        give_up = isinstance(error, MerchantAuthenticationError) or declines >= services.settings.max_declines
+        declines = payment.decline_count + (0 if refused else 1)
+        give_up = refused or declines >= services.settings.max_declines
         state = PaymentState.FAILED if give_up else PaymentState.OPEN
         payment = leave_authorizing(session, payment_id, payment.attempt, state)
         payment.decline_count = declines
-        payment.last_decline = error.message
+        payment.last_decline = "" if refused else error.message
         if give_up:
             payment.credentials_sealed = None
-            code = ErrorCode.MERCHANT_AUTHENTICATION if isinstance(error, MerchantAuthenticationError) else ErrorCode.CARD_DECLINED
+            code = ErrorCode.MERCHANT_AUTHENTICATION if refused else ErrorCode.CARD_DECLINED
             payment.error_code, payment.error_message = code.value, error.merchant_message
             notification = enqueue_outcome(session, services, payment, approved=False, errorcode=code.value,
                                            errormessage=error.merchant_message, claimed=budget.allows_call())

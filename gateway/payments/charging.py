@@ -8,6 +8,7 @@ recorded (see :mod:`.attempts`) in one transaction.
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, select
@@ -68,15 +69,18 @@ def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> S
     try:
         charge = services.processor.sale(request)
     except OutcomeUnknown as exc:
-        # Maybe charged: stay `authorizing` (the shopper waits on the status page) until
-        # recovery.recover_stale_authorizations asks the processor what became of this attempt.
-        log.warning("order %s attempt %s: outcome unknown (%s)", payment.orderid, attempt, exc.merchant_message)
-        events.charge_unknown(services.db, payment.id, exc)
-        return SubmitResult(reload(services, payment.id))
+        return _outcome_unknown(services, payment, attempt, exc)
     except ProcessorError as exc:
         events.charge_declined(services.db, payment.id, exc)
         record_decline(services, payment.id, exc)
         return SubmitResult(reload(services, payment.id), decline=exc.message)
+    except Exception as exc:  # noqa: BLE001 - a connector's bug must neither answer 500 nor leave the attempt unexplained
+        # The traceback's frames, not the exception's text: that could quote what was sent.
+        log.error("order %s attempt %s: the processor call failed unexpectedly (%s)\n%s", payment.orderid, attempt,
+                  exc.__class__.__name__, "".join(traceback.format_tb(exc.__traceback__)))
+        return _outcome_unknown(services, payment, attempt, OutcomeUnknown(
+            "We are confirming your payment with the card network.",
+            merchant_message=f"the processor call failed unexpectedly ({exc.__class__.__name__}); the outcome is unknown"))
     notification = record_charge(services, payment.id, attempt, charge)
     if notification is None:
         return SubmitResult(reload(services, payment.id))
@@ -84,6 +88,14 @@ def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> S
     answer = deliver_if_claimed(services, notification)
     confirmed = _confirmed(services, payment) if answer is not None and answer.processed else None
     return SubmitResult(confirmed or reload(services, payment.id))
+
+
+def _outcome_unknown(services: Services, payment: Payment, attempt: int, exc: OutcomeUnknown) -> SubmitResult:
+    """Maybe charged: stay `authorizing` (the shopper waits on the status page) until
+    recovery.recover_stale_authorizations asks the processor what became of this attempt."""
+    log.warning("order %s attempt %s: outcome unknown (%s)", payment.orderid, attempt, exc.merchant_message)
+    events.charge_unknown(services.db, payment.id, exc)
+    return SubmitResult(reload(services, payment.id))
 
 
 def cancel(services: Services, payment: Payment) -> bool:

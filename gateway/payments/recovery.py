@@ -67,7 +67,8 @@ def _recover(services: Services, payment: Payment) -> None:
             credentials=credentials,
             test_mode=payment.test_mode,
             orderid=payment.orderid,
-            submitted_at=payment.updated_at,
+            submitted_at=payment.updated_at,  # the claim's move to `authorizing`; attention keeps it
+            card_last4=payment.card_last4,
         )
     )
     if result.found is Found.FOUND:

@@ -132,13 +132,15 @@ class MerchantAuthenticationError(ProcessorError):
 
 
 class ProcessorUnavailable(ProcessorError):
-    """The processor could not be reached, or its answer could not be read; nothing is known to have happened."""
+    """The request never reached the processor (refused connection, connect timeout...) or was not acted
+    on: nothing happened, and it may be sent again. A failure after it may have left is OutcomeUnknown."""
 
     code = "processor_unavailable"
 
 
 class OutcomeUnknown(ProcessorUnavailable):
-    """The request may or may not have been carried out; only a later lookup can tell."""
+    """The request may or may not have been carried out (read timeout, answer cut off or unreadable);
+    only a later lookup can tell. A subclass, so callers that treat unavailability as "unknown" stay safe."""
 
     code = "outcome_unknown"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import requests
@@ -213,10 +213,10 @@ def test_no_answer_twice_is_an_unknown_outcome(api, failure, caplog):
 
 
 @pytest.mark.parametrize("body, status", [(b"\xef\xbb\xbf<html>gateway timeout</html>", 200), (b"", 502), (b"[]", 200)])
-def test_unreadable_answers_are_unavailability(api, body, status):
+def test_unreadable_answers_twice_are_an_unknown_outcome(api, body, status):
     api.add(responses.POST, PRODUCTION_URL, body=body, status=status)
     api.add(responses.POST, PRODUCTION_URL, body=body, status=status)
-    with pytest.raises(ProcessorUnavailable):
+    with pytest.raises(OutcomeUnknown):
         AuthorizeNetProcessor().sale(sale_request())
 
 
@@ -256,11 +256,8 @@ def test_is_settled(api, status, settled):
 
 def test_find_sale_after_a_crash_uses_the_unsettled_list(api):
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[
-        {"transId": "1", "invoiceNumber": "AB-12234", "settleAmount": 123.12, "transactionStatus": "declined"},
-        {"transId": "2", "invoiceNumber": "AB-12234", "settleAmount": 123.12, "transactionStatus": "capturedPendingSettlement",
-         "accountType": "Visa", "accountNumber": "XXXX1111"},
-    ]))
-    lookup = SaleLookup("ps12a1", "AB-12234", 12312, "USD", CREDENTIALS)
+        listed("1", "declined"), listed("2", "capturedPendingSettlement")]))
+    lookup = attempt_lookup()
     result = AuthorizeNetProcessor().find_sale(lookup)
     assert result.found is Found.FOUND and result.charge is not None
     assert (result.charge.processor_transaction_id, result.charge.card_last4, result.charge.card_brand) == ("2", "1111", "visa")
@@ -270,9 +267,221 @@ def test_find_sale_finds_nothing_only_after_reading_everything(api):
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[]))
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, batchList=[{"batchId": "77"}]))
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[]))
-    lookup = SaleLookup("ps1a1", "AB-1", 100, "USD", CREDENTIALS, submitted_at=utcnow() - timedelta(days=2))
+    lookup = SaleLookup("ps1a1", "AB-1", 100, "USD", CREDENTIALS, submitted_at=utcnow() - timedelta(days=2),
+                        card_last4="1111")
     assert AuthorizeNetProcessor().find_sale(lookup).found is Found.ABSENT
     assert sent(api, 2)["getTransactionListRequest"]["batchId"] == "77"
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def listed(trans_id: str, status: str, last4: str = "1111", submitted: datetime | None = None,
+           invoice: str = "AB-12234") -> dict:
+    """A transaction as getUnsettledTransactionList / getTransactionList show it."""
+    return {"transId": trans_id, "submitTimeUTC": utc_text(submitted or utcnow() - timedelta(minutes=4)),
+            "transactionStatus": status, "invoiceNumber": invoice, "accountType": "Visa",
+            "accountNumber": f"XXXX{last4}", "settleAmount": 123.12}
+
+
+def attempt_lookup(started: timedelta = timedelta(minutes=5)) -> SaleLookup:
+    return SaleLookup("ps12a2", "AB-12234", 12312, "USD", CREDENTIALS, orderid=123, submitted_at=utcnow() - started,
+                      card_last4="1111")
+
+
+def no_settled_batches(api) -> None:  # type: ignore[no-untyped-def]
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, batchList=[]))
+
+
+# Issue 19, item 1: transport failures after the request may have left.
+
+def test_body_cut_off_mid_stream_is_sent_again_then_an_unknown_outcome(api):
+    api.add(responses.POST, PRODUCTION_URL, body=requests.exceptions.ChunkedEncodingError("Connection broken"))
+    api.add(responses.POST, PRODUCTION_URL, body=requests.exceptions.ChunkedEncodingError("Connection broken"))
+    with pytest.raises(OutcomeUnknown):
+        AuthorizeNetProcessor().sale(sale_request())
+    assert sent(api, 0) == sent(api, 1)
+
+
+def test_body_cut_off_then_duplicate_answer_returns_the_original_charge(api):
+    api.add(responses.POST, PRODUCTION_URL, body=requests.exceptions.ChunkedEncodingError("Connection broken"))
+    api.add(responses.POST, PRODUCTION_URL, body=refused("3", "11", "A duplicate transaction has been submitted.",
+                                                         authCode="HW617E", transId="60123456789"))
+    api.add(responses.POST, PRODUCTION_URL, body=details("capturedPendingSettlement"))
+    assert AuthorizeNetProcessor().sale(sale_request()).processor_transaction_id == "60123456789"
+
+
+@pytest.mark.parametrize("failure", [requests.exceptions.ReadTimeout(), requests.exceptions.ContentDecodingError(),
+                                     requests.exceptions.RequestException("anything else")])
+def test_any_failure_after_sending_twice_is_an_unknown_outcome(api, failure):
+    api.add(responses.POST, PRODUCTION_URL, body=failure)
+    api.add(responses.POST, PRODUCTION_URL, body=failure)
+    with pytest.raises(OutcomeUnknown):
+        AuthorizeNetProcessor().sale(sale_request())
+
+
+def test_connection_refused_twice_is_unavailable_and_nothing_was_charged():
+    """Nothing listens: neither request left, so the shopper may simply try again."""
+    processor = AuthorizeNetProcessor(url="http://127.0.0.1:9/xml/v1/request.api", timeout=2)
+    with pytest.raises(ProcessorUnavailable) as caught:
+        processor.sale(sale_request())
+    assert not isinstance(caught.value, OutcomeUnknown)
+    assert "nothing was sent" in caught.value.merchant_message
+
+
+def test_find_sale_with_a_body_cut_off_is_unknown(api):
+    api.add(responses.POST, PRODUCTION_URL, body=requests.exceptions.ChunkedEncodingError("Connection broken"))
+    assert AuthorizeNetProcessor().find_sale(attempt_lookup()).found is Found.UNKNOWN
+
+
+@pytest.mark.parametrize("operation", ["void", "refund"])
+def test_void_or_refund_with_a_body_cut_off_is_an_unknown_outcome(api, operation):
+    api.add(responses.POST, PRODUCTION_URL, body=requests.exceptions.ChunkedEncodingError("Connection broken"))
+    processor = AuthorizeNetProcessor()
+    with pytest.raises(OutcomeUnknown):
+        processor.void(charge_ref(), CREDENTIALS) if operation == "void" else processor.refund(charge_ref(), 500, CREDENTIALS)
+
+
+# Item 2: a duplicate answer without the original after a lost answer.
+
+def test_timeout_then_duplicate_without_the_original_is_an_unknown_outcome(api):
+    api.add(responses.POST, PRODUCTION_URL, body=requests.Timeout())
+    api.add(responses.POST, PRODUCTION_URL, body=refused("3", "11", "A duplicate transaction has been submitted."))
+    with pytest.raises(OutcomeUnknown) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert "may have charged" in caught.value.merchant_message
+    assert len(api.calls) == 2
+
+
+# Item 3: one table of statuses for the duplicate check and the lookup.
+
+@pytest.mark.parametrize("status", ["approvedReview", "underReview", "authorizedPendingCapture", "settlementError",
+                                    "couldNotVoid", "somethingNew"])
+def test_duplicate_of_an_original_still_in_flight_is_an_unknown_outcome(api, status):
+    api.add(responses.POST, PRODUCTION_URL, body=requests.Timeout())
+    api.add(responses.POST, PRODUCTION_URL, body=refused("3", "11", "A duplicate transaction has been submitted.",
+                                                         authCode="HW617E", transId="60123456789"))
+    api.add(responses.POST, PRODUCTION_URL, body=details(status))
+    with pytest.raises(OutcomeUnknown) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert status in caught.value.merchant_message
+
+
+@pytest.mark.parametrize("status", ["couldNotVoid", "approvedReview", "authorizedPendingCapture", "settlementError"])
+def test_find_sale_of_an_original_still_in_flight_is_unknown(api, status):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[listed("7", status)]))
+    result = AuthorizeNetProcessor().find_sale(attempt_lookup())
+    assert result.found is Found.UNKNOWN and status in result.reason
+
+
+# Item 4: the lookup matches the card, the time and the attempt.
+
+def test_find_sale_does_not_adopt_another_cards_charge_of_the_same_order(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[
+        listed("5", "capturedPendingSettlement", last4="0002")]))
+    no_settled_batches(api)
+    assert AuthorizeNetProcessor().find_sale(attempt_lookup()).found is Found.ABSENT
+
+
+def test_find_sale_does_not_adopt_a_day_old_charge_of_the_same_order(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[]))
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, batchList=[{"batchId": "77"}]))
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[
+        listed("4", "settledSuccessfully", submitted=utcnow() - timedelta(days=1))]))
+    assert AuthorizeNetProcessor().find_sale(attempt_lookup()).found is Found.ABSENT
+
+
+def test_second_attempt_of_an_order_is_not_the_first_attempts_charge(api):
+    """Same card, same amount, same invoice, ten minutes before attempt 2 began: attempt 1's, not ours
+    (the sandbox, which knows each attempt's reference, says absent too)."""
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[
+        listed("3", "capturedPendingSettlement", submitted=utcnow() - timedelta(minutes=15))]))
+    no_settled_batches(api)
+    assert AuthorizeNetProcessor().find_sale(attempt_lookup()).found is Found.ABSENT
+
+
+def test_find_sale_allows_a_little_clock_skew(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[
+        listed("2", "capturedPendingSettlement", submitted=utcnow() - timedelta(minutes=5, seconds=30))]))
+    assert AuthorizeNetProcessor().find_sale(attempt_lookup()).found is Found.FOUND
+
+
+def test_find_sale_does_not_say_absent_of_an_attempt_too_recent_to_be_listed(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[]))
+    no_settled_batches(api)
+    result = AuthorizeNetProcessor().find_sale(attempt_lookup(started=timedelta(seconds=30)))
+    assert result.found is Found.UNKNOWN and "too recent" in result.reason
+
+
+def test_find_sale_of_a_listing_without_card_or_time_is_unknown(api):
+    item = {key: value for key, value in listed("2", "capturedPendingSettlement").items() if key != "submitTimeUTC"}
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[item]))
+    assert AuthorizeNetProcessor().find_sale(attempt_lookup()).found is Found.UNKNOWN
+
+
+def test_find_sale_without_the_attempts_card_is_unknown():
+    lookup = SaleLookup("ps12a1", "AB-12234", 12312, "USD", CREDENTIALS, submitted_at=utcnow() - timedelta(minutes=5))
+    assert AuthorizeNetProcessor().find_sale(lookup).found is Found.UNKNOWN
+
+
+# Item 5: refused credentials.
+
+@pytest.mark.parametrize("code", ["E00005", "E00006", "E00007", "E00010"])
+def test_credential_error_codes_are_refused_credentials_not_declines(api, code):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, {"resultCode": "Error", "message": [
+        {"code": code, "text": "The merchant login ID or key is invalid."}]}))
+    with pytest.raises(MerchantAuthenticationError) as caught:
+        AuthorizeNetProcessor().sale(sale_request())
+    assert "refused the API Login ID" in caught.value.merchant_message
+    assert "declined" not in caught.value.message
+
+
+@pytest.mark.parametrize("code", ["E00005", "E00010"])
+def test_credential_error_codes_refuse_a_void(api, code):
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, {"resultCode": "Error", "message": [
+        {"code": code, "text": "User authentication failed."}]}))
+    with pytest.raises(MerchantAuthenticationError):
+        AuthorizeNetProcessor().void(charge_ref(), CREDENTIALS)
+
+
+# Item 6: an object with neither messages nor transactionResponse.
+
+@pytest.mark.parametrize("body", [b"{}", b'{"refId": "ps12a1"}', b'{"messages": null}'])
+def test_answer_without_messages_or_transaction_is_an_unknown_outcome(api, body):
+    api.add(responses.POST, PRODUCTION_URL, body=body)
+    api.add(responses.POST, PRODUCTION_URL, body=body)
+    with pytest.raises(OutcomeUnknown):
+        AuthorizeNetProcessor().sale(sale_request())
+
+
+def test_answer_without_messages_or_transaction_then_an_approval_is_the_charge(api):
+    api.add(responses.POST, PRODUCTION_URL, body=b"\xef\xbb\xbf{}")
+    api.add(responses.POST, PRODUCTION_URL, body=approved("778"))
+    assert AuthorizeNetProcessor().sale(sale_request()).processor_transaction_id == "778"
+
+
+def test_sale_answer_without_a_result_code_is_an_unknown_outcome(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer({"transId": "0"}))
+    with pytest.raises(OutcomeUnknown):
+        AuthorizeNetProcessor().sale(sale_request())
+
+
+def test_void_answered_by_an_empty_object_is_an_unknown_outcome(api):
+    api.add(responses.POST, PRODUCTION_URL, body=b"{}")
+    with pytest.raises(OutcomeUnknown):
+        AuthorizeNetProcessor().void(charge_ref(), CREDENTIALS)
+
+
+# AVS and CVV results of an approval.
+
+def test_approval_carries_the_avs_and_cvv_results(api):
+    api.add(responses.POST, PRODUCTION_URL, body=answer({
+        "responseCode": "1", "authCode": "HW617E", "avsResultCode": "Y", "cvvResultCode": "M", "transId": "60123456789",
+        "accountNumber": "XXXX1111", "accountType": "Visa",
+        "messages": [{"code": "1", "description": "This transaction has been approved."}]}))
+    charge = AuthorizeNetProcessor().sale(sale_request())
+    assert (charge.avs_result, charge.cvv_result) == ("Y", "M")
 
 
 def test_amounts_use_the_currency_minor_units():
@@ -330,9 +539,7 @@ def test_unknown_outcome_waits_for_the_lookup_instead_of_reopening(settings, api
     assert waiting.status_code == 202 and "Processing your payment" in waiting.get_data(as_text=True)
     assert payment_row(services, token).state == "authorizing"
 
-    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[
-        {"transId": "6055", "invoiceNumber": "AB-12234", "settleAmount": 123.12,
-         "transactionStatus": "capturedPendingSettlement", "accountType": "Visa", "accountNumber": "XXXX1111"}]))
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[listed("6055", "capturedPendingSettlement")]))
     api.add(responses.POST, NOTIFY_URL, json={"processed": 1, "errorcode": "", "errormessage": ""})
     with services.db.transaction() as session:
         session.execute(update(Payment).values(updated_at=utcnow() - timedelta(minutes=5)))

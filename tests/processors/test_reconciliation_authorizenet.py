@@ -21,16 +21,17 @@ from gateway.processors.base import (
     Found,
     MerchantAuthenticationError,
     OutcomeUnknown,
-    SaleLookup,
 )
 
 from ..flow_helpers import open_session, pay, payment_row
 from ..protocol_helpers import NOTIFY_URL
-from .test_authorizenet import CREDENTIALS, CVC, NUMBER, answer, charge_ref, refused, sale_request, sent
+from .test_authorizenet import CREDENTIALS, CVC, NUMBER, answer, attempt_lookup, charge_ref, listed, refused, sale_request, sent
 
 FAILED_TOP = {"resultCode": "Error", "message": [{"code": "E00001", "text": "An error occurred during processing."}]}
-UNSETTLED_CAPTURE = {"transId": "6055", "invoiceNumber": "AB-12234", "settleAmount": 123.12,
-                     "transactionStatus": "capturedPendingSettlement", "accountType": "Visa", "accountNumber": "XXXX1111"}
+
+
+def unsettled_capture(**changes: str) -> dict:
+    return {**listed("6055", "capturedPendingSettlement"), **changes}
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def test_case_03_a_charge_that_settled_meanwhile_is_found_in_its_batch(gateway, 
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[]))
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, batchList=[{"batchId": "9001"}]))
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[
-        {**UNSETTLED_CAPTURE, "transactionStatus": "settledSuccessfully"}]))
+        unsettled_capture(transactionStatus="settledSuccessfully")]))
     api.add(responses.POST, NOTIFY_URL, json={"processed": 1, "errorcode": "", "errormessage": ""})
     run_once(services)
     assert payment_row(services, token).state == "completed"
@@ -88,16 +89,15 @@ def test_case_03_the_unsettled_list_is_read_to_its_last_page(api):
     page = [{"transId": str(n), "invoiceNumber": "other", "settleAmount": 1, "transactionStatus": "capturedPendingSettlement"}
             for n in range(1000)]
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=page))
-    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[UNSETTLED_CAPTURE]))
-    lookup = SaleLookup("ps1a1", "AB-12234", 12312, "USD", CREDENTIALS, submitted_at=utcnow())
-    result = AuthorizeNetProcessor().find_sale(lookup)
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[unsettled_capture()]))
+    result = AuthorizeNetProcessor().find_sale(attempt_lookup())
     assert result.found is Found.FOUND and result.charge.processor_transaction_id == "6055"  # type: ignore[union-attr]
     assert sent(api, 1)["getUnsettledTransactionListRequest"]["paging"] == {"limit": "1000", "offset": "2"}
 
 
 def test_case_04_an_empty_invoice_is_looked_up_by_the_order_id_the_sale_sent(api):
-    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[{**UNSETTLED_CAPTURE, "invoiceNumber": "123"}]))
-    lookup = SaleLookup("ps1a1", "", 12312, "USD", CREDENTIALS, orderid=123, submitted_at=utcnow())
+    api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[unsettled_capture(invoiceNumber="123")]))
+    lookup = replace(attempt_lookup(), invoice="", orderid=123)
     result = AuthorizeNetProcessor().find_sale(lookup)
     assert result.found is Found.FOUND and result.charge.processor_transaction_id == "6055"  # type: ignore[union-attr]
 
@@ -115,8 +115,8 @@ def test_case_05_a_held_sale_that_could_not_be_declined_is_not_recorded_declined
 
 def test_case_05_a_held_sale_is_seen_by_the_crash_lookup_as_unknown(api):
     api.add(responses.POST, PRODUCTION_URL, body=answer(None, transactions=[
-        {**UNSETTLED_CAPTURE, "transactionStatus": "FDSPendingReview"}]))
-    result = AuthorizeNetProcessor().find_sale(SaleLookup("ps1a1", "AB-12234", 12312, "USD", CREDENTIALS))
+        unsettled_capture(transactionStatus="FDSPendingReview")]))
+    result = AuthorizeNetProcessor().find_sale(attempt_lookup())
     assert result.found is Found.UNKNOWN and "FDSPendingReview" in result.reason
 
 
