@@ -57,6 +57,8 @@ SANDBOX_URL = "https://apitest.authorize.net/xml/v1/request.api"
 DUPLICATE_WINDOW_SECONDS = 300
 APPROVED, DECLINED, ERROR, HELD = "1", "2", "3", "4"
 DUPLICATE = "11"
+# A void of a voided transaction is answered "approved" with this reason: nothing was voided now.
+ALREADY_VOIDED = "310"
 # Refused merchant credentials: key invalid (E00005), login invalid (E00006), authentication failed (E00007),
 # account or user inactive (E00008), no permission (E00010), and reason 13 on a transaction.
 AUTHENTICATION_CODES = {"E00005", "E00006", "E00007", "E00008", "E00010", "13"}
@@ -274,9 +276,9 @@ class AuthorizeNetProcessor:
             "transactionRequest": transaction,
         }}, test)
         response = answer.get("transactionResponse") or {}
-        if response.get("responseCode") == APPROVED:
-            return answer
         code, text = _first_error(answer)
+        if response.get("responseCode") == APPROVED and code != ALREADY_VOIDED:
+            return answer
         if code in AUTHENTICATION_CODES:
             raise _login_refused(text)
         if _unreadable(answer):
