@@ -319,14 +319,14 @@ def _describe(exc: Exception, out_of_time: bool) -> str:
         return "store did not answer in time"
     if isinstance(exc, requests.ConnectionError):
         return "could not connect to the store"
-    return printable(str(exc), ERROR_CHARS)
+    return _printable(str(exc), ERROR_CHARS)
 
 
 def _snippet(body: bytes) -> str:
-    return printable(body[:SNIPPET_CHARS].decode("utf-8", errors="backslashreplace"), SNIPPET_CHARS)
+    return _printable(body[:SNIPPET_CHARS].decode("utf-8", errors="backslashreplace"), SNIPPET_CHARS)
 
 
-def printable(text: str, limit: int) -> str:
+def _printable(text: str, limit: int) -> str:
     """What a store sent, safe to store, log and show: bytes that are not UTF-8 and control
     characters as \\xNN escapes, capped at ``limit`` characters."""
     return text.translate(_ESCAPED)[:limit]
