@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from typing import Any
 
@@ -17,13 +18,15 @@ def http_answer(body: bytes, status: str = "200 OK") -> bytes:
 
 class RawStore:
     """Answers every POST with ``answer``, one byte every ``trickle`` seconds when that is set, and
-    keeps the notifications it received."""
+    keeps the notifications it received; over TLS when given a server context."""
 
-    def __init__(self, answer: bytes = http_answer(OK_ANSWER), *, trickle: float = 0.0) -> None:
+    def __init__(self, answer: bytes = http_answer(OK_ANSWER), *, trickle: float = 0.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.answer = answer
         self.trickle = trickle
         self.received: list[dict[str, Any]] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = tls.wrap_socket(listener, server_side=True) if tls else listener
         self.port = self.listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/paymentreceive_json.asp?gw=1"
         self.stopped = threading.Event()

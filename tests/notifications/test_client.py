@@ -2,6 +2,7 @@
 every checked address tried, and whatever the store sends kept only in a safe form."""
 from __future__ import annotations
 
+import ssl
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from gateway.notifications import client as store_client
 from gateway.notifications.client import StoreClient
 
+from ..web.test_security import _self_signed
 from .stores import RawStore, http_answer
 
 pytestmark = pytest.mark.live
@@ -21,6 +23,25 @@ def test_case_6_a_store_trickling_its_answer_is_cut_off_at_one_deadline_for_the_
     with RawStore(SHORT_ANSWER, trickle=0.5) as store:
         started = time.monotonic()
         exchange = client.post(store.url, {"orderid": 1})
+        took = time.monotonic() - started
+    assert exchange.answer is None and exchange.error == "store did not answer in time"
+    assert 1.4 < took < 2.2
+    assert store.received == [{"orderid": 1}]
+
+
+def test_case_6_and_8_over_tls_the_deadline_holds_and_the_second_address_gets_the_store_name(monkeypatch, tmp_path):
+    """https to a checked address: the first one is dead, the second one's certificate is checked
+    against the store's name (SNI too), and the trickled answer still ends at the deadline."""
+    cert, key = _self_signed(tmp_path, "store.invalid")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with RawStore(SHORT_ANSWER, trickle=0.5, tls=context) as store:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        monkeypatch.setattr(store_client, "resolve", lambda host, port, timeout=3.0: ["127.0.0.2", "127.0.0.1"])
+        monkeypatch.setattr(store_client, "is_public", lambda address: True)
+        client = StoreClient(timeout=1.5, require_https=True, allow_private=False)
+        started = time.monotonic()
+        exchange = client.post(f"https://store.invalid:{store.port}/notify", {"orderid": 1})
         took = time.monotonic() - started
     assert exchange.answer is None and exchange.error == "store did not answer in time"
     assert 1.4 < took < 2.2
