@@ -1,17 +1,24 @@
-"""The one outbound HTTP call to a store: bounded in time and size, and refused for unsafe targets."""
+"""The one outbound HTTP call to a store: bounded in time and size, and refused for unsafe targets.
+
+One deadline covers the whole call -- the name lookup, each connect, the request and every read of
+the answer -- so a store that trickles its answer a byte at a time is cut off when the deadline
+passes, not when a single read stalls.
+"""
 from __future__ import annotations
 
+import http.client
+import io
 import ipaddress
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from marshmallow import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -26,6 +33,11 @@ from ..protocol.schemas import CompleteOrderResponseSchema, describe_errors
 
 MAX_ANSWER_BYTES = 64 * 1024
 SNIPPET_CHARS = 500
+ERROR_CHARS = 300
+CONNECT_TIMEOUT = 5.0  # for one of the store's addresses, so a dead first one leaves time for the next
+# Control characters other than tab and line breaks are kept as \xNN escapes (PostgreSQL text
+# refuses NUL, and terminals and log viewers act on the others).
+_ESCAPED = {code: f"\\x{code:02x}" for code in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F)}
 COMPLETE_ORDER_RESPONSE = CompleteOrderResponseSchema()
 
 
@@ -62,10 +74,11 @@ _resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")
 
 @dataclass(frozen=True)
 class Destination:
-    """A checked notification URL and the one address it was checked at (``None``: not pinned)."""
+    """A checked notification URL and every address it was checked at, in the resolver's order
+    (none: not checked, resolved when connecting)."""
 
     url: str
-    address: str | None
+    addresses: tuple[str, ...]
 
 
 def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -104,8 +117,9 @@ def resolve(host: str, port: int, timeout: float = RESOLVE_TIMEOUT) -> list[str]
     return [str(info[4][0]) for info in infos]
 
 
-def check_destination(url: str, *, require_https: bool, allow_private: bool) -> Destination:
-    """Apply the delivery rules to a notification URL; return the address to connect to."""
+def check_destination(url: str, *, require_https: bool, allow_private: bool,
+                      resolve_timeout: float = RESOLVE_TIMEOUT) -> Destination:
+    """Apply the delivery rules to a notification URL; return the addresses to connect to."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise UnsafeDestination(f"notification URL scheme {parts.scheme!r} is not http(s)")
@@ -115,67 +129,149 @@ def check_destination(url: str, *, require_https: bool, allow_private: bool) -> 
     if not host:
         raise UnsafeDestination("notification URL has no host")
     if allow_private:
-        return Destination(url, None)
-    addresses = resolve(host, parts.port or (443 if parts.scheme == "https" else 80), budget.cap(RESOLVE_TIMEOUT))
+        return Destination(url, ())
+    addresses = resolve(host, parts.port or (443 if parts.scheme == "https" else 80), budget.cap(resolve_timeout))
     for text in addresses:
         address = ipaddress.ip_address(text.split("%", 1)[0])
         if not is_public(address):
             raise UnsafeDestination(f"{host!r} resolves to a non-public address {address}")
-    return Destination(url, addresses[0])
+    return Destination(url, tuple(addresses))
 
 
-def _pinned(connection_class: type, address: str) -> type:
-    class Pinned(connection_class):  # type: ignore[misc]
-        """Opens its socket to ``address``; ``self.host`` stays the name, for Host, SNI and the certificate."""
+def _left(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
+class DeadlineSocket:
+    """A connected socket (plain or TLS) whose every send and read waits only until the deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self._sock = sock
+        self._deadline = deadline
+
+    def __getattr__(self, name: str) -> Any:  # fileno, settimeout, shutdown, close, getpeercert ...
+        return getattr(self._sock, name)
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        self.arm()
+        self._sock.sendall(data, flags)
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        """http.client reads the status line, the headers and the body through this file."""
+        return io.BufferedReader(_DeadlineReader(self._sock.makefile("rb", buffering=0), self))
+
+    def arm(self) -> None:
+        """Give the next socket operation what is left of the deadline, or fail it if nothing is."""
+        left = _left(self._deadline)
+        if left <= 0:
+            raise socket.timeout("the delivery deadline has passed")
+        self._sock.settimeout(left)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket's file, armed before every read: a trickled answer runs into the deadline."""
+
+    def __init__(self, raw: Any, sock: DeadlineSocket) -> None:
+        super().__init__()
+        self._raw = raw
+        self._sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        self._sock.arm()
+        result: int | None = self._raw.readinto(buffer)
+        return result
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _connect_any(connection: HTTPConnection, destination: Destination, deadline: float) -> socket.socket:
+    """Try the destination's addresses in order, each within what is left of the deadline."""
+    addresses = destination.addresses or tuple(resolve(connection.host, connection.port, max(0.0, _left(deadline))))
+    failures: list[str] = []
+    for address in addresses:
+        left = _left(deadline)
+        if left <= 0:
+            raise ConnectTimeoutError(connection, f"connecting to {connection.host} ran out of time ({failures})")
+        try:
+            sock = create_connection((address, connection.port), min(CONNECT_TIMEOUT, left),
+                                     source_address=connection.source_address,
+                                     socket_options=connection.socket_options)
+        except OSError as exc:
+            failures.append(f"{address}: {exc}")
+            continue
+        sock.settimeout(max(0.001, _left(deadline)))  # the TLS handshake, as a whole
+        return sock
+    raise NewConnectionError(connection, f"failed to connect to {connection.host} at any of its addresses ({failures})")
+
+
+def _bounded(connection_class: type, destination: Destination, deadline: float) -> type:
+    class Bounded(connection_class):  # type: ignore[misc]
+        """Opens its socket to the checked addresses; ``self.host`` stays the name, for Host, SNI and
+        the certificate."""
+
+        sock: Any
 
         def _new_conn(self):  # type: ignore[no-untyped-def]
-            try:
-                return create_connection((address, self.port), self.timeout, source_address=self.source_address,
-                                         socket_options=self.socket_options)
-            except socket.timeout as exc:
-                raise ConnectTimeoutError(self, f"connection to {self.host} ({address}) timed out") from exc
-            except OSError as exc:
-                raise NewConnectionError(self, f"failed to connect to {self.host} ({address}): {exc}") from exc
+            return _connect_any(self, destination, deadline)
 
-    return Pinned
+        def connect(self) -> None:
+            super().connect()
+            self.sock = DeadlineSocket(self.sock, deadline)
+
+    return Bounded
 
 
-class PinnedAdapter(HTTPAdapter):
-    """Connects to the address the destination check approved, whatever DNS answers a moment later."""
+class BoundedAdapter(HTTPAdapter):
+    """Connects only to the addresses the destination check approved, whatever DNS answers a moment
+    later, and ends the whole exchange by one deadline."""
 
-    def __init__(self, address: str) -> None:
-        self.address = address
+    def __init__(self, destination: Destination, deadline: float) -> None:
+        self.destination = destination
+        self.deadline = deadline
         super().__init__(max_retries=0)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        http = type("PinnedHTTPPool", (HTTPConnectionPool,), {"ConnectionCls": _pinned(HTTPConnection, self.address)})
-        https = type("PinnedHTTPSPool", (HTTPSConnectionPool,), {"ConnectionCls": _pinned(HTTPSConnection, self.address)})
-        self.poolmanager.pool_classes_by_scheme = {"http": http, "https": https}
+        http_pool = type("BoundedHTTPPool", (HTTPConnectionPool,),
+                         {"ConnectionCls": _bounded(HTTPConnection, self.destination, self.deadline)})
+        https_pool = type("BoundedHTTPSPool", (HTTPSConnectionPool,),
+                          {"ConnectionCls": _bounded(HTTPSConnection, self.destination, self.deadline)})
+        self.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}
+
+
+# What the transport may raise on a store's malformed answer that requests does not wrap.
+TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException, OSError)
 
 
 class StoreClient:
+    """Posts to stores; ``timeout`` is the whole of one call, from the name lookup to the answer's last byte."""
+
     def __init__(self, *, timeout: float, require_https: bool, allow_private: bool) -> None:
         self.timeout = timeout
         self.require_https = require_https
         self.allow_private = allow_private
-        self.http = requests.Session()
 
-    def check(self, url: str) -> Destination:
+    def check(self, url: str, resolve_timeout: float = RESOLVE_TIMEOUT) -> Destination:
         """The rules every notification URL meets, at checkout as at delivery."""
-        return check_destination(url, require_https=self.require_https, allow_private=self.allow_private)
+        return check_destination(url, require_https=self.require_https, allow_private=self.allow_private,
+                                 resolve_timeout=resolve_timeout)
 
     def post(self, url: str, payload: dict[str, Any]) -> Exchange:
         """POST the JSON payload; every outcome, good or bad, comes back as an Exchange."""
         started = time.monotonic()
+        deadline = started + budget.cap(self.timeout)  # the shopper's request waits for this call
         status: int | None = None
         body = b""
-        timeout = budget.cap(self.timeout)  # the shopper's request waits for this call
         try:
             with admission.network_wait():  # the name lookup and the store's answer: time spent waiting
-                destination = self.check(url)
-                with self._session_for(destination) as http, http.post(
-                    url, json=payload, timeout=(min(5.0, timeout), timeout), stream=True, allow_redirects=False,
+                destination = self.check(url, min(RESOLVE_TIMEOUT, _left(deadline)))
+                with _session_for(destination, deadline) as session, session.post(
+                    url, json=payload, timeout=max(0.001, _left(deadline)), stream=True, allow_redirects=False,
                     headers=outgoing_headers(),
                 ) as response:
                     status = response.status_code
@@ -184,16 +280,17 @@ class StoreClient:
                 raise DeliveryFailure(f"store answered HTTP {status}")
             answer = parse_answer(body)
             return Exchange(_elapsed(started), status, _snippet(body), answer, "")
-        except (requests.RequestException, UnsafeDestination, DeliveryFailure) as exc:
-            return Exchange(_elapsed(started), status, _snippet(body), None, _describe(exc))
+        except (*TRANSPORT_ERRORS, UnsafeDestination, DeliveryFailure) as exc:
+            return Exchange(_elapsed(started), status, _snippet(body), None, _describe(exc, _left(deadline) <= 0))
 
-    def _session_for(self, destination: Destination) -> requests.Session:
-        if destination.address is None:
-            return nullcontext(self.http)  # type: ignore[return-value]
-        pinned = requests.Session()
-        pinned.mount("http://", PinnedAdapter(destination.address))
-        pinned.mount("https://", PinnedAdapter(destination.address))
-        return pinned
+
+def _session_for(destination: Destination, deadline: float) -> requests.Session:
+    """A session of its own for each call: a connection is never reused for an address checked earlier."""
+    session = requests.Session()
+    adapter = BoundedAdapter(destination, deadline)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def parse_answer(body: bytes) -> StoreAnswer:
@@ -217,16 +314,22 @@ def _read_capped(response: requests.Response) -> bytes:
     return b"".join(chunks)
 
 
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, requests.Timeout):
+def _describe(exc: Exception, out_of_time: bool) -> str:
+    if isinstance(exc, requests.Timeout) or (out_of_time and isinstance(exc, TRANSPORT_ERRORS)):
         return "store did not answer in time"
     if isinstance(exc, requests.ConnectionError):
         return "could not connect to the store"
-    return str(exc)[:300]
+    return _printable(str(exc), ERROR_CHARS)
 
 
 def _snippet(body: bytes) -> str:
-    return body[:SNIPPET_CHARS].decode("utf-8", errors="replace")
+    return _printable(body[:SNIPPET_CHARS].decode("utf-8", errors="backslashreplace"), SNIPPET_CHARS)
+
+
+def _printable(text: str, limit: int) -> str:
+    """What a store sent, safe to store, log and show: bytes that are not UTF-8 and control
+    characters as \\xNN escapes, capped at ``limit`` characters."""
+    return text.translate(_ESCAPED)[:limit]
 
 
 def _elapsed(started: float) -> int:

@@ -2,10 +2,12 @@
 
 A delivery first claims its row with a short lease (compare-and-set), so two workers never post
 the same notification at the same time; a worker that dies mid-delivery loses its lease and the
-next one retries. Each claim increments the row's ``lease`` number, a fencing token: a worker
-whose lease was taken over may still hear the store, but it may no longer write the outcome, so
-a late writer can never overwrite ``delivered`` with ``dead`` or apply a second answer. The
-store's answer and whatever it changes are written in one transaction.
+next one retries. A delivery always ends before its lease does: the store call has one deadline,
+and a lease with less than one delivery left on it is renewed before posting. Each claim
+increments the row's ``lease`` number, a fencing token: a worker whose lease was taken over may
+still hear the store, but it may no longer write the outcome, so a late writer can never
+overwrite ``delivered`` with ``dead`` or apply a second answer. The store's answer and whatever
+it changes are written in one transaction.
 
 A notification is stored as the outcome it reports (:class:`CompleteOrder`); it is signed as a
 CompleteOrderRequest, with a fresh randomkey, each time it is posted.
@@ -21,6 +23,7 @@ from typing import Any, Callable
 from sqlalchemy import ColumnElement, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from ..config import ConfigError
 from ..db import Database
 from ..machine import Machine
 from ..models import Notification, NotificationAttempt, NotificationState, UTCDateTime, utcnow
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 OnAnswer = Callable[[Session, Notification, StoreAnswer], None]
 BASE_DELAY = timedelta(seconds=5)
 MAX_DELAY = timedelta(hours=1)
+# A lease must outlast a delivery by this much: clocks differ between hosts, and the answer is written after it.
+LEASE_MARGIN = timedelta(seconds=5)
 N = NotificationState
 NOTIFICATIONS = Machine(Notification, "state", {
     N.PENDING: frozenset({N.DELIVERED, N.DEAD}),
@@ -49,6 +54,13 @@ _DELIVERED = NOTIFICATIONS.prepare(
     response_errormessage=bindparam("answer_errormessage"),
     delivered_at=bindparam("answered_at", type_=UTCDateTime()),
     claimed_until=None,
+)
+
+_RENEW = (
+    update(Notification)
+    .where(Notification.id == bindparam("renewed"), Notification.lease == bindparam("held_lease"),
+           Notification.state == NotificationState.PENDING)
+    .values(claimed_until=bindparam("until", type_=UTCDateTime()))
 )
 
 
@@ -86,6 +98,9 @@ class Outbox:
 
     def __init__(self, db: Database, client: StoreClient, private_key: str, *, lease: timedelta,
                  max_attempts: int) -> None:
+        if lease < timedelta(seconds=client.timeout) + LEASE_MARGIN:
+            raise ConfigError(f"a delivery lease of {lease.total_seconds():g} s does not outlast one "
+                              f"{client.timeout:g} s delivery by {LEASE_MARGIN.total_seconds():g} s")
         self.db = db
         self.client = client
         self.private_key = private_key
@@ -134,8 +149,10 @@ class Outbox:
             return list(rows)
 
     def deliver(self, notification: Notification, on_answer: OnAnswer) -> StoreAnswer | None:
-        """Post a claimed notification once and record the attempt; the answer is applied atomically,
-        and only while this worker's lease is still the latest one."""
+        """Post a claimed notification once, within its lease, and record the attempt; the answer is
+        applied atomically, and only while this worker's lease is still the latest one."""
+        if not self._lease_outlasts_a_delivery(notification):
+            return None  # another worker has taken it over
         exchange = self.client.post(notification.url, self.signed(notification.payload))
         events.notification_attempt(exchange)
         with self.db.transaction() as session:
@@ -150,6 +167,21 @@ class Outbox:
                 return None
             self._schedule_retry(session, row, exchange.error)
             return None
+
+    def _lease_outlasts_a_delivery(self, notification: Notification) -> bool:
+        """Renew a lease with less than one delivery left on it (the last ones of a claimed batch),
+        so no other worker can claim the notification and post it again while the store is still
+        answering this one. False: the lease is lost."""
+        needed = utcnow() + timedelta(seconds=self.client.timeout) + LEASE_MARGIN
+        if notification.claimed_until is not None and notification.claimed_until >= needed:
+            return True
+        until = utcnow() + self.lease
+        with self.db.one_statement() as session:
+            held = {"renewed": notification.id, "held_lease": notification.lease, "until": until}
+            renewed = session.connection().execute(_RENEW, held).rowcount == 1
+        if renewed:
+            notification.claimed_until = until
+        return renewed
 
     def signed(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The CompleteOrderRequest for a stored outcome, with a fresh randomkey."""

@@ -1,21 +1,27 @@
 """Durable delivery: the outbox survives an unreachable store and racing workers deliver once."""
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
+import time
 from datetime import timedelta
 
 import pytest
 import requests
 from sqlalchemy import func, select, update
 
+from gateway import create_app
+from gateway.config import ConfigError
 from gateway.jobs.rounds import run_once
 from gateway.models import LedgerEntry, Notification, NotificationAttempt, Payment, SandboxCharge, utcnow
 from gateway.notifications import outbox
-from gateway.notifications.client import UnsafeDestination, check_destination
+from gateway.notifications.client import StoreClient, UnsafeDestination, check_destination
+from gateway.payments.completion import deliver_claimed
 
 from ..flow_helpers import notifications_sent, open_session, pay, payment_row, store_answers
 from ..protocol_helpers import NOTIFY_URL, complete_order_answer
+from .stores import OK_ANSWER, RawStore, http_answer
 
 
 def make_due(services) -> None:  # type: ignore[no-untyped-def]
@@ -223,3 +229,38 @@ def test_abandoned_sessions_lose_their_merchant_credentials(client, services):
     run_once(services)
     assert payment_row(services, token).credentials_sealed is None
     assert payment_row(services, fresh).credentials_sealed is not None
+
+
+def test_case_6_a_lease_shorter_than_one_delivery_is_refused_at_start_up(services):
+    client = StoreClient(timeout=10, require_https=False, allow_private=True)
+    with pytest.raises(ConfigError, match="does not outlast"):
+        outbox.Outbox(services.db, client, "key", lease=timedelta(seconds=12), max_attempts=3)
+
+
+@pytest.mark.live
+def test_case_6_a_lease_nearly_over_is_renewed_so_no_second_worker_posts_while_the_store_answers(settings):
+    """The last notification of a claimed batch reaches its turn with little of its lease left: while
+    a store trickles its answer, another worker must not be able to claim it and post it again."""
+    app = create_app(dataclasses.replace(settings, notify_timeout_seconds=1.5))
+    services = app.extensions["gateway"]
+    try:
+        with RawStore(http_answer(b"down", "503 Service Unavailable")) as store:
+            token, csrf = open_session(app.test_client(), notificationurl=store.url)
+            pay(app.test_client(), token, csrf)
+            store.answer, store.trickle = http_answer(OK_ANSWER), 0.5
+            make_due(services)
+            [claimed] = services.outbox.claim_due(10)
+            almost_over = utcnow() + timedelta(seconds=1)
+            with services.db.transaction() as session:
+                session.execute(update(Notification).values(claimed_until=almost_over))
+            claimed.claimed_until = almost_over
+            delivering = threading.Thread(target=deliver_claimed, args=(services, claimed))
+            delivering.start()
+            time.sleep(1.2)  # past the lease as it was claimed, within the 1.5 s delivery
+            assert services.outbox.claim(claimed.id) is None
+            delivering.join()
+        assert len(store.received) == 2  # the shopper's attempt and this one, not a third
+        row = notification(services)
+        assert (row.state, row.attempts, row.last_error) == ("pending", 2, "store did not answer in time")
+    finally:
+        services.db.dispose()
