@@ -157,24 +157,24 @@ _POSITIVE = {
 }
 
 
-def _check_values(values: dict[str, object]) -> None:
+def _check_values(settings: Settings) -> None:
     """Refuse values no environment can run on: each message names the setting to fix."""
     for name, variable in _POSITIVE.items():
-        if values[name] < 1:  # type: ignore[operator]
-            raise ConfigError(f"{variable} must be a positive whole number, got {values[name]}")
-    if not 0 <= values["trusted_proxies"] <= MAX_TRUSTED_PROXIES:  # type: ignore[operator]
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"{variable} must be a positive whole number, got {getattr(settings, name)}")
+    if not 0 <= settings.trusted_proxies <= MAX_TRUSTED_PROXIES:
         raise ConfigError(f"GATEWAY_TRUSTED_PROXIES must be between 0 and {MAX_TRUSTED_PROXIES}, "
-                          f"got {values['trusted_proxies']}")
+                          f"got {settings.trusted_proxies}")
     for name in _LIMITS:
-        _check_limit(f"GATEWAY_{name.upper()}", str(values[name]))
-    for position, key in enumerate(_split(str(values["encryption_key"])) or [""], start=1):
+        _check_limit(f"GATEWAY_{name.upper()}", getattr(settings, name))
+    for position, key in enumerate(settings.encryption_keys or ("",), start=1):
         try:
             Fernet(key.encode())
         except ValueError:
             raise ConfigError(f"GATEWAY_ENCRYPTION_KEY: key {position} is not a Fernet key "
                               "(32 url-safe base64-encoded bytes; `gateway keys new` prints one)") from None
-    if values["public_url"]:
-        _check_public_url(str(values["public_url"]), https=values["environment"] != DEVELOPMENT)
+    if settings.public_url:
+        _check_public_url(settings.public_url, https=settings.is_production)
 
 
 def _check_limit(variable: str, text: str) -> None:
@@ -245,12 +245,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     )
     values.update(overrides)
     _check_runtime(values)
-    _check_values(values)
-    if environment != DEVELOPMENT:
-        _refuse_weak_production(values, environment)
     if not values["database_url"]:
         values["database_url"] = _default_database_url()
-    return Settings(**values)  # type: ignore[arg-type]
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _check_values(settings)
+    if settings.is_production:
+        _refuse_weak_production(settings)
+    return settings
 
 
 _LIMITS = {
@@ -259,15 +260,11 @@ _LIMITS = {
 }
 
 
-_DEVELOPMENT_SECRETS = {
-    "GATEWAY_PRIVATE_KEY": DEV_PRIVATE_KEY,
-    "GATEWAY_SECRET_KEY": DEV_SECRET_KEY,
-    "GATEWAY_ENCRYPTION_KEY": DEV_ENCRYPTION_KEY,
-}
 _WHERE_FROM = {
     "GATEWAY_PRIVATE_KEY": "as the 3dcart developer portal issues it",
     "GATEWAY_SECRET_KEY": "as `gateway keys new` prints",
 }
+# The development values contain these too, so they are refused with every other guessable key.
 _WEAK_WORDS = ("secret", "password", "changeme", "change-me", "private", "example", "0123456789", "abcdef")
 
 
@@ -284,34 +281,30 @@ def _refuse_missing_in_production(env: Mapping[str, str], environment: str) -> N
         )
 
 
-def _refuse_weak_production(values: dict[str, object], environment: str) -> None:
+def _refuse_weak_production(settings: Settings) -> None:
     """Outside development every key must be strong and distinct, and every shared resource really shared."""
-    refuse = f"refusing to start in {environment}:"
-    _refuse_weak_keys(values, refuse)
-    if str(values["database_url"]).startswith("sqlite"):
+    refuse = f"refusing to start in {settings.environment}:"
+    _refuse_weak_keys(settings, refuse)
+    if settings.database_url.startswith("sqlite"):
         raise ConfigError(f"{refuse} DATABASE_URL is SQLite; production needs PostgreSQL (postgresql://...)")
-    if str(values["ratelimit_storage"]).startswith("memory"):
+    if settings.ratelimit_storage.startswith("memory"):
         raise ConfigError(f"{refuse} GATEWAY_RATELIMIT_STORAGE is memory://, which each worker counts on its own;"
                           " use redis://host:6379/N")
-    token = str(values["metrics_token"])
-    if not values["metrics_public"] and len(token) < MIN_METRICS_TOKEN_LENGTH:
+    if not settings.metrics_public and len(settings.metrics_token) < MIN_METRICS_TOKEN_LENGTH:
         raise ConfigError(f"{refuse} GATEWAY_METRICS_TOKEN must be set (at least {MIN_METRICS_TOKEN_LENGTH} characters)"
                           ", or GATEWAY_METRICS_PUBLIC=yes to serve /metrics to anyone")
 
 
-def _refuse_weak_keys(values: dict[str, object], refuse: str) -> None:
-    private = (str(values["private_key"]), *values["private_keys_previous"])  # type: ignore[misc]
-    secret = (str(values["secret_key"]), *values["secret_keys_previous"])  # type: ignore[misc]
-    encryption = _split(str(values["encryption_key"]))
-    for variable, keys in (("GATEWAY_PRIVATE_KEY", private), ("GATEWAY_SECRET_KEY", secret)):
+def _refuse_weak_keys(settings: Settings, refuse: str) -> None:
+    for variable, keys in (("GATEWAY_PRIVATE_KEY", settings.private_keys), ("GATEWAY_SECRET_KEY", settings.secret_keys)):
         for position, key in enumerate(keys):
-            name = variable if position == 0 else f"{variable}_PREVIOUS"
-            if _is_weak(key) or key == _DEVELOPMENT_SECRETS[variable]:
+            if _is_weak(key):
+                name = variable if position == 0 else f"{variable}_PREVIOUS"
                 raise ConfigError(f"{refuse} {name} is weak: at least {MIN_KEY_LENGTH} random characters, "
                                   + _WHERE_FROM[variable])
-    if DEV_ENCRYPTION_KEY in encryption:
+    if DEV_ENCRYPTION_KEY in settings.encryption_keys:
         raise ConfigError(f"{refuse} GATEWAY_ENCRYPTION_KEY holds the public development value")
-    if set(private) & set(secret):
+    if set(settings.private_keys) & set(settings.secret_keys):
         raise ConfigError(f"{refuse} GATEWAY_SECRET_KEY must differ from GATEWAY_PRIVATE_KEY")
 
 
