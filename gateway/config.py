@@ -28,13 +28,15 @@ REQUIRED_IN_PRODUCTION = (
 )
 # The sandbox approves every valid card number and charges nobody: outside development it runs
 # only when this exact value is set, and every start-up says so.
-T = TypeVar("T", int, float)
 SANDBOX_IN_PRODUCTION_OPT_IN = "yes-approve-cards-without-charging"
 # What an operator can meet and a guess cannot: generated keys (`gateway keys new`) are 43 characters.
 MIN_KEY_LENGTH = 32
 MIN_DISTINCT_CHARACTERS = 8
 MIN_METRICS_TOKEN_LENGTH = 16
 MAX_TRUSTED_PROXIES = 10
+
+
+T = TypeVar("T", int, float)
 
 
 class ConfigError(RuntimeError):
@@ -189,10 +191,19 @@ def _check_limit(variable: str, text: str) -> None:
 
 def _check_public_url(url: str, https: bool) -> None:
     parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment or not _port_ok(url):
         raise ConfigError(f"GATEWAY_PUBLIC_URL must be a base URL such as https://pay.example.com, got {url!r}")
     if https and parts.scheme != "https":
         raise ConfigError(f"GATEWAY_PUBLIC_URL must use https outside development, got {url!r}")
+
+
+def _port_ok(url: str) -> bool:
+    """urlsplit reads a port only when asked, and refuses one that is not a number then."""
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        return False
+    return port is None or port > 0
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -132,6 +132,7 @@ WEAK_PRODUCTION = {
     "http-public-url": ({"GATEWAY_PUBLIC_URL": "http://pay.example.com"}, "GATEWAY_PUBLIC_URL"),
     "malformed-public-url": ({"GATEWAY_PUBLIC_URL": "pay.example.com"}, "GATEWAY_PUBLIC_URL"),
     "public-url-without-host": ({"GATEWAY_PUBLIC_URL": "https://"}, "GATEWAY_PUBLIC_URL"),
+    "public-url-with-a-bad-port": ({"GATEWAY_PUBLIC_URL": "https://pay.example.com:https"}, "GATEWAY_PUBLIC_URL"),
     "zero-session-minutes": ({"GATEWAY_SESSION_MINUTES": "0"}, "GATEWAY_SESSION_MINUTES"),
     "negative-max-declines": ({"GATEWAY_MAX_DECLINES": "-1"}, "GATEWAY_MAX_DECLINES"),
     "zero-delivery-attempts": ({"GATEWAY_NOTIFY_MAX_ATTEMPTS": "0"}, "GATEWAY_NOTIFY_MAX_ATTEMPTS"),
