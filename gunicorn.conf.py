@@ -46,6 +46,12 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 for _stale in glob.glob(os.path.join(_metrics_dir, "*.db")):
     os.remove(_stale)
 
+# Settings are checked here, in the master, before any worker starts: an unsafe one stops gunicorn with
+# one line naming it and exit status 2 (a worker failing to load the app would be restarted over and over).
+from gateway.config import settings_or_exit  # noqa: E402 - after the environment above is complete
+
+settings_or_exit()
+
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
     """A worker that exits leaves its gauges' samples behind; mark them dead so scrapes drop them."""

@@ -29,8 +29,15 @@ def announce(settings: Settings) -> None:
     log.info("gateway starting: %s", settings.describe())
     if not settings.is_production:
         log.warning("DEVELOPMENT MODE: public development keys and defaults; never take real payments like this")
-    elif settings.processor == "sandbox":
+        return
+    if settings.processor == "sandbox":
         log.warning("SANDBOX IN %s: every valid card is approved and nobody is charged", settings.environment.upper())
+    if settings.notify_allow_private:
+        log.warning("GATEWAY_NOTIFY_ALLOW_PRIVATE IN %s: store notifications may be sent to loopback and private "
+                    "addresses, so a signed CheckoutRequest can make the gateway call into its own network",
+                    settings.environment.upper())
+    if settings.metrics_public and not settings.metrics_token:
+        log.warning("GATEWAY_METRICS_PUBLIC: /metrics is served to anyone, without a token")
 
 
 def create_app(settings: Settings | None = None) -> Flask:

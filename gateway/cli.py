@@ -3,21 +3,28 @@ from __future__ import annotations
 
 import getpass
 import json
+import secrets
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import click
+from cryptography.fernet import Fernet
 from flask import Flask, current_app
 from flask.cli import FlaskGroup
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server, run_simple
 
 from . import create_app
+from .config import DEV_PRIVATE_KEY, ConfigError, Settings, exit_refused
 from .console import accounts
 from .jobs.rounds import run_forever, run_once
 from .migrate import revision, upgrade
+from .models import ConsoleAccount, Payment
 from .payments import ledger, operations, stores
 from .services import Services, current
+from .vault import VaultError
 from .web.openapi import build_spec
 
 T = TypeVar("T")
@@ -28,10 +35,23 @@ def _services() -> Services:
 
 
 def _app() -> Flask:
-    return create_app()
+    """The app from the environment, or one line naming the setting to fix (exit status 2)."""
+    try:
+        return create_app()
+    except ConfigError as exc:
+        exit_refused(exc)
 
 
-@click.group(cls=FlaskGroup, create_app=_app, add_default_commands=False)
+class GatewayGroup(FlaskGroup):
+    """Flask's command group without its --env-file, --app and --debug options, and without reading a .env
+    file by itself: settings come from the process environment alone, the same under gunicorn and here."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(load_dotenv=False, **kwargs)  # type: ignore[arg-type]
+        self.params = [param for param in self.params if param.name not in {"env_file", "app", "debug"}]
+
+
+@click.group(cls=GatewayGroup, create_app=_app, add_default_commands=False)
 def main() -> None:
     """A 3dcart (Shift4Shop) payment gateway application."""
 
@@ -44,12 +64,15 @@ def main() -> None:
 @click.option("--store-delay", default=0.0, show_default=True, type=click.FloatRange(0, 60),
               help="Seconds the emulated store takes to answer each notification (a slow store).")
 def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
-    """Migrate the database and serve the gateway, with a 3dcart store emulator beside it (development).
+    """Migrate the database and serve the gateway, with a 3dcart store emulator beside it (development only).
 
     The emulator is its own distribution, outside the production wheel: without it the gateway is served alone,
     unless --emulator-port was given, which then fails before anything starts.
     """
     services = _services()
+    if services.settings.is_production:
+        exit_refused(ConfigError(f"`gateway serve` is the development server, refused in {services.settings.environment};"
+                                 " production runs gunicorn with gunicorn.conf.py (see the Procfile)"))
     base = services.settings.public_url or f"http://{host}:{port}"
     store: Flask | None = None
     if emulator_port:
@@ -67,8 +90,8 @@ def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
     upgrade(services.settings.database_url)
     click.echo(f"Gateway Checkout URL:   {base}/checkout")
     click.echo(f"Gateway Post-Order URL: {base}/post-order")
-    click.echo(f"Private Key:            {services.settings.private_key}")
-    click.echo(f"Database:               {services.settings.database_url}")
+    click.echo(f"Private Key:            {_private_key_source(services.settings)}")
+    click.echo(f"Database:               {make_url(services.settings.database_url).render_as_string(hide_password=True)}")
     click.echo(f"Processor:              {services.settings.processor}")
     click.echo("Delivery worker:        NOT running: the first notification is sent while the shopper waits;"
                " retries and crash recovery need `gateway notifications work` in another terminal")
@@ -81,10 +104,73 @@ def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
     run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
 
 
+def _private_key_source(settings: Settings) -> str:
+    """Where the Private Key comes from, never the key: a terminal (and its scrollback) is no place for a secret."""
+    if settings.private_key == DEV_PRIVATE_KEY:
+        return "the public development key (set GATEWAY_PRIVATE_KEY to the one the developer portal shows)"
+    return "from GATEWAY_PRIVATE_KEY (not shown)"
+
+
 @main.command()
 def openapi() -> None:
     """Print the OpenAPI document (docs/openapi.json is this output)."""
     click.echo(json.dumps(build_spec(), indent=2, sort_keys=True))
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """The gateway's secrets: fresh values, and re-sealing what is stored after GATEWAY_ENCRYPTION_KEY rotates."""
+
+
+@keys_group.command("new", with_appcontext=False)
+def keys_new() -> None:
+    """Print fresh values for every secret the gateway generates itself, as environment assignments."""
+    click.echo(f"GATEWAY_SECRET_KEY={secrets.token_urlsafe(32)}")
+    click.echo(f"GATEWAY_ENCRYPTION_KEY={Fernet.generate_key().decode()}")
+    click.echo(f"GATEWAY_METRICS_TOKEN={secrets.token_urlsafe(32)}")
+    click.echo("# GATEWAY_PRIVATE_KEY is issued by the 3dcart developer portal: regenerate it there.")
+
+
+RESEALED = ((Payment, Payment.credentials_sealed, "merchant credentials"),
+            (ConsoleAccount, ConsoleAccount.totp_sealed, "console TOTP secrets"))
+
+
+@keys_group.command("reseal")
+def keys_reseal() -> None:
+    """Seal every stored secret with the first GATEWAY_ENCRYPTION_KEY, so older keys can be removed.
+
+    Safe to re-run and to run while the gateway serves: what the first key already seals is left alone,
+    and a row changed meanwhile (credentials erased when a payment ends) is never written back.
+    """
+    services = _services()
+    unreadable: list[str] = []
+    for model, column, what in RESEALED:
+        resealed, left_alone, failed = _reseal(services, model, column)
+        click.echo(f"{what}: {resealed} re-sealed, {left_alone} left alone (already under the first key, or erased"
+                   f" meanwhile), {len(failed)} unreadable")
+        unreadable += [f"{model.__tablename__} {row_id}" for row_id in failed]
+    if unreadable:
+        raise click.ClickException("no configured GATEWAY_ENCRYPTION_KEY opens " + ", ".join(unreadable)
+                                   + ": put back the key they were sealed with, then run this again")
+
+
+def _reseal(services: Services, model: type[Payment] | type[ConsoleAccount], column: Any) -> tuple[int, int, list[int]]:
+    """Re-seal one column row by row, each write conditional on the value read: (re-sealed, left alone, unreadable ids)."""
+    with services.db.transaction() as session:
+        rows = session.execute(select(model.id, column).where(column.is_not(None)).order_by(model.id)).all()
+    resealed, failed = 0, []
+    for row_id, sealed in rows:
+        try:
+            fresh = services.vault.reseal(sealed)
+        except VaultError:
+            failed.append(row_id)
+            continue
+        if fresh is None:
+            continue
+        with services.db.transaction() as session:
+            statement = update(model).where(model.id == row_id, column == sealed).values({column.key: fresh})
+            resealed += session.connection().execute(statement).rowcount
+    return resealed, len(rows) - resealed - len(failed), failed
 
 
 @main.group()

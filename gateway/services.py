@@ -30,7 +30,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> "Services":
         try:
-            vault = Vault(settings.encryption_key, settings.secret_key)
+            vault = Vault(settings.encryption_key, settings.secret_key, settings.secret_keys_previous)
         except ValueError as exc:
             raise ConfigError("GATEWAY_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from exc
         db = Database(settings.database_url, settings.db_pool_size)

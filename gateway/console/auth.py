@@ -98,8 +98,10 @@ def login_csrf(secret_key: str, nonce: str) -> str:
     return hmac.new(secret_key.encode(), b"console-login:" + nonce.encode(), hashlib.sha256).hexdigest()
 
 
-def check_csrf(expected: str) -> None:
-    if not hmac.compare_digest(request.form.get("csrf", ""), expected):
+def check_csrf(*expected: str) -> None:
+    """The form's token is one of ``expected`` (a sign-in form accepts one per secret key while it rotates)."""
+    sent = request.form.get("csrf", "")
+    if not any(hmac.compare_digest(sent, token) for token in expected):
         abort(400, "This form has expired or did not come from the console. Reload the page and try again.")
 
 

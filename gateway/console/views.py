@@ -62,7 +62,7 @@ def login() -> Any:
         response = Response(render_template("console/login.html", csrf=auth.login_csrf(secret_key, nonce), error=""))
         auth.set_cookie(response, auth.LOGIN_COOKIE, nonce, max_age=3600)
         return response
-    auth.check_csrf(auth.login_csrf(secret_key, nonce))
+    auth.check_csrf(*(auth.login_csrf(key, nonce) for key in services().settings.secret_keys))
     address = request.remote_addr or ""
     try:
         account = accounts.authenticate(services(), request.form.get("username", ""), request.form.get("password", "")[:1024],

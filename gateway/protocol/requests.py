@@ -5,14 +5,14 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from marshmallow import Schema, ValidationError
 
 from .errors import ErrorCode, ProtocolError
 from .jsonbody import BodyError, parse_object
 from .schemas import describe_errors
-from .signing import verify
+from .signing import verify_any
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,12 @@ class SignedRequest:
 
 
 def load_signed(
-    body: bytes, schema: Schema, private_key: str, signed_fields: tuple[str, ...], kind: str, echo: tuple[str, ...] = ()
+    body: bytes, schema: Schema, private_keys: Sequence[str], signed_fields: tuple[str, ...], kind: str, echo: tuple[str, ...] = ()
 ) -> SignedRequest:
     """Parse, validate and authenticate a request body, or raise a ProtocolError that says what is wrong.
 
     ``echo`` names the fields an error answer is signed over; only those that validated are echoed.
+    ``private_keys``: the current Private Key, then any still accepted while it rotates.
     """
     try:
         raw = parse_object(body)
@@ -49,7 +50,7 @@ def load_signed(
         safe = {name: str(raw[name]) for name in echo if name in valid and name in raw}
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"invalid {kind}: {describe_errors(exc.messages)}", safe) from exc
     request = SignedRequest(raw, data)
-    if not verify(raw["signature"], raw["randomkey"], private_key, *(raw[name] for name in signed_fields)):
+    if not verify_any(raw["signature"], raw["randomkey"], private_keys, *(raw[name] for name in signed_fields)):
         raise ProtocolError(
             ErrorCode.BAD_REQUEST,
             f"signature does not match md5(randomkey + private key + {' + '.join(signed_fields)})",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from typing import Sequence
 
 
 def fresh_randomkey() -> str:
@@ -23,6 +24,11 @@ def verify(signature: object, randomkey: str, private_key: str, *fields: object)
         return False
     expected = sign(randomkey, private_key, *fields)
     return hmac.compare_digest(signature.strip().lower().encode(), expected.encode())
+
+
+def verify_any(signature: object, randomkey: str, private_keys: Sequence[str], *fields: object) -> bool:
+    """Signed with any of the keys: during a Private Key rotation the store may still sign with the old one."""
+    return any(verify(signature, randomkey, key, *fields) for key in private_keys)
 
 
 def wire_text(value: object) -> str:

@@ -52,7 +52,7 @@ def checkout() -> Response:
 def read_checkout_request(body: bytes) -> CheckoutCommand:
     """A validated, authenticated CheckoutRequest as the domain's command, or a ProtocolError to sign."""
     settings = services().settings
-    request = load_signed(body, CHECKOUT_REQUEST, settings.private_key, SIGNED_FIELDS, "CheckoutRequest")
+    request = load_signed(body, CHECKOUT_REQUEST, settings.private_keys, SIGNED_FIELDS, "CheckoutRequest")
     if request.data["type"].strip().lower() != "sale":
         raise ProtocolError(
             ErrorCode.BAD_REQUEST,

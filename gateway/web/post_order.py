@@ -51,7 +51,7 @@ def post_order() -> Response:
 def read_refund_request(body: bytes) -> SignedRequest:
     """A validated, authenticated RefundRequest, or a ProtocolError to sign."""
     request = load_signed(
-        body, REFUND_REQUEST, services().settings.private_key, SIGNED_FIELDS, "RefundRequest", echo=ECHOED
+        body, REFUND_REQUEST, services().settings.private_keys, SIGNED_FIELDS, "RefundRequest", echo=ECHOED
     )
     if request.data["type"].strip().lower() not in {asked.value for asked in Asked}:
         raise ProtocolError(
