@@ -30,7 +30,9 @@ REQUIRED_IN_PRODUCTION = (
 # only when this exact value is set, and every start-up says so.
 SANDBOX_IN_PRODUCTION_OPT_IN = "yes-approve-cards-without-charging"
 # What an operator can meet and a guess cannot: generated keys (`gateway keys new`) are 43 characters.
-MIN_KEY_LENGTH = 32
+# Our own secret is generated (`gateway keys new`), so it can be long; the Private Key is issued by the
+# 3dcart developer portal, whose length we do not choose: refuse only what no issued key would be.
+MIN_KEY_LENGTH = {"GATEWAY_SECRET_KEY": 32, "GATEWAY_PRIVATE_KEY": 16}
 MIN_DISTINCT_CHARACTERS = 8
 MIN_METRICS_TOKEN_LENGTH = 16
 MAX_TRUSTED_PROXIES = 10
@@ -309,9 +311,9 @@ def _refuse_weak_production(settings: Settings) -> None:
 def _refuse_weak_keys(settings: Settings, refuse: str) -> None:
     for variable, keys in (("GATEWAY_PRIVATE_KEY", settings.private_keys), ("GATEWAY_SECRET_KEY", settings.secret_keys)):
         for position, key in enumerate(keys):
-            if _is_weak(key):
+            if _is_weak(key, MIN_KEY_LENGTH[variable]):
                 name = variable if position == 0 else f"{variable}_PREVIOUS"
-                raise ConfigError(f"{refuse} {name} is weak: at least {MIN_KEY_LENGTH} random characters, "
+                raise ConfigError(f"{refuse} {name} is weak: at least {MIN_KEY_LENGTH[variable]} random characters, "
                                   + _WHERE_FROM[variable])
     if DEV_ENCRYPTION_KEY in settings.encryption_keys:
         raise ConfigError(f"{refuse} GATEWAY_ENCRYPTION_KEY holds the public development value")
@@ -319,9 +321,9 @@ def _refuse_weak_keys(settings: Settings, refuse: str) -> None:
         raise ConfigError(f"{refuse} GATEWAY_SECRET_KEY must differ from GATEWAY_PRIVATE_KEY")
 
 
-def _is_weak(key: str) -> bool:
+def _is_weak(key: str, min_length: int) -> bool:
     lowered = key.lower()
-    return (len(key) < MIN_KEY_LENGTH or len(set(key)) < MIN_DISTINCT_CHARACTERS
+    return (len(key) < min_length or len(set(key)) < MIN_DISTINCT_CHARACTERS
             or any(word in lowered for word in _WEAK_WORDS))
 
 

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-PRIVATE_KEY = "test-private-key-0123"
+PRIVATE_KEY = "tk3-store-platform-9QmX"  # strong enough for production's checks (tests run nodes in production)
 NOTIFY_URL = "https://example-com.3dcartstores.com/paymentreceive_json.asp?gw=123"
 RETURN_URL = "https://example-com.3dcartstores.com/paymentreceive.asp?gw=123&orderid=123&rk=abc&k=0f0f"
 ERROR_URL = "https://example-com.3dcartstores.com/error.asp?error=0"

@@ -180,3 +180,12 @@ def test_item_11_refunds_of_charges_made_before_a_secret_key_rotation_still_find
     with running(settings, secret_key=NEW_SECRET_KEY, secret_keys_previous=(OLD_SECRET_KEY,)) as after:
         answer = post_json(after.test_client(), "/post-order", signed_refund(transactionid=paid))
     assert answer["approved"] == 1, answer
+
+
+def test_item_11_a_payment_page_served_before_a_secret_key_rotation_still_pays(settings, store):
+    """A shopper who loaded the card form before the restart is not sent back to the store."""
+    with running(settings, secret_key=OLD_SECRET_KEY) as before:
+        approve_all(store)
+        token, csrf = open_session(before.test_client())
+    with running(settings, secret_key=NEW_SECRET_KEY, secret_keys_previous=(OLD_SECRET_KEY,)) as after:
+        assert pay(after.test_client(), token, csrf).status_code == 303

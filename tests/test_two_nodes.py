@@ -95,6 +95,7 @@ def production_env(database_url: str, store_certificate: Path) -> dict[str, str]
         "GATEWAY_PROCESSOR": "sandbox",
         "GATEWAY_SANDBOX_IN_PRODUCTION": SANDBOX_IN_PRODUCTION_OPT_IN,
         "GATEWAY_RATELIMIT_STORAGE": REDIS_URL,
+        "GATEWAY_METRICS_TOKEN": Fernet.generate_key().decode(),
         "GATEWAY_TRUSTED_PROXIES": "1",
         "GATEWAY_NOTIFY_ALLOW_PRIVATE": "1",
         "REQUESTS_CA_BUNDLE": str(store_certificate),

@@ -193,15 +193,16 @@ def error_redirect(payment: Payment) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def csrf_token(payment_token: str) -> str:
-    key = services().settings.secret_key.encode()
-    return hmac.new(key, b"csrf:" + payment_token.encode(), hashlib.sha256).hexdigest()
+def csrf_token(payment_token: str, key: str | None = None) -> str:
+    secret = key or services().settings.secret_key
+    return hmac.new(secret.encode(), b"csrf:" + payment_token.encode(), hashlib.sha256).hexdigest()
 
 
 def _checked_payment() -> Payment:
     payment = _payment_or_404(request.form.get("paymenttoken", ""))
     sent = request.form.get("csrf", "").encode("utf-8", "replace")  # compare_digest refuses non-ASCII text
-    if not hmac.compare_digest(sent, csrf_token(payment.token).encode()):
+    # A page served before a secret-key rotation still pays: its token is checked under every key in use.
+    if not any(hmac.compare_digest(sent, csrf_token(payment.token, key).encode()) for key in services().settings.secret_keys):
         abort(400, gettext("This form has expired or was not sent by our payment page. Go back and try again."))
     return payment
 
