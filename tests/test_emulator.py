@@ -369,3 +369,15 @@ def test_slow_store_setting_delays_the_notification_answer(emulator, monkeypatch
 def test_slow_store_from_the_environment():
     app = create_emulator_app(GATEWAY, PRIVATE_KEY, answer_delay=2.0)
     assert 'value="2.0"' in text(app.test_client().get("/settings"))
+
+
+def test_order_numbers_start_where_the_environment_says(monkeypatch):
+    """A new emulator against a gateway database that saw order 1001 paid must not offer 1001 again."""
+    import importlib
+
+    monkeypatch.setenv("EMULATOR_GATEWAY_URL", GATEWAY)
+    monkeypatch.setenv("GATEWAY_PRIVATE_KEY", PRIVATE_KEY)
+    monkeypatch.setenv("EMULATOR_FIRST_ORDERID", "5000")
+    wsgi = importlib.reload(importlib.import_module("store_emulator.wsgi"))
+    _, sent = check_out(wsgi.app.test_client())
+    assert (sent["orderid"], sent["invoice"]) == (5000, "AB-5000")
