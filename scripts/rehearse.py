@@ -49,8 +49,8 @@ from gateway.config import SANDBOX_IN_PRODUCTION_OPT_IN  # noqa: E402 - this che
 
 START_SECONDS = 30
 CARD = {"card_number": "4242424242424242", "expiry": "12/39", "cvc": "123", "holder": "Ada Shopper"}
-CART = {"qty-123abc": "1", "qty-asd1-22": "1", "tax": "1.00", "shipping": "5.00", "discount": "0.00", "testmode": "1"}
-CART_TOTAL = "$40.00"  # 12.00 + 22.00 + 1.00 + 5.00
+CART = {  # $12.00 + $22.00 + $1.00 tax + $5.00 shipping = $40.00
+    "qty-123abc": "1", "qty-asd1-22": "1", "tax": "1.00", "shipping": "5.00", "discount": "0.00", "testmode": "1"}
 
 
 class RehearsalFailed(Exception):
@@ -112,9 +112,9 @@ class Rehearsal:
 
     # Processes
 
-    def run_gateway(self, arguments: list[str], env: dict[str, str] | os._Environ[str]) -> subprocess.CompletedProcess[str]:
+    def run_gateway(self, arguments: list[str]) -> subprocess.CompletedProcess[str]:
         """A `gateway` command to completion; its failure ends the rehearsal with its own words."""
-        done = subprocess.run(_command(["gateway", *arguments]), cwd=ROOT, env=env, capture_output=True, text=True,
+        done = subprocess.run(_command(["gateway", *arguments]), cwd=ROOT, env=self.env, capture_output=True, text=True,
                               timeout=60)
         expect(done.returncode == 0, f"`gateway {' '.join(arguments)}` exited {done.returncode}: "
                                      f"{(done.stderr or done.stdout).strip()[-2000:]}")
@@ -152,9 +152,9 @@ class Rehearsal:
         store = self.start("emulator", ["gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{self.emulator_port}",
                                         *self.gunicorn_tls("emulator"), "store_emulator.wsgi:app"],
                            cwd=self.workdir)  # not beside the gateway's gunicorn.conf.py, which gunicorn would read
-        self.env.update(_assignments(self.run_gateway(["keys", "new"], self.env).stdout))
+        self.env.update(_assignments(self.run_gateway(["keys", "new"]).stdout))
         procfile = _procfile()
-        self.run_gateway(shlex.split(procfile["release"])[1:], self.env)
+        self.run_gateway(shlex.split(procfile["release"])[1:])
         web = self.start("web", [*shlex.split(procfile["web"]), *self.gunicorn_tls("web")])
         self.start("worker", shlex.split(procfile["worker"]))
         self.wait_until_answers(web, self.gateway + "/readyz")
@@ -192,20 +192,20 @@ class Rehearsal:
                f"after Pay the shopper saw {paid.url}: {_page_text(paid.text)}")
         return int(thanks.group(1))  # type: ignore[union-attr]
 
-    def merchant_refund(self, orderid: int, dollars: str, expected_status: str) -> str:
-        """The merchant's Void/Refund button (blank: the whole order, or what is left of it)."""
+    def merchant_refund(self, orderid: int, dollars: str, back: str, expected_status: str) -> str:
+        """The merchant's Void/Refund button (blank: the whole order, or what is left of it), approved for `back`."""
         page = self.shopper.post(f"{self.emulator}/admin/orders/{orderid}/refund", data={"amount": dollars}, timeout=30,
                                  verify=str(self.tls.ca))
         result = re.search(r'id="result">(.*?)</p>', page.text, re.S)
         line = unescape(result.group(1)) if result else _page_text(page.text)
-        expect(": approved:" in line, f"Void/Refund of order {orderid} ({dollars or 'blank'}): {line}")
+        expect(f": approved: {back} back" in line, f"Void/Refund of order {orderid} ({dollars or 'blank'}): {line}")
         status = re.search(rf'id="order-{orderid}">.*?class="status">([^<]*)', page.text, re.S)
         expect(status is not None and status.group(1) == expected_status,
                f"order {orderid} is {status.group(1) if status else '?'!r}, not {expected_status!r}")
         return f"{line} (order {expected_status})"
 
     def settle(self) -> str:
-        return self.run_gateway(["sandbox", "settle"], self.env).stdout.strip()
+        return self.run_gateway(["sandbox", "settle"]).stdout.strip()
 
     def steps(self) -> Iterator[tuple[str, Callable[[], str]]]:
         """Each step's name and what runs it; a purchase's order number is known once it has run."""
@@ -217,11 +217,12 @@ class Rehearsal:
 
         yield "emulator; keys; release, then web and worker (the Procfile)", self.release_web_worker_emulator
         yield "purchase", buy
-        yield "void (the whole order, not settled)", lambda: self.merchant_refund(orders[0], "", "refunded")
+        yield "void (the whole order, not settled)", lambda: self.merchant_refund(orders[0], "", "$40.00", "refunded")
         yield "purchase", buy
         yield "gateway sandbox settle", self.settle
-        yield "partial refund of $15.00", lambda: self.merchant_refund(orders[1], "15.00", "partly refunded")
-        yield "refund of what is left (amount blank)", lambda: self.merchant_refund(orders[1], "", "refunded")
+        yield "partial refund of $15.00", lambda: self.merchant_refund(orders[1], "15.00", "$15.00",
+                                                                         "partly refunded")
+        yield "refund of what is left (amount blank)", lambda: self.merchant_refund(orders[1], "", "$25.00", "refunded")
 
 
 def _free_port() -> int:
