@@ -284,6 +284,15 @@ def test_partial_refund_is_a_refund_of_the_dollars_typed(emulator):
     assert "approved: $12.50 back" in page and "partly refunded" in page and "$12.50</td>" in page
 
 
+def test_whole_order_refund_after_a_partial_one_asks_only_for_what_is_left(emulator):
+    sent = paid_order(emulator)
+    press_refund(emulator, 1001, "12.50", refund_answer(sent))
+    page, request = press_refund(emulator, 1001, "", refund_answer(sent, transactionid="sbx_r_2"))
+    assert (request["type"], request["amounttotal"], request["is_full_refund"]) == ("refund", CART_TOTAL - 1250, False)
+    assert f"approved: ${(CART_TOTAL - 1250) / 100:.2f} back" in page and "<td>refunded" in page.replace(
+        '<td class="status">', "<td>")
+
+
 def test_badly_signed_refund_response_is_not_believed(emulator):
     sent = paid_order(emulator)
     page, _ = press_refund(emulator, 1001, "12.50", refund_answer(sent, key="another-key"))
@@ -311,6 +320,13 @@ def test_an_unpaid_order_cannot_be_refunded(emulator):
 
 
 # Settings and log
+
+def test_every_page_has_the_stores_icon_and_asking_for_it_is_no_404(emulator):
+    icon = emulator.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
+    for page in ("/", "/admin/orders", "/settings", "/log"):
+        assert '<link rel="icon" href="/favicon.ico"' in text(emulator.get(page))
+
 
 def test_merchant_credentials_from_the_settings_page_are_sent(emulator):
     assert 'value="user1"' in text(emulator.get("/settings"))
@@ -353,3 +369,15 @@ def test_slow_store_setting_delays_the_notification_answer(emulator, monkeypatch
 def test_slow_store_from_the_environment():
     app = create_emulator_app(GATEWAY, PRIVATE_KEY, answer_delay=2.0)
     assert 'value="2.0"' in text(app.test_client().get("/settings"))
+
+
+def test_order_numbers_start_where_the_environment_says(monkeypatch):
+    """A new emulator against a gateway database that saw order 1001 paid must not offer 1001 again."""
+    import importlib
+
+    monkeypatch.setenv("EMULATOR_GATEWAY_URL", GATEWAY)
+    monkeypatch.setenv("GATEWAY_PRIVATE_KEY", PRIVATE_KEY)
+    monkeypatch.setenv("EMULATOR_FIRST_ORDERID", "5000")
+    wsgi = importlib.reload(importlib.import_module("store_emulator.wsgi"))
+    _, sent = check_out(wsgi.app.test_client())
+    assert (sent["orderid"], sent["invoice"]) == (5000, "AB-5000")

@@ -84,9 +84,10 @@ def log() -> str:
 
 
 def _refund_amount(order: Order, dollars: str) -> int:
-    """Blank means the whole order; otherwise the dollars typed, in cents."""
+    """Blank means the whole order, or what is left of it after partial refunds; otherwise the dollars typed,
+    in cents."""
     if not dollars.strip():
-        return order.amounttotal
+        return order.amounttotal - order.refunded
     amount = to_cents(dollars, "Amount")
     if amount <= 0:
         raise FormError(f"Amount: {dollars!r} is not more than zero")

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request
 
 from gateway.protocol.jsonbody import BodyError, parse_object
 from gateway.protocol.signing import wire_text
@@ -69,6 +69,12 @@ def returned() -> str | tuple[str, int]:
     if not protocol.return_check_ok(request.args.get("k", ""), request.args.get("rk", ""), domain()):
         return render_template("emulator/message.html", title="Invalid return link", text="The k check failed."), 400
     return render_template("emulator/return.html", order=store().order(request.args.get("orderid")))
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for it on every page: the store's icon rather than a 404 each time."""
+    return current_app.send_static_file("favicon.svg")
 
 
 @bp.get("/error")

@@ -11,4 +11,5 @@ app = create_emulator_app(
     public_url=os.environ.get("EMULATOR_PUBLIC_URL") or None,
     credentials=(os.environ.get("EMULATOR_USERNAME", "user1"), os.environ.get("EMULATOR_PASSWORD", "password1")),
     answer_delay=float(os.environ.get("EMULATOR_STORE_DELAY") or 0),
+    first_orderid=int(os.environ.get("EMULATOR_FIRST_ORDERID") or 1001),
 )
