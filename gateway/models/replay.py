@@ -29,4 +29,4 @@ class SeenRequest(Base):
     randomkey: Mapped[str] = mapped_column(String(128), primary_key=True)
     endpoint: Mapped[Endpoint] = mapped_column(checked_enum(Endpoint, "ck_seen_requests_endpoint", 16))
     digest: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # for retention

@@ -1,0 +1,194 @@
+"""Retention deletes each kind of history after its period, in bounded batches, and never what is kept forever."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from gateway.models import (
+    Charge,
+    Endpoint,
+    LedgerEntry,
+    Notification,
+    NotificationAttempt,
+    Payment,
+    PostOrderRequest,
+    SeenRequest,
+    utcnow,
+)
+from gateway.models.console import AuditRecord, ConsoleAccount, ConsoleSignIn, LoginFailure, PaymentEvent
+from gateway.payments.retention import count_expired_history, forget_expired_history
+
+from .. import factories
+from ..flow_helpers import approve_all, open_session, pay
+from ..protocol_helpers import post_json, signed_checkout, signed_refund
+
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def short(services: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Periods short enough to cross in a test: replay 2 days, history 10 days, console 5 hours."""
+    monkeypatch.setattr(services, "settings", replace(
+        services.settings, retention_replay_days=2, retention_history_days=10, retention_console_hours=5))
+    return services
+
+
+def add(services: Any, *rows: Any) -> None:
+    with services.db.transaction() as session:
+        session.add_all(rows)
+
+
+def count(services: Any, model: Any) -> int:
+    with services.db.transaction() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def seen(randomkey: str, endpoint: Endpoint, age: timedelta) -> SeenRequest:
+    return SeenRequest(randomkey=randomkey, endpoint=endpoint, digest="d" * 64, created_at=utcnow() - age)
+
+
+def payment_with_events(services: Any, age: timedelta, **payment: Any) -> int:
+    with factories.bound(services):
+        payment_id = factories.PaymentFactory(**payment).id
+    add(services, PaymentEvent(payment_id=payment_id, kind="page_view", at=utcnow() - age))
+    return payment_id
+
+
+def delivered_attempt(services: Any, age: timedelta, state: str = "delivered") -> None:
+    with factories.bound(services):
+        notification_id = factories.NotificationFactory(state=state).id
+    add(services, NotificationAttempt(notification_id=notification_id, started_at=utcnow() - age))
+
+
+def account(services: Any) -> int:
+    row = ConsoleAccount(username="ops", password_hash="x", role="operator")
+    add(services, row)
+    return row.id
+
+
+def test_checkout_replay_records_are_deleted_after_their_period_and_kept_before(short):
+    add(short, seen("old", Endpoint.CHECKOUT, 3 * DAY), seen("recent", Endpoint.CHECKOUT, DAY))
+    assert forget_expired_history(short)["checkout replay records"] == 1
+    with short.db.transaction() as session:
+        assert session.scalars(select(SeenRequest.randomkey)).all() == ["recent"]
+
+
+def test_post_order_replay_records_are_kept_forever(short):
+    add(short, seen("refund-of-long-ago", Endpoint.POST_ORDER, 3650 * DAY))
+    forget_expired_history(short)
+    assert count(short, SeenRequest) == 1
+
+
+@pytest.mark.parametrize("payment", [
+    {"state": "completed"}, {"state": "rejected"}, {"state": "failed"}, {"state": "cancelled"},
+    {"state": "open", "expires_at": utcnow() - 30 * DAY},
+], ids=["completed", "rejected", "failed", "cancelled", "abandoned"])
+def test_payment_events_of_a_final_payment_are_deleted_after_their_period_and_kept_before(short, payment):
+    payment_with_events(short, 11 * DAY, **payment)
+    payment_with_events(short, 9 * DAY, **payment)
+    assert forget_expired_history(short)["payment events"] == 1
+    with short.db.transaction() as session:
+        assert session.scalar(select(PaymentEvent.at)) > utcnow() - 10 * DAY
+
+
+@pytest.mark.parametrize("payment", [
+    {"state": "open"}, {"state": "authorizing"}, {"state": "approved"},
+    {"state": "completed", "attention": "the refund's outcome is unknown"},
+], ids=["open", "authorizing", "approved", "needs-attention"])
+def test_payment_events_of_a_payment_not_yet_final_are_kept(short, payment):
+    payment_with_events(short, 3650 * DAY, **payment)
+    assert forget_expired_history(short)["payment events"] == 0
+    assert count(short, PaymentEvent) == 1
+
+
+def test_delivery_attempts_of_a_delivered_notification_are_deleted_after_their_period_and_kept_before(short):
+    delivered_attempt(short, 11 * DAY)
+    delivered_attempt(short, 9 * DAY)
+    assert forget_expired_history(short)["delivery attempts"] == 1
+    assert count(short, NotificationAttempt) == 1
+
+
+@pytest.mark.parametrize("state", ["pending", "dead"])
+def test_delivery_attempts_of_an_undelivered_notification_are_kept(short, state):
+    delivered_attempt(short, 3650 * DAY, state=state)
+    assert forget_expired_history(short)["delivery attempts"] == 0
+    assert count(short, NotificationAttempt) == 1
+
+
+def test_console_sign_ins_and_sign_in_failures_are_deleted_after_their_period_and_kept_before(short):
+    account_id = account(short)
+    now = utcnow()
+    add(short,
+        ConsoleSignIn(token_hash="a" * 64, account_id=account_id, csrf="c", last_seen_at=now - timedelta(hours=6)),
+        ConsoleSignIn(token_hash="b" * 64, account_id=account_id, csrf="c", last_seen_at=now - timedelta(hours=4)),
+        LoginFailure(username="ops", address="192.0.2.1", occurred_at=now - timedelta(hours=6)),
+        LoginFailure(username="ops", address="192.0.2.1", occurred_at=now - timedelta(hours=4)))
+    deleted = forget_expired_history(short)
+    assert (deleted["console sign-ins"], deleted["sign-in failures"]) == (1, 1)
+    assert (count(short, ConsoleSignIn), count(short, LoginFailure)) == (1, 1)
+
+
+def test_a_round_deletes_at_most_its_batch_bound(short, monkeypatch):
+    monkeypatch.setattr(short, "settings", replace(short.settings, retention_batch_rows=2, retention_batches_per_round=3))
+    add(short, *(seen(f"old{n}", Endpoint.CHECKOUT, 3 * DAY) for n in range(10)))
+    assert forget_expired_history(short)["checkout replay records"] == 6
+    assert count(short, SeenRequest) == 4
+    assert forget_expired_history(short)["checkout replay records"] == 4
+    assert forget_expired_history(short)["checkout replay records"] == 0
+
+
+def test_the_dry_run_counts_what_a_round_would_delete_and_deletes_nothing(short):
+    add(short, seen("old", Endpoint.CHECKOUT, 3 * DAY), seen("recent", Endpoint.CHECKOUT, DAY))
+    assert count_expired_history(short)["checkout replay records"] == 1
+    assert count(short, SeenRequest) == 2
+
+
+def test_what_is_kept_forever_is_never_touched(short):
+    with factories.bound(short):
+        factories.NotificationFactory(state="delivered")
+    add(short, PostOrderRequest(orderid=123, randomkey="r"), AuditRecord(actor="ops", action="sign_in"))
+    long_ago = utcnow() - 3650 * DAY
+    with short.db.transaction() as session:
+        for model, column in ((Payment, "created_at"), (Charge, "created_at"), (LedgerEntry, "created_at"),
+                              (Notification, "created_at"), (PostOrderRequest, "created_at")):
+            session.execute(update(model).values({column: long_ago}))
+    kept = (Payment, Charge, LedgerEntry, Notification, PostOrderRequest, AuditRecord)
+    before = [count(short, model) for model in kept]
+    forget_expired_history(short)
+    assert [count(short, model) for model in kept] == before == [1, 1, 1, 1, 1, 1]
+
+
+def test_a_checkout_replayed_after_its_replay_record_is_forgotten_is_refused(short, client):
+    body = signed_checkout(randomkey="captured-long-ago")
+    post_json(client, "/checkout", body)
+    with short.db.transaction() as session:
+        session.execute(update(SeenRequest).values(created_at=utcnow() - 3 * DAY))
+    assert forget_expired_history(short)["checkout replay records"] == 1
+    elsewhere = {**body, "notificationurl": "https://attacker.example/notify"}  # the host is not signed
+    for replayed in (body, elsewhere):
+        answer = post_json(client, "/checkout", replayed)
+        assert answer["errorcode"] == "100" and "already used" in answer["errormessage"], answer
+    assert count(short, Payment) == 1
+
+
+def test_a_partial_refund_replayed_years_later_moves_no_money_again(short, client, store):
+    approve_all(store)
+    token, csrf = open_session(client)
+    assert pay(client, token, csrf).status_code == 303
+    assert short.processor.settle() >= 1
+    with short.db.transaction() as session:
+        transaction = session.scalars(select(Charge)).one().processor_transaction_id
+    body = signed_refund(type="refund", transactionid=transaction, amounttotal=1000, is_full_refund=False)
+    first = post_json(client, "/post-order", body)
+    assert first["approved"] == 1, first
+    with short.db.transaction() as session:
+        for model in (SeenRequest, PostOrderRequest, LedgerEntry):
+            session.execute(update(model).values(created_at=utcnow() - 3650 * DAY))
+    forget_expired_history(short)
+    assert post_json(client, "/post-order", body) == first
+    with short.db.transaction() as session:
+        assert session.scalar(select(Charge.refunded)) == 1000
