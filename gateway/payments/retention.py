@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, Delete, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ..config import Settings
@@ -41,10 +41,12 @@ FINAL_STATES = (PaymentState.COMPLETED, PaymentState.REJECTED, PaymentState.FAIL
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of row retention deletes: its table's key, and which rows are past their period at ``now``."""
+    """One kind of row retention deletes: its table's key, the time its period runs from (each batch
+    takes the oldest rows first, along that column's index), and which rows are past their period."""
 
     name: str
     key: InstrumentedAttribute[Any]
+    time: InstrumentedAttribute[datetime]
     expired: Callable[[Settings, datetime], ColumnElement[bool]]
 
 
@@ -75,11 +77,11 @@ def _sign_in_failures(settings: Settings, now: datetime) -> ColumnElement[bool]:
 
 
 KINDS = (
-    Kind("checkout replay records", SeenRequest.randomkey, _checkout_replay_records),
-    Kind("payment events", PaymentEvent.id, _payment_events),
-    Kind("delivery attempts", NotificationAttempt.id, _delivery_attempts),
-    Kind("console sign-ins", ConsoleSignIn.token_hash, _console_sign_ins),
-    Kind("sign-in failures", LoginFailure.id, _sign_in_failures),
+    Kind("checkout replay records", SeenRequest.randomkey, SeenRequest.created_at, _checkout_replay_records),
+    Kind("payment events", PaymentEvent.id, PaymentEvent.at, _payment_events),
+    Kind("delivery attempts", NotificationAttempt.id, NotificationAttempt.started_at, _delivery_attempts),
+    Kind("console sign-ins", ConsoleSignIn.token_hash, ConsoleSignIn.last_seen_at, _console_sign_ins),
+    Kind("sign-in failures", LoginFailure.id, LoginFailure.occurred_at, _sign_in_failures),
 )
 
 
@@ -110,7 +112,14 @@ def _delete_in_batches(services: Services, kind: Kind, now: datetime) -> int:
 
 
 def _delete_batch(services: Services, kind: Kind, now: datetime, rows: int) -> int:
-    """One short transaction; on PostgreSQL rows locked by a payment in flight are skipped, never waited for."""
-    chosen = select(kind.key).where(kind.expired(services.settings, now)).limit(rows).with_for_update(skip_locked=True)
+    """One short transaction of one statement."""
     with services.db.transaction() as session:
-        return session.connection().execute(delete(kind.key.class_).where(kind.key.in_(chosen))).rowcount
+        return session.connection().execute(batch_statement(kind, services.settings, now, rows)).rowcount
+
+
+def batch_statement(kind: Kind, settings: Settings, now: datetime, rows: int) -> Delete:
+    """At most ``rows`` rows past their period, the oldest first along the time index (so the cost follows
+    the batch, not the table); on PostgreSQL rows another transaction holds are skipped, never waited for."""
+    chosen = (select(kind.key).where(kind.expired(settings, now)).order_by(kind.time).limit(rows)
+              .with_for_update(skip_locked=True))
+    return delete(kind.key.class_).where(kind.key.in_(chosen))

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from gateway.models import (
     Charge,
@@ -20,7 +20,7 @@ from gateway.models import (
     utcnow,
 )
 from gateway.models.console import AuditRecord, ConsoleAccount, ConsoleSignIn, LoginFailure, PaymentEvent
-from gateway.payments.retention import count_expired_history, forget_expired_history
+from gateway.payments.retention import KINDS, Kind, batch_statement, count_expired_history, forget_expired_history
 
 from .. import factories
 from ..flow_helpers import approve_all, open_session, pay
@@ -192,3 +192,63 @@ def test_a_partial_refund_replayed_years_later_moves_no_money_again(short, clien
     assert post_json(client, "/post-order", body) == first
     with short.db.transaction() as session:
         assert session.scalar(select(Charge.refunded)) == 1000
+
+
+HISTORY_ROWS = 5000
+HISTORY = [  # a few thousand recent rows of each kind, and post-order replay records of long ago
+    """INSERT INTO payments ({columns}) SELECT {values} FROM payments, generate_series(1, {rows}) g""",
+    "INSERT INTO payment_events (payment_id, at, kind, detail) SELECT id, now(), 'page_view', '' FROM payments",
+    """INSERT INTO notifications (payment_id, url, payload, state, attempts, next_attempt_at, lease,
+       response_errorcode, response_errormessage, last_error, created_at, delivered_at)
+       SELECT id, 'https://store.test/n', '{{}}', 'delivered', 1, now(), 1, '', '', '', now(), now() FROM payments""",
+    """INSERT INTO notification_attempts (notification_id, started_at, duration_ms, response_snippet, error)
+       SELECT id, now(), 5, '', '' FROM notifications""",
+    """INSERT INTO seen_requests (randomkey, endpoint, digest, created_at)
+       SELECT 'po' || g, 'post-order', 'd', now() - interval '3650 days' FROM generate_series(1, {rows}) g
+       UNION ALL SELECT 'co' || g, 'checkout', 'd', now() FROM generate_series(1, {rows}) g""",
+    """INSERT INTO console_sign_ins (token_hash, account_id, csrf, address, notice, created_at, last_seen_at)
+       SELECT md5(g::text), {account}, 'c', '', '', now(), now() FROM generate_series(1, {rows}) g""",
+    """INSERT INTO console_login_failures (username, address, occurred_at)
+       SELECT 'ops', '192.0.2.1', now() FROM generate_series(1, {rows}) g""",
+]
+
+
+@pytest.fixture
+def history(services: Any) -> Any:
+    """Thousands of rows of each kind, none of them past its period, and the planner's statistics of them."""
+    with factories.bound(services):
+        factories.PaymentFactory(state="completed")
+    columns = [c.name for c in Payment.__table__.columns if c.name != "id"]
+    unique = {"token": "token || g", "randomkey": "randomkey || g"}
+    filled = {"columns": ", ".join(columns), "values": ", ".join(unique.get(c, c) for c in columns),
+              "rows": HISTORY_ROWS, "account": account(services)}
+    with services.db.transaction() as session:
+        for statement in HISTORY:
+            session.execute(text(statement.format(**filled)))
+    with services.db.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    return services
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[kind.name for kind in KINDS])
+def test_each_batch_finds_its_rows_by_index_not_by_reading_the_whole_table(services, kind, request):
+    """With thousands of rows to skip, a batch walks its table's time index, never the table itself.
+
+    Sequential scans are priced out as well: at a few thousand rows, finding the 500 chosen rows by
+    reading the whole table is honestly cheaper than by their key, which stops being true long before
+    a table is large enough to matter."""
+    if services.db.engine.dialect.name != "postgresql":
+        pytest.skip("the planner's choice is checked on PostgreSQL")
+    request.getfixturevalue("history")
+    statement = batch_statement(kind, services.settings, utcnow(), services.settings.retention_batch_rows)
+    sql = str(statement.compile(services.db.engine, compile_kwargs={"literal_binds": True}))
+    with services.db.transaction() as session:
+        session.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(session.execute(text(f"EXPLAIN {sql}")).scalars())
+    assert "Seq Scan" not in plan and time_index(kind) in plan, plan
+
+
+def time_index(kind: Kind) -> str:
+    """The name of the index that ends with the kind's time column."""
+    column = kind.time.property.columns[0]
+    return next(str(index.name) for index in column.table.indexes if list(index.columns)[-1] is column)
