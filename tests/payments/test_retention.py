@@ -20,7 +20,7 @@ from gateway.models import (
     utcnow,
 )
 from gateway.models.console import AuditRecord, ConsoleAccount, ConsoleSignIn, LoginFailure, PaymentEvent
-from gateway.payments.retention import KINDS, Kind, batch_statement, count_expired_history, forget_expired_history
+from gateway.payments.retention import KINDS, Kind, batch_statement, forget_expired_history
 
 from .. import factories
 from ..flow_helpers import approve_all, open_session, pay
@@ -141,12 +141,6 @@ def test_a_round_deletes_at_most_its_batch_bound(short, monkeypatch):
     assert forget_expired_history(short)["checkout replay records"] == 0
 
 
-def test_the_dry_run_counts_what_a_round_would_delete_and_deletes_nothing(short):
-    add(short, seen("old", Endpoint.CHECKOUT, 3 * DAY), seen("recent", Endpoint.CHECKOUT, DAY))
-    assert count_expired_history(short)["checkout replay records"] == 1
-    assert count(short, SeenRequest) == 2
-
-
 def test_what_is_kept_forever_is_never_touched(short):
     with factories.bound(short):
         factories.NotificationFactory(state="delivered")
@@ -252,3 +246,11 @@ def time_index(kind: Kind) -> str:
     """The name of the index that ends with the kind's time column."""
     column = kind.time.property.columns[0]
     return next(str(index.name) for index in column.table.indexes if list(index.columns)[-1] is column)
+
+
+def test_the_retention_command_counts_on_a_dry_run_and_deletes_otherwise(short, cli):
+    add(short, seen("old", Endpoint.CHECKOUT, 3 * DAY), seen("recent", Endpoint.CHECKOUT, DAY))
+    assert "checkout replay records\t1 past its period" in cli("retention", "run", "--dry-run")
+    assert count(short, SeenRequest) == 2
+    assert "checkout replay records\t1 deleted" in cli("retention", "run")
+    assert count(short, SeenRequest) == 1
