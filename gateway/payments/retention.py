@@ -112,8 +112,8 @@ def _delete_in_batches(services: Services, kind: Kind, now: datetime) -> int:
 
 
 def _delete_batch(services: Services, kind: Kind, now: datetime, rows: int) -> int:
-    """One short transaction of one statement."""
-    with services.db.transaction() as session:
+    """One statement, committed on its own."""
+    with services.db.one_statement() as session:
         return session.connection().execute(batch_statement(kind, services.settings, now, rows)).rowcount
 
 
