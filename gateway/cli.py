@@ -22,7 +22,7 @@ from .console import accounts
 from .jobs.rounds import run_forever, run_once
 from .migrate import revision, upgrade
 from .models import ConsoleAccount, Payment
-from .payments import ledger, operations, stores
+from .payments import ledger, operations, retention, stores
 from .services import Services, current
 from .vault import VaultError
 from .web.openapi import build_spec
@@ -470,6 +470,22 @@ def accounts_enable_totp(username: str) -> None:
     """Require a TOTP code at sign-in; prints the secret's URI once, for the authenticator app."""
     uri = _account_command(lambda: accounts.enable_totp(_services(), _cli_actor(), username))
     click.echo(f"add this to the authenticator app (shown once): {uri}")
+
+
+@main.group("retention")
+def retention_group() -> None:
+    """Deleting history past its period (docs/operations.md); the delivery worker does it every round."""
+
+
+@retention_group.command("run")
+@click.option("--dry-run", is_flag=True, help="Count what is past its period now; delete nothing.")
+def retention_run(dry_run: bool) -> None:
+    """Run one bounded round of retention now, or count what is due."""
+    services = _services()
+    counts = retention.count_expired_history(services) if dry_run else retention.forget_expired_history(services)
+    verb = "past its period" if dry_run else "deleted"
+    for kind, rows in counts.items():
+        click.echo(f"{kind}\t{rows} {verb}")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,12 @@ class Settings:
     log_json: bool = False
     metrics_token: str = ""
     metrics_public: bool = False  # production serves /metrics without a token only when told so
+    # Retention (gateway.payments.retention): how long history is kept, and how much one worker round deletes.
+    retention_replay_days: int = 7
+    retention_history_days: int = 400
+    retention_console_hours: int = 72
+    retention_batch_rows: int = 500
+    retention_batches_per_round: int = 4
 
     @property
     def is_production(self) -> bool:
@@ -153,11 +159,25 @@ def _check_runtime(values: dict[str, object]) -> None:
         raise ConfigError("GATEWAY_PAY_SLOTS must be at least 1")
 
 
+RETENTION_SETTINGS = {
+    name: Settings.__dataclass_fields__[name].default
+    for name in ("retention_replay_days", "retention_history_days", "retention_console_hours",
+                 "retention_batch_rows", "retention_batches_per_round")
+}
+
+
+def _check_retention(settings: Settings) -> None:
+    """A checkout's replay record must outlive its payment page, or an exact retry would be refused."""
+    if settings.retention_replay_days * 24 * 60 <= settings.session_minutes:
+        raise ConfigError("GATEWAY_RETENTION_REPLAY_DAYS must be longer than GATEWAY_SESSION_MINUTES")
+
+
 _POSITIVE = {
     "session_minutes": "GATEWAY_SESSION_MINUTES",
     "max_declines": "GATEWAY_MAX_DECLINES",
     "notify_max_attempts": "GATEWAY_NOTIFY_MAX_ATTEMPTS",
     "console_idle_minutes": "GATEWAY_CONSOLE_IDLE_MINUTES",
+    **{name: f"GATEWAY_{name.upper()}" for name in RETENTION_SETTINGS},
 }
 
 
@@ -255,6 +275,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         log_json=_flag(env.get("GATEWAY_LOG_JSON"), environment != DEVELOPMENT),
         metrics_token=env.get("GATEWAY_METRICS_TOKEN") or "",
         metrics_public=_flag(env.get("GATEWAY_METRICS_PUBLIC"), False),
+        **{name: _number(env, f"GATEWAY_{name.upper()}", str(default), int) for name, default in RETENTION_SETTINGS.items()},
     )
     values.update(overrides)
     _check_runtime(values)
@@ -262,6 +283,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         values["database_url"] = _default_database_url()
     settings = Settings(**values)  # type: ignore[arg-type]
     _check_values(settings)
+    _check_retention(settings)
     if settings.is_production:
         _refuse_weak_production(settings)
     return settings

@@ -202,3 +202,17 @@ def test_item_9_metrics_without_a_token_in_production_is_an_explicit_logged_opt_
     assert app.test_client().get("/metrics").status_code == 200
     app.extensions["gateway"].db.dispose()
     assert "GATEWAY_METRICS_PUBLIC: /metrics is served to anyone" in caplog.text
+
+
+@pytest.mark.parametrize("variable", ["GATEWAY_RETENTION_REPLAY_DAYS", "GATEWAY_RETENTION_HISTORY_DAYS",
+                                      "GATEWAY_RETENTION_CONSOLE_HOURS", "GATEWAY_RETENTION_BATCH_ROWS",
+                                      "GATEWAY_RETENTION_BATCHES_PER_ROUND"])
+def test_retention_settings_must_be_positive(variable):
+    assert getattr(load_settings({variable: "9"}), variable.removeprefix("GATEWAY_").lower()) == 9
+    with pytest.raises(ConfigError, match=f"{variable} must be a positive whole number"):
+        load_settings({variable: "0"})
+
+
+def test_checkout_replay_records_must_outlive_the_payment_page():
+    with pytest.raises(ConfigError, match="GATEWAY_RETENTION_REPLAY_DAYS must be longer than GATEWAY_SESSION_MINUTES"):
+        load_settings({"GATEWAY_RETENTION_REPLAY_DAYS": "1", "GATEWAY_SESSION_MINUTES": "1440"})

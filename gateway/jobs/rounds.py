@@ -16,6 +16,7 @@ from ..models import Notification
 from ..observability import requestid
 from ..payments.completion import deliver_claimed
 from ..payments.recovery import forget_expired_credentials, recover_stale_authorizations
+from ..payments.retention import forget_expired_history
 from ..payments.reversal import reverse_unfinished_rejections
 from ..payments.unconfirmed import settle_unconfirmed_charges
 from ..services import Services
@@ -33,7 +34,8 @@ class Round:
 
 def run_once(services: Services, batch: int = 20) -> Round:
     """One pass: recover interrupted charges, deliver what is due, reverse unfinished rejections,
-    act on charges the store was never told of, and erase the credentials of abandoned sessions."""
+    act on charges the store was never told of, erase the credentials of abandoned sessions, and
+    delete a bounded batch of history past its retention period."""
     requestid.begin()  # one id per round, on its log lines and on the calls it makes
     recovered = _step("crash recovery", lambda: recover_stale_authorizations(services)) or 0
     claimed = _step("claiming notifications", lambda: services.outbox.claim_due(batch)) or []
@@ -41,6 +43,7 @@ def run_once(services: Services, batch: int = 20) -> Round:
     recovered += _step("reversing rejected charges", lambda: reverse_unfinished_rejections(services)) or 0
     _step("unconfirmed charges", lambda: settle_unconfirmed_charges(services))
     _step("forgetting expired credentials", lambda: forget_expired_credentials(services))
+    _step("retention", lambda: forget_expired_history(services))
     return Round(delivered=delivered, attempted=len(claimed), recovered=recovered or 0)
 
 

@@ -47,7 +47,7 @@ class ConsoleSignIn(Base):
     address: Mapped[str] = mapped_column(String(64), default="")
     notice: Mapped[str] = mapped_column(Text, default="")  # an action's outcome, shown once on the next page
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # for retention
 
 
 class LoginFailure(Base):
@@ -83,7 +83,7 @@ class PaymentEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # for retention
     kind: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text, default="")
 

@@ -57,7 +57,7 @@ class NotificationAttempt(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), index=True)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # for retention
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     http_status: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     response_snippet: Mapped[str] = mapped_column(Text, default="")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, UTCDateTime, checked_enum, utcnow
@@ -25,6 +25,8 @@ class SeenRequest(Base):
     """
 
     __tablename__ = "seen_requests"
+    # Retention deletes old checkout records along it (post-order records are kept forever).
+    __table_args__ = (Index("ix_seen_requests_endpoint_created_at", "endpoint", "created_at"),)
 
     randomkey: Mapped[str] = mapped_column(String(128), primary_key=True)
     endpoint: Mapped[Endpoint] = mapped_column(checked_enum(Endpoint, "ck_seen_requests_endpoint", 16))

@@ -54,6 +54,9 @@ def _find_or_create(session: Session, services: Services, command: CheckoutComma
         existing = session.scalars(select(Payment).where(Payment.randomkey == command.randomkey)).first()
         if existing is not None:
             return existing
+    elif _randomkey_spent(session, command.randomkey):
+        raise Refused(ErrorCode.BAD_REQUEST, f"randomkey {command.randomkey!r} was already used; "
+                      "every request needs a fresh randomkey")
     key = store_key(command.notification_url)
     paid = session.scalars(
         select(Payment).where(
@@ -71,6 +74,11 @@ def _find_or_create(session: Session, services: Services, command: CheckoutComma
     session.add(created)
     session.flush()
     return created
+
+
+def _randomkey_spent(session: Session, randomkey: str) -> bool:
+    """A payment keeps its randomkey after retention forgets the replay record: a replay stays refused."""
+    return session.scalar(select(Payment.id).where(Payment.randomkey == randomkey).limit(1)) is not None
 
 
 def _new_payment(services: Services, command: CheckoutCommand, key: str) -> Payment:
