@@ -99,7 +99,8 @@ def login_csrf(secret_key: str, nonce: str) -> str:
 
 
 def check_csrf(expected: str) -> None:
-    if not hmac.compare_digest(request.form.get("csrf", ""), expected):
+    """Compared as bytes: compare_digest refuses a str with non-ASCII characters, which anyone can send."""
+    if not hmac.compare_digest(request.form.get("csrf", "").encode(), expected.encode()):
         abort(400, "This form has expired or did not come from the console. Reload the page and try again.")
 
 
