@@ -6,14 +6,16 @@ gunicorn worker and host. A locked account is refused before its password is eve
 from __future__ import annotations
 
 import re
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterator
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..models.base import utcnow
@@ -30,6 +32,11 @@ LOCK_WINDOW = timedelta(minutes=15)
 MAX_ACCOUNT_FAILURES = 5
 MAX_ADDRESS_FAILURES = 20
 TOTP_ISSUER = "3dcart gateway console"
+LOCKED = "Too many failed sign-ins. Wait 15 minutes and try again."
+# argon2 takes 64 MiB and a core's worth of work per check: two at once per process, and a sign-in
+# that cannot get a slot within HASH_SLOT_WAIT seconds is turned away rather than queued.
+HASH_SLOTS = threading.BoundedSemaphore(2)
+HASH_SLOT_WAIT = 0.25
 
 
 class AccountError(ValueError):
@@ -111,30 +118,75 @@ def all_accounts(services: Services) -> list[AccountView]:
 
 
 def authenticate(services: Services, username: str, password: str, code: str, address: str) -> AccountView:
-    """Check a sign-in, counting failures per account and per address; raises LoginRefused."""
+    """Check a sign-in, counting failures per account and per address; raises LoginRefused, or
+    SignInBusy when every password-check slot of this process is taken."""
     username = username.strip().lower()[:64]
     address = address[:64]
-    with services.db.transaction() as session:
-        session.execute(delete(LoginFailure).where(LoginFailure.occurred_at < utcnow() - LOCK_WINDOW))
-        locked = _locked_out(session, username, address)
-        account = None if locked else session.scalars(select(ConsoleAccount).where(ConsoleAccount.username == username)).first()
-        ok = not locked and _password_matches(account.password_hash if account else DUMMY_HASH, password)
-        ok = ok and account is not None and account.active and _code_matches(services, session, account, code)
-        if locked:
-            audit.record(session, f"login:{username}", "login.locked", username, outcome="refused: locked out", address=address)
-        elif not ok:
-            session.add(LoginFailure(username=username, address=address, occurred_at=utcnow()))
-            audit.record(session, f"login:{username}", "login.failed", username, outcome="refused", address=address)
-    if locked:
-        raise LoginRefused("Too many failed sign-ins. Wait 15 minutes and try again.")
+    with _hashing_slot():
+        if not _claim_attempt(services, username, address):
+            raise LoginRefused(LOCKED)
+        account = _account(services, username)
+        ok = _password_matches(account.password_hash if account else DUMMY_HASH, password)
+    ok = ok and account is not None and account.active and _code_matches(services, account, code)
     if not ok:
+        with services.db.transaction() as session:
+            audit.record(session, f"login:{username}", "login.failed", username, outcome="refused", address=address)
         raise LoginRefused("The username, password or code is not correct.")
+    assert account is not None
+    _forget_failures(services, account, password)
+    return _view(account)
+
+
+class SignInBusy(Exception):
+    """Every password-check slot is taken: answer at once instead of queueing (the caller says 503)."""
+
+
+@contextmanager
+def _hashing_slot() -> Iterator[None]:
+    """At most HASH_SLOTS argon2 checks at once per process, so a sign-in flood cannot take the CPU
+    (or, through waiting requests, the database pool) from shoppers."""
+    if not HASH_SLOTS.acquire(timeout=HASH_SLOT_WAIT):
+        raise SignInBusy()
+    try:
+        yield
+    finally:
+        HASH_SLOTS.release()
+
+
+def _claim_attempt(services: Services, username: str, address: str) -> bool:
+    """Count this attempt as a failure before checking it, then see whether it is within the limits.
+
+    The row is committed before the count, so of any number of parallel attempts the k-th to commit
+    counts at least k: no more than MAX_ACCOUNT_FAILURES of them can ever reach the password check.
+    A successful sign-in deletes the account's rows; an attempt over the limit deletes its own
+    (it never checked a password) and is refused: False."""
+    now = utcnow()
     with services.db.transaction() as session:
-        session.execute(delete(LoginFailure).where(LoginFailure.username == username))
-        assert account is not None
-        if HASHER.check_needs_rehash(account.password_hash):
-            _locked(session, username).password_hash = HASHER.hash(password)
-        return _view(account)
+        session.execute(delete(LoginFailure).where(LoginFailure.occurred_at < now - LOCK_WINDOW))
+        attempt = LoginFailure(username=username, address=address, occurred_at=now)
+        session.add(attempt)
+        session.flush()
+        attempt_id = attempt.id
+    with services.db.transaction() as session:
+        if not _locked_out(session, username, address):
+            return True
+        session.execute(delete(LoginFailure).where(LoginFailure.id == attempt_id))
+        audit.record(session, f"login:{username}", "login.locked", username, outcome="refused: locked out", address=address)
+    return False
+
+
+def _account(services: Services, username: str) -> ConsoleAccount | None:
+    with services.db.one_statement() as session:
+        return session.scalars(select(ConsoleAccount).where(ConsoleAccount.username == username)).first()
+
+
+def _forget_failures(services: Services, account: ConsoleAccount, password: str) -> None:
+    """A successful sign-in clears the account's failures (and upgrades an outdated hash)."""
+    new_hash = HASHER.hash(password) if HASHER.check_needs_rehash(account.password_hash) else None
+    with services.db.transaction() as session:
+        session.execute(delete(LoginFailure).where(LoginFailure.username == account.username))
+        if new_hash is not None:
+            _locked(session, account.username).password_hash = new_hash
 
 
 def _locked_out(session: Session, username: str, address: str) -> bool:
@@ -144,8 +196,8 @@ def _locked_out(session: Session, username: str, address: str) -> bool:
         return session.scalar(
             select(func.count()).select_from(LoginFailure).where(LoginFailure.occurred_at >= since, *where)) or 0
 
-    return (failures(LoginFailure.username == username) >= MAX_ACCOUNT_FAILURES
-            or failures(LoginFailure.address == address) >= MAX_ADDRESS_FAILURES)
+    return (failures(LoginFailure.username == username) > MAX_ACCOUNT_FAILURES
+            or failures(LoginFailure.address == address) > MAX_ADDRESS_FAILURES)
 
 
 def _password_matches(password_hash: str, password: str) -> bool:
@@ -155,18 +207,21 @@ def _password_matches(password_hash: str, password: str) -> bool:
         return False
 
 
-def _code_matches(services: Services, session: Session, account: ConsoleAccount, code: str) -> bool:
-    """Without TOTP any code is ignored; with it, a code is valid once (a replayed one is refused)."""
+def _code_matches(services: Services, account: ConsoleAccount, code: str) -> bool:
+    """Without TOTP any code is ignored; with it, a code is valid once: the step it belongs to is
+    recorded by one conditional UPDATE, so of two sign-ins racing with the same code only one wins."""
     if account.totp_sealed is None:
         return True
     totp = pyotp.TOTP(services.vault.open_text(account.totp_sealed))
-    now = utcnow()
-    for drift in (0, -1, 1):
-        step = int(now.timestamp()) // totp.interval + drift
-        if step > account.totp_last_step and code.strip() == totp.at(step * totp.interval):
-            _locked(session, account.username).totp_last_step = step
-            return True
-    return False
+    now = int(utcnow().timestamp()) // totp.interval
+    step = next((s for s in (now, now - 1, now + 1) if code.strip() == totp.at(s * totp.interval)), None)
+    if step is None:
+        return False
+    with services.db.transaction() as session:
+        used = session.execute(update(ConsoleAccount)
+                               .where(ConsoleAccount.id == account.id, ConsoleAccount.totp_last_step < step)
+                               .values(totp_last_step=step))
+        return bool(used.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _hash(password: str) -> str:

@@ -22,6 +22,7 @@ ID = f"int(max={2**31 - 1})"
 # Control characters (PostgreSQL refuses NUL; CR/LF would break a header); forms may keep line breaks.
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+BUSY = "The console is checking many sign-ins just now. Wait a few seconds and try again."
 UNSTORABLE = "This request contains a character the console cannot use (a control character such as NUL)."
 
 
@@ -89,6 +90,9 @@ def login() -> Any:
     except accounts.LoginRefused as exc:
         page = render_template("console/login.html", csrf=auth.login_csrf(secret_key, nonce), error=exc.message)
         return page, 401
+    except accounts.SignInBusy:
+        page = render_template("console/login.html", csrf=auth.login_csrf(secret_key, nonce), error=BUSY)
+        return page, 503, {"Retry-After": "5"}
     token = auth.start_sign_in(services(), account.id, address)
     with services().db.transaction() as session:
         audit.record(session, account.username, "login", account.username, outcome="signed in", address=address)
