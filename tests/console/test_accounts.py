@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pyotp
@@ -15,6 +16,7 @@ from gateway import create_app
 from gateway.cli import main
 from gateway.console import accounts
 from gateway.models import AuditRecord, ConsoleAccount, LoginFailure, utcnow
+from gateway.web import limits
 
 from ..console_helpers import PASSWORD, make_account, sign_in, signed_in
 
@@ -216,3 +218,22 @@ def test_one_totp_code_signs_in_once_when_sign_ins_race(app, services):
     secret = run_cli(app, "accounts", "enable-totp", "olivia").output.split("secret=")[1].split("&")[0]
     outcomes = race_sign_ins(services, 10, "olivia", PASSWORD, pyotp.TOTP(secret).now())
     assert outcomes.count("ok") == 1, outcomes
+
+
+def test_sign_in_limits_are_shared_by_every_process_through_redis(settings, monkeypatch):
+    redis = pytest.importorskip("redis")
+    storage = "redis://127.0.0.1:6379/3"
+    try:
+        redis.Redis.from_url(storage, socket_connect_timeout=1).flushdb()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    monkeypatch.setattr(limits, "SIGN_IN_PER_ACCOUNT", "3 per minute")
+    workers = [create_app(replace(settings, ratelimit_storage=storage)) for _ in range(2)]
+    try:
+        name = f"olivia{hash(settings.database_url) % 1000}"  # one per engine and xdist worker
+        codes = [sign_in(client_from(workers[n % 2], f"192.0.2.{n}"), name, password="guess").status_code
+                 for n in range(4)]
+        assert codes == [401, 401, 401, 429]
+    finally:
+        for worker in workers:
+            worker.extensions["gateway"].db.dispose()
