@@ -5,12 +5,13 @@ gunicorn worker and host. A locked account is refused before its password is eve
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import pyotp
 from argon2 import PasswordHasher
@@ -33,11 +34,9 @@ MAX_ACCOUNT_FAILURES = 5
 MAX_ADDRESS_FAILURES = 20
 TOTP_ISSUER = "3dcart gateway console"
 LOCKED = "Too many failed sign-ins. Wait 15 minutes and try again."
-# argon2 takes 64 MiB and a core's worth of work per check: two at once per process, and a sign-in
-# that cannot get a slot within HASH_SLOT_WAIT seconds is turned away rather than queued.
-HASH_SLOTS = threading.BoundedSemaphore(2)
-HASH_SLOT_WAIT = 0.25
-
+# argon2 takes 64 MiB and several cores' worth of work per check: two at once per process, on
+# threads at the lowest CPU priority (the console admits that many sign-ins at a time anyway).
+HASH_CONCURRENCY = 2
 
 class AccountError(ValueError):
     """An account operation that cannot be done, with the reason to show."""
@@ -118,15 +117,16 @@ def all_accounts(services: Services) -> list[AccountView]:
 
 
 def authenticate(services: Services, username: str, password: str, code: str, address: str) -> AccountView:
-    """Check a sign-in, counting failures per account and per address; raises LoginRefused, or
-    SignInBusy when every password-check slot of this process is taken."""
+    """Check a sign-in, counting failures per account and per address; raises LoginRefused.
+
+    The attempt is counted before its password is checked, and the check runs outside any
+    database transaction, on a low-priority thread."""
     username = username.strip().lower()[:64]
     address = address[:64]
-    with _hashing_slot():
-        if not _claim_attempt(services, username, address):
-            raise LoginRefused(LOCKED)
-        account = _account(services, username)
-        ok = _password_matches(account.password_hash if account else DUMMY_HASH, password)
+    if not _claim_attempt(services, username, address):
+        raise LoginRefused(LOCKED)
+    account = _account(services, username)
+    ok = _HASHING.submit(_password_matches, account.password_hash if account else DUMMY_HASH, password).result()
     ok = ok and account is not None and account.active and _code_matches(services, account, code)
     if not ok:
         with services.db.transaction() as session:
@@ -137,20 +137,16 @@ def authenticate(services: Services, username: str, password: str, code: str, ad
     return _view(account)
 
 
-class SignInBusy(Exception):
-    """Every password-check slot is taken: answer at once instead of queueing (the caller says 503)."""
-
-
-@contextmanager
-def _hashing_slot() -> Iterator[None]:
-    """At most HASH_SLOTS argon2 checks at once per process, so a sign-in flood cannot take the CPU
-    (or, through waiting requests, the database pool) from shoppers."""
-    if not HASH_SLOTS.acquire(timeout=HASH_SLOT_WAIT):
-        raise SignInBusy()
+def _lowest_priority() -> None:
+    """Password checks yield the CPU to every other request: under a sign-in flood shoppers' requests
+    still run at once, and only the checks wait. Linux nices one thread; elsewhere the pool's size alone bounds them."""
     try:
-        yield
-    finally:
-        HASH_SLOTS.release()
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+
+
+_HASHING = ThreadPoolExecutor(HASH_CONCURRENCY, thread_name_prefix="password-check", initializer=_lowest_priority)
 
 
 def _claim_attempt(services: Services, username: str, address: str) -> bool:
@@ -158,19 +154,15 @@ def _claim_attempt(services: Services, username: str, address: str) -> bool:
 
     The row is committed before the count, so of any number of parallel attempts the k-th to commit
     counts at least k: no more than MAX_ACCOUNT_FAILURES of them can ever reach the password check.
-    A successful sign-in deletes the account's rows; an attempt over the limit deletes its own
-    (it never checked a password) and is refused: False."""
+    A refused attempt stays counted (guessing on keeps the lock); a successful sign-in deletes the
+    account's rows."""
     now = utcnow()
     with services.db.transaction() as session:
         session.execute(delete(LoginFailure).where(LoginFailure.occurred_at < now - LOCK_WINDOW))
-        attempt = LoginFailure(username=username, address=address, occurred_at=now)
-        session.add(attempt)
-        session.flush()
-        attempt_id = attempt.id
+        session.add(LoginFailure(username=username, address=address, occurred_at=now))
     with services.db.transaction() as session:
         if not _locked_out(session, username, address):
             return True
-        session.execute(delete(LoginFailure).where(LoginFailure.id == attempt_id))
         audit.record(session, f"login:{username}", "login.locked", username, outcome="refused: locked out", address=address)
     return False
 

@@ -6,8 +6,10 @@ import secrets
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.wrappers import Response as BaseResponse
 
+from .. import admission
 from ..money import format_money
 from ..payments import history, stores
 from ..services import current as services
@@ -23,6 +25,10 @@ ID = f"int(max={2**31 - 1})"
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 BUSY = "The console is checking many sign-ins just now. Wait a few seconds and try again."
+# Sign-ins a process works on at once (rate limits, lockout, password check); others wait this long
+# for a turn, not runnable, and are then answered 503: a flood cannot crowd out shoppers' requests.
+SIGN_INS = admission.Gate(accounts.HASH_CONCURRENCY)
+SIGN_IN_WAIT = 0.25
 UNSTORABLE = "This request contains a character the console cannot use (a control character such as NUL)."
 
 
@@ -40,6 +46,20 @@ def refuse_control_characters() -> None:
         abort(400, UNSTORABLE)
     if any(CONTROL_IN_TEXT.search(value) for _, value in request.form.items(multi=True)):
         abort(400, UNSTORABLE)
+
+
+@bp.before_request
+def admit_sign_in() -> None:
+    if request.endpoint == "console.login" and request.method == "POST":
+        if not SIGN_INS.enter(SIGN_IN_WAIT):
+            raise ServiceUnavailable(BUSY, retry_after=5)
+        g.sign_in_admitted = True
+
+
+@bp.teardown_request
+def release_sign_in(_error: BaseException | None) -> None:
+    if g.pop("sign_in_admitted", False):
+        SIGN_INS.leave()
 
 
 @bp.before_request
@@ -90,9 +110,6 @@ def login() -> Any:
     except accounts.LoginRefused as exc:
         page = render_template("console/login.html", csrf=auth.login_csrf(secret_key, nonce), error=exc.message)
         return page, 401
-    except accounts.SignInBusy:
-        page = render_template("console/login.html", csrf=auth.login_csrf(secret_key, nonce), error=BUSY)
-        return page, 503, {"Retry-After": "5"}
     token = auth.start_sign_in(services(), account.id, address)
     with services().db.transaction() as session:
         audit.record(session, account.username, "login", account.username, outcome="signed in", address=address)
