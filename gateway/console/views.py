@@ -50,6 +50,8 @@ def refuse_control_characters() -> None:
 
 @bp.before_request
 def admit_sign_in() -> None:
+    """A sign-in POST takes one of SIGN_INS or is answered 503; its rate limits are checked by the
+    view's wrapper (gateway/web/limits.py), so inside the slot too."""
     if request.endpoint == "console.login" and request.method == "POST":
         if not SIGN_INS.enter(SIGN_IN_WAIT):
             raise ServiceUnavailable(BUSY, retry_after=5)
