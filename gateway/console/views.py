@@ -25,10 +25,12 @@ ID = f"int(max={2**31 - 1})"
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 BUSY = "The console is checking many sign-ins just now. Wait a few seconds and try again."
-# Sign-ins a process works on at once (rate limits, lockout, password check); others wait this long
-# for a turn, not runnable, and are then answered 503: a flood cannot crowd out shoppers' requests.
+# Sign-ins a process works on at once (rate limits, lockout, password check); others wait up to a
+# second for a turn, off the CPU, and are then answered 503: a flood's requests spend their time
+# parked instead of contending with shoppers' for the CPU (a quarter second still let a 48-thread
+# flood slow purchases 3-4x; bench/signin_flood.py).
 SIGN_INS = admission.Gate(accounts.HASH_CONCURRENCY)
-SIGN_IN_WAIT = 0.25
+SIGN_IN_WAIT = 1.0
 UNSTORABLE = "This request contains a character the console cannot use (a control character such as NUL)."
 
 
