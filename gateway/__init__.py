@@ -68,4 +68,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.register(app)
     hardening.register(app, settings)
     console.register(app)
+    limits.limit_console_sign_in(app)
     return app

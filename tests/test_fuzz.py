@@ -1,4 +1,5 @@
-"""Issue 9: generated inputs across every route; no 500, and every store-endpoint answer signed.
+"""Issues 9 and 20: generated inputs across every route, the store endpoints', the shopper's and the
+operator console's (anonymous and signed in as an operator); no 500, and every store-endpoint answer signed.
 
 The run is bounded by time, not count: it draws up to 10,400 inputs but stops when FUZZ_SECONDS
 (default 40) have passed, and then must have covered at least FUZZ_MIN_INPUTS (default 2,000) inputs.
@@ -23,7 +24,9 @@ import pytest
 from gateway import create_app
 from gateway.protocol.jsonbody import BodyError, parse_object
 from gateway.protocol.signing import sign, wire_text
+from gateway.web import limits as web_limits
 
+from .console_helpers import make_account, signed_in
 from .flow_helpers import approve_all
 from .protocol_helpers import CARDS, EXAMPLE_CHECKOUT, EXAMPLE_REFUND, PRIVATE_KEY, csrf_from
 
@@ -45,6 +48,13 @@ RAW_BODIES: list[bytes] = [
     b'{"a":' * 5000 + b"1" + b"}" * 5000, b'{"orderid": "\\ud800"}', b"\xff\xfe\x00", b'{"x": NaN}',
     b'\xef\xbb\xbf{"type": "sale"}', b'{"orderid": 1, "orderid": 2}', b'{"items": [' + b"{}," * 2000 + b"{}]}",
 ]
+CONSOLE_PAGES = ["/console/", "/console/payments", "/console/attention", "/console/stores", "/console/audit",
+                 "/console/login"]
+CONSOLE_ACTIONS = ["/console/attention/notifications/{}/requeue", "/console/attention/ledger/{}/resolve",
+                   "/console/attention/payments/{}/reverse", "/console/attention/payments/{}/resolve-sale"]
+SEARCH_FIELDS = ["store", "orderid", "invoice", "transactionid", "last4", "amount", "date_from", "date_to"]
+CONSOLE_FIELDS = ["reason", "note", "happened", "charged", "processor_transaction_id", "display_name", "logo_url",
+                  "support_email", "actor", "action", "username", "password", "code", "next"]
 SIGNED = {
     "/checkout": ("orderid", "invoice", "amounttotal"),
     "/post-order": ("orderid", "invoice", "transactionid"),
@@ -114,6 +124,28 @@ class Generator:
         return form
 
 
+    def path_part(self) -> str:
+        """A path segment: an id that may exist, one past 32 or 64 bits, or any hostile text."""
+        choice = self.rng.random()
+        if choice < 0.4:
+            return str(self.rng.randrange(1, 60))
+        if choice < 0.55:
+            return self.rng.choice(["0", "2147483648", "9" * 20, "-1", "1.5", "%00", "%0d%0a", "%ff", "..", "%2e%2e"])
+        return form_text(self.value())[:300].replace("/", "%2F").replace("?", "%3F").replace("#", "%23")
+
+    def console_form(self, csrf: str) -> dict[str, Any]:
+        """A console form: mostly the right CSRF token, and a few fields of anything."""
+        form: dict[str, Any] = {"csrf": csrf if self.rng.random() < 0.8 else form_text(self.value())[:200],
+                                "reason": "fuzz", "happened": self.rng.choice(["yes", "no"]),
+                                "charged": self.rng.choice(["yes", "no"])}
+        for _ in range(self.rng.choice((0, 1, 2, 3))):
+            form[self.rng.choice(CONSOLE_FIELDS)] = form_text(self.value())[:3000]
+        return form
+
+    def query(self, fields: list[str]) -> dict[str, str]:
+        return {self.rng.choice(fields): form_text(self.value())[:3000] for _ in range(self.rng.choice((1, 1, 2, 3)))}
+
+
 def form_text(value: Any) -> str:
     """A browser cannot send a lone surrogate in a form (test_security sends raw bytes instead)."""
     return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
@@ -136,23 +168,27 @@ def assert_signed(path: str, body: bytes, answer: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def fuzz_client(settings, store):  # type: ignore[no-untyped-def]
+def fuzz_app(settings, store, monkeypatch):  # type: ignore[no-untyped-def]
     approve_all(store)
     for _ in range(50):
         approve_all(store)
     limits = dict(limit_card_per_address=UNLIMITED, limit_card_per_store=UNLIMITED,
                   limit_page_per_address=UNLIMITED, limit_unknown_token_per_address=UNLIMITED)
+    monkeypatch.setattr(web_limits, "SIGN_IN_PER_ADDRESS", UNLIMITED)
+    monkeypatch.setattr(web_limits, "SIGN_IN_PER_ACCOUNT", UNLIMITED)
     app = create_app(replace(settings, **limits))
     app.config["TESTING"] = True
-    yield app.test_client()
+    make_account(app.extensions["gateway"], "olivia", "operator")
+    yield app
     app.extensions["gateway"].db.dispose()
 
 
 @pytest.mark.slow
-def test_generated_inputs_across_every_route_get_no_500_and_signed_answers(fuzz_client):
+def test_generated_inputs_across_every_route_get_no_500_and_signed_answers(fuzz_app):
     rng = random.Random(SEED)
     gen = Generator(rng)
-    client = fuzz_client
+    client = fuzz_app.test_client()
+    operator, operator_csrf = signed_in(fuzz_app, "olivia")
     tokens: list[str] = []
     csrfs: dict[str, str] = {}
     statuses: dict[int, int] = {}
@@ -194,16 +230,56 @@ def test_generated_inputs_across_every_route_get_no_500_and_signed_answers(fuzz_
         method = rng.choice(["GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "POST"])
         return client.open(path, method=method, data=bytes(rng.randrange(256) for _ in range(16))).status_code
 
-    actions = [store_endpoint("/checkout")] * 4 + [store_endpoint("/post-order")] * 3 + \
+    def console_anonymous() -> int:
+        """Every console route without a sign-in: a redirect to the sign-in page, or a clear 4xx."""
+        path = rng.choice([*CONSOLE_PAGES, "/console/payments/" + gen.path_part(), "/console/stores/" + gen.path_part(),
+                           "/console/logout", *(action.format(gen.path_part()) for action in CONSOLE_ACTIONS)])
+        method = rng.choice(["GET", "POST"])
+        return client.open(path, method=method, query_string=gen.query(CONSOLE_FIELDS),
+                           data=gen.console_form("0" * 64) if method == "POST" else None).status_code
+
+    def console_sign_in() -> int:
+        page = client.get("/console/login", query_string=gen.query(["next"]) if rng.random() < 0.3 else None)
+        form = {"csrf": csrf_from(page.get_data(as_text=True)) if page.status_code == 200 else "x",
+                "username": rng.choice(["olivia", "nobody", form_text(gen.value())[:300]]),
+                "password": form_text(gen.value())[:3000], "code": form_text(gen.value())[:100]}
+        if rng.random() < 0.2:
+            form[rng.choice(sorted(form))] = form_text(gen.value())[:3000]
+        query = {"next": rng.choice(["/console/audit", form_text(gen.value())[:300]])}
+        return client.post("/console/login", query_string=query, data=form).status_code
+
+    def console_search() -> int:
+        fields = SEARCH_FIELDS if rng.random() < 0.8 else ["actor", "action"]
+        return operator.get(rng.choice(["/console/payments", "/console/audit"]), query_string=gen.query(fields)).status_code
+
+    def console_page() -> int:
+        path = rng.choice([*CONSOLE_PAGES[:-1], "/console/payments/" + gen.path_part(), "/console/stores/" + gen.path_part()])
+        return operator.get(path).status_code
+
+    def console_act() -> int:
+        path = rng.choice([*(action.format(gen.path_part()) for action in CONSOLE_ACTIONS),
+                           "/console/stores/" + gen.path_part()])
+        return operator.post(path, data=gen.console_form(operator_csrf)).status_code
+
+    store_and_shopper = [store_endpoint("/checkout")] * 4 + [store_endpoint("/post-order")] * 3 + \
         [page] * 2 + [submit] * 2 + [cancel, status, other]
+    # The console shares the run's time budget (CI's ceiling): about a quarter of the inputs.
+    console = [console_anonymous, console_sign_in, console_search, console_page, console_act]
+    actions = store_and_shopper + console
+    reached: dict[str, int] = {}
     deadline = time.monotonic() + BUDGET_SECONDS if BUDGET_SECONDS > 0 else float("inf")
     for _ in range(INPUTS):
-        code = rng.choice(actions)()
-        assert code < 500
+        action = rng.choice(actions)
+        code = action()
+        assert code < 500, action.__name__
         statuses[code] = statuses.get(code, 0) + 1
+        reached[action.__name__] = reached.get(action.__name__, 0) + 1
         if time.monotonic() > deadline:
             break
-    print(f"fuzz: {sum(statuses.values())} inputs in {BUDGET_SECONDS:g} s budget: {statuses}")
+    print(f"fuzz: {sum(statuses.values())} inputs in {BUDGET_SECONDS:g} s budget: {statuses}; by route: {reached}")
     assert sum(statuses.values()) >= min(MIN_INPUTS, INPUTS), statuses
     # The run reached past the signature check: sessions were created and some were paid.
     assert len(tokens) >= 20 and statuses.get(303, 0) > 0, statuses
+    # Every console route was reached, and the operator stayed signed in to the end.
+    assert all(reached.get(action.__name__, 0) >= 20 for action in console), reached
+    assert operator.get("/console/audit").status_code == 200

@@ -99,9 +99,10 @@ def login_csrf(secret_key: str, nonce: str) -> str:
 
 
 def check_csrf(*expected: str) -> None:
-    """The form's token is one of ``expected`` (a sign-in form accepts one per secret key while it rotates)."""
-    sent = request.form.get("csrf", "")
-    if not any(hmac.compare_digest(sent, token) for token in expected):
+    """The form's token is one of ``expected`` (a sign-in form accepts one per secret key while it rotates).
+    Compared as bytes: compare_digest refuses a str with non-ASCII characters, which anyone can send."""
+    sent = request.form.get("csrf", "").encode()
+    if not any(hmac.compare_digest(sent, token.encode()) for token in expected):
         abort(400, "This form has expired or did not come from the console. Reload the page and try again.")
 
 

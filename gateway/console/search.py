@@ -12,6 +12,7 @@ from ..services import Services
 
 FIELDS = ("store", "orderid", "invoice", "transactionid", "last4", "amount", "date_from", "date_to")
 MAX_FIELD = 128
+LAST_DAY = date(9998, 12, 31)
 
 
 class SearchError(ValueError):
@@ -40,7 +41,7 @@ def parse(form: Mapping[str, str]) -> Query:
     for name, value in values.items():
         if len(value) > MAX_FIELD:
             raise SearchError(f"{name} is longer than {MAX_FIELD} characters")
-    if values["last4"] and not re.fullmatch(r"\d{4}", values["last4"]):
+    if values["last4"] and not re.fullmatch(r"[0-9]{4}", values["last4"]):
         raise SearchError("card last four must be four digits")
     return Query(
         store=values["store"].lower(),
@@ -66,7 +67,7 @@ def search(services: Services, query: Query) -> list[history.ListedPayment]:
 def _number(value: str, label: str) -> int | None:
     if not value:
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not re.fullmatch(r"[0-9]{1,18}", value):
         raise SearchError(f"{label} must be a whole number")
     return int(value)
 
@@ -74,7 +75,7 @@ def _number(value: str, label: str) -> int | None:
 def _amount(value: str) -> Decimal | None:
     if not value:
         return None
-    if not re.fullmatch(r"\d{1,12}(\.\d{1,2})?", value):
+    if not re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,2})?", value):
         raise SearchError("amount must look like 123.45")
     return Decimal(value)
 
@@ -83,6 +84,9 @@ def _date(value: str, label: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError as exc:
         raise SearchError(f"{label} must be a date like 2026-11-23") from exc
+    if day > LAST_DAY:  # the search runs to the end of the day: the day after must exist
+        raise SearchError(f"{label} must be before the year 9999")
+    return day

@@ -1,12 +1,15 @@
 """The console's pages under /console: thin handlers over the console package's functions."""
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.wrappers import Response as BaseResponse
 
+from .. import admission
 from ..money import format_money
 from ..payments import history, stores
 from ..services import current as services
@@ -16,10 +19,51 @@ from .timeline import timeline
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 PUBLIC = {"console.login"}
+# Row ids are 32-bit in the database: a longer number in a path is a page that cannot exist (404).
+ID = f"int(max={2**31 - 1})"
+# Control characters (PostgreSQL refuses NUL; CR/LF would break a header); forms may keep line breaks.
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+BUSY = "The console is checking many sign-ins just now. Wait a few seconds and try again."
+# Sign-ins a process works on at once (rate limits, lockout, password check); others wait up to a
+# second for a turn, off the CPU, and are then answered 503: a flood's requests spend their time
+# parked instead of contending with shoppers' for the CPU (a quarter second still let a 48-thread
+# flood slow purchases 3-4x; bench/signin_flood.py).
+SIGN_INS = admission.Gate(accounts.HASH_CONCURRENCY)
+SIGN_IN_WAIT = 1.0
+UNSTORABLE = "This request contains a character the console cannot use (a control character such as NUL)."
 
 
 def register(app: Flask) -> None:
     app.register_blueprint(bp)
+
+
+@bp.before_request
+def refuse_control_characters() -> None:
+    """No query, form or path value with a control character goes further (PostgreSQL refuses NUL);
+    line breaks are allowed only in form text such as a reason."""
+    path_values = [str(value) for value in (request.view_args or {}).values()]
+    query_values = [value for _, value in request.args.items(multi=True)]
+    if any(CONTROL.search(value) for value in [*path_values, *query_values]):
+        abort(400, UNSTORABLE)
+    if any(CONTROL_IN_TEXT.search(value) for _, value in request.form.items(multi=True)):
+        abort(400, UNSTORABLE)
+
+
+@bp.before_request
+def admit_sign_in() -> None:
+    """A sign-in POST takes one of SIGN_INS or is answered 503; its rate limits are checked by the
+    view's wrapper (gateway/web/limits.py), so inside the slot too."""
+    if request.endpoint == "console.login" and request.method == "POST":
+        if not SIGN_INS.enter(SIGN_IN_WAIT):
+            raise ServiceUnavailable(BUSY, retry_after=5)
+        g.sign_in_admitted = True
+
+
+@bp.teardown_request
+def release_sign_in(_error: BaseException | None) -> None:
+    if g.pop("sign_in_admitted", False):
+        SIGN_INS.leave()
 
 
 @bp.before_request
@@ -73,11 +117,17 @@ def login() -> Any:
     token = auth.start_sign_in(services(), account.id, address)
     with services().db.transaction() as session:
         audit.record(session, account.username, "login", account.username, outcome="signed in", address=address)
-    target = request.args.get("next", "")
-    signed_in = redirect(target if target.startswith("/console/") else url_for("console.payments"), 303)
+    signed_in = redirect(_next_page(request.args.get("next", "")), 303)
     auth.set_cookie(signed_in, auth.COOKIE, token)
     signed_in.delete_cookie(auth.LOGIN_COOKIE, path=auth.PATH)
     return signed_in
+
+
+def _next_page(target: str) -> str:
+    """Only a console path of this site, whatever ``next=`` says (never another host, never a header break)."""
+    if target.startswith("/console/") and not CONTROL.search(target) and "//" not in target and "\\" not in target:
+        return target
+    return url_for("console.payments")
 
 
 @bp.post("/logout")
@@ -104,7 +154,7 @@ def payments() -> Any:
     return render_template("console/payments.html", results=search.search(services(), query), form=request.args, error="")
 
 
-@bp.get("/payments/<int:payment_id>")
+@bp.get(f"/payments/<{ID}:payment_id>")
 def payment(payment_id: int) -> Any:
     story = timeline(services(), payment_id)
     if story is None:
@@ -128,14 +178,14 @@ def _act(run: Any, back: str) -> BaseResponse:
     return redirect(back, 303)
 
 
-@bp.post("/attention/notifications/<int:notification_id>/requeue")
+@bp.post(f"/attention/notifications/<{ID}:notification_id>/requeue")
 @auth.operator_only
 def requeue(notification_id: int) -> BaseResponse:
     return _act(lambda: actions.requeue_notification(services(), auth.operator().username, notification_id,
                                                      request.form.get("reason", "")), url_for("console.attention"))
 
 
-@bp.post("/attention/ledger/<int:entry_id>/resolve")
+@bp.post(f"/attention/ledger/<{ID}:entry_id>/resolve")
 @auth.operator_only
 def resolve(entry_id: int) -> BaseResponse:
     happened = request.form.get("happened")
@@ -145,14 +195,14 @@ def resolve(entry_id: int) -> BaseResponse:
                                               request.form.get("note", "")), url_for("console.attention"))
 
 
-@bp.post("/attention/payments/<int:payment_id>/reverse")
+@bp.post(f"/attention/payments/<{ID}:payment_id>/reverse")
 @auth.operator_only
 def reverse(payment_id: int) -> BaseResponse:
     return _act(lambda: actions.reverse_charge(services(), auth.operator().username, payment_id,
                                                request.form.get("reason", "")), url_for("console.attention"))
 
 
-@bp.post("/attention/payments/<int:payment_id>/resolve-sale")
+@bp.post(f"/attention/payments/<{ID}:payment_id>/resolve-sale")
 @auth.operator_only
 def resolve_sale(payment_id: int) -> BaseResponse:
     charged = request.form.get("charged")

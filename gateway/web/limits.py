@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from flask import Flask, Response, abort, current_app, request
 from flask_babel import gettext
@@ -69,6 +69,29 @@ unknown_tokens = limiter.limit(
     _setting("limit_unknown_token_per_address"), error_message=_translated(UNKNOWN_TOKENS), scope="token",
     deduct_when=_not_found,
 )
+
+
+# The console's sign-in form, per client address and per account name (English: the console is).
+SIGN_IN_PER_ADDRESS = "30 per minute; 300 per hour"
+SIGN_IN_PER_ACCOUNT = "10 per minute; 100 per hour"
+SIGN_INS = "Too many sign-in attempts. Wait a minute and try again."
+
+
+def _account_name() -> str:
+    return request.form.get("username", "").strip().lower()[:64]
+
+
+sign_ins_per_address = limiter.limit(lambda: SIGN_IN_PER_ADDRESS, methods=["POST"], error_message=SIGN_INS,
+                                     scope="sign-in-address")
+sign_ins_per_account = limiter.limit(lambda: SIGN_IN_PER_ACCOUNT, key_func=_account_name, methods=["POST"],
+                                     error_message=SIGN_INS, scope="sign-in-account")
+
+
+def limit_console_sign_in(app: Flask) -> None:
+    """Sign-in POSTs cost an argon2 check each: counted per address and per account before the view
+    runs. Applied by endpoint once the console's blueprint is registered (web does not import it)."""
+    sign_in: Callable[..., Any] = app.view_functions["console.login"]
+    app.view_functions["console.login"] = sign_ins_per_account(sign_ins_per_address(sign_in))
 
 
 def check_store(store_key: str) -> None:

@@ -286,3 +286,81 @@ def test_resolve_an_unknown_sale_from_the_console(app, client, services, store, 
     [record] = audit_rows(services, "payment.resolve_sale")
     assert (record.actor, record.outcome) == ("olivia", outcome)
     assert f"payment-{payment.id}" not in console.get("/console/attention").get_data(as_text=True)
+
+
+# Issue 20, item 1: every console input is bounded; bad input is a clear 4xx, never a 500.
+
+SEARCH_FIELDS = ["store", "orderid", "invoice", "transactionid", "last4", "amount", "date_from", "date_to"]
+UNUSABLE = "a character the console cannot use"
+
+
+def post_sign_in(client, query: str = "", **fields: str):  # type: ignore[no-untyped-def]
+    page = client.get("/console/login")
+    form = {"csrf": form_csrf(page.get_data(as_text=True)), "username": "olivia",
+            "password": "correct horse battery staple", **fields}
+    return client.post("/console/login" + query, data=form)
+
+
+@pytest.mark.parametrize("field", SEARCH_FIELDS)
+def test_a_nul_byte_in_any_search_field_is_a_clear_400(app, people, field):
+    console, _ = signed_in(app, "victor")
+    response = console.get("/console/payments", query_string={field: "12\x0034"})
+    assert response.status_code == 400 and UNUSABLE in response.get_data(as_text=True)
+
+
+def test_a_nul_byte_in_next_is_a_clear_400(client, services, people):
+    response = post_sign_in(client, "?next=/console/payments%00")
+    assert response.status_code == 400 and UNUSABLE in response.get_data(as_text=True)
+    assert audit_rows(services, "login") == []  # nobody was signed in
+
+
+def test_a_nul_byte_in_a_store_key_is_a_clear_400(app, services, people):
+    console, csrf = signed_in(app, "olivia")
+    assert console.get("/console/stores/a%00b").status_code == 400
+    saved = console.post("/console/stores/a%00b", data={"csrf": csrf, "display_name": "X", "reason": "r"})
+    assert saved.status_code == 400 and UNUSABLE in saved.get_data(as_text=True)
+    assert [r.action for r in audit_rows(services) if r.action.startswith("store.")] == []
+
+
+def test_a_nul_byte_in_a_sign_in_name_is_a_clear_400(client, services, people):
+    response = post_sign_in(client, username="oli\x00via")
+    assert response.status_code == 400 and UNUSABLE in response.get_data(as_text=True)
+    assert audit_rows(services, "login.failed") == []
+
+
+def test_a_non_ascii_csrf_token_is_refused_like_a_wrong_one(app, services, people):
+    refused = post_sign_in(app.test_client(), csrf="é" * 64)
+    assert refused.status_code == 400 and "This form has expired" in refused.get_data(as_text=True)
+    console, _ = signed_in(app, "olivia")
+    requeue = console.post("/console/attention/notifications/1/requeue", data={"csrf": "é" * 64, "reason": "r"})
+    assert requeue.status_code == 400 and "This form has expired" in requeue.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("field", ["date_from", "date_to"])
+def test_a_search_to_the_last_day_of_the_calendar_is_a_clear_400(app, people, field):
+    console, _ = signed_in(app, "victor")
+    response = console.get("/console/payments", query_string={field: "9999-12-31"})
+    assert response.status_code == 400 and "before the year 9999" in response.get_data(as_text=True)
+    assert console.get("/console/payments", query_string={field: "9998-12-31"}).status_code == 200
+
+
+@pytest.mark.parametrize("digits", ["9" * 10, "1" + "0" * 19])
+def test_a_twenty_digit_payment_id_is_not_found(app, services, people, digits):
+    console, csrf = signed_in(app, "olivia")
+    assert console.get(f"/console/payments/{digits}").status_code == 404
+    for path in [f"/console/attention/notifications/{digits}/requeue", f"/console/attention/ledger/{digits}/resolve",
+                 f"/console/attention/payments/{digits}/reverse", f"/console/attention/payments/{digits}/resolve-sale"]:
+        assert console.post(path, data={"csrf": csrf, "reason": "r", "happened": "no", "charged": "no"}).status_code == 404
+    assert [r.action for r in audit_rows(services)] == ["account.create", "account.create", "login"]
+
+
+@pytest.mark.parametrize("target", ["/console/audit%0d%0aSet-Cookie:%20x=1", "/console/audit%0aX:%20y"])
+def test_cr_lf_in_next_is_a_clear_400_not_a_broken_header(client, people, target):
+    response = post_sign_in(client, f"?next={target}")
+    assert response.status_code == 400 and UNUSABLE in response.get_data(as_text=True)
+    assert "Set-Cookie" not in str(response.headers).replace("Set-Cookie: gateway_console_login", "")
+
+
+def test_next_keeps_a_console_path_and_refuses_another_host(client, people):
+    assert post_sign_in(client, "?next=/console/audit").location.endswith("/console/audit")
+    assert post_sign_in(client, "?next=/console//evil.example/").location.endswith("/console/payments")
