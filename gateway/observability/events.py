@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import bindparam, exists, func, insert, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..db import Database
@@ -14,6 +14,8 @@ from .metrics import CHARGES, CHECKOUTS, DEAD_LETTERS, NOTIFICATION_ATTEMPTS, ST
 
 log = logging.getLogger(__name__)
 MAX_EVENTS = 100
+PAGE_VIEW = "page_view"
+_VIEW_RECORDED = select(exists().where(PaymentEvent.payment_id == bindparam("id"), PaymentEvent.kind == PAGE_VIEW))
 
 
 def checkout(outcome: str) -> None:
@@ -21,7 +23,12 @@ def checkout(outcome: str) -> None:
 
 
 def page_viewed(db: Database, payment_id: int) -> None:
-    _remember(db, payment_id, "page_view", "")
+    """The timeline shows when the shopper first opened the page. A later view only reads: a
+    commit per view queued every page behind the others on SQLite."""
+    with db.read() as session:
+        if session.scalar(_VIEW_RECORDED, {"id": payment_id}):
+            return
+    _remember(db, payment_id, PAGE_VIEW, "")
 
 
 def charge_approved() -> None:
