@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import flask_babel
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 
 from gateway.models import PaymentEvent
 from gateway.payments import stores
