@@ -1,6 +1,7 @@
 """Engine and session handling shared by SQLite (embedded default) and PostgreSQL (production)."""
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -12,6 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 DEFAULT_POOL_SIZE = 10
 # A pooled connection left unused this long is checked with a round trip before it is handed out.
 IDLE_PING_SECONDS = 1.0
+# How long an SQLite writer waits for another's write lock. Transactions last milliseconds, so this is
+# ample under load yet well inside a request's budget (GATEWAY_REQUEST_BUDGET, 25 s by default).
+SQLITE_BUSY_SECONDS = 5.0
+# An execution option: the transaction only reads, so on SQLite it begins deferred (see _begin).
+READ_ONLY = "gateway_read_only"
 
 
 def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
@@ -21,9 +27,9 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False})
         event.listen(engine, "connect", _configure_sqlite)
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(engine, "begin", _begin)
         return engine
     # Connections open only when that many threads are in a transaction at once; a thread never
     # waits for another's connection while the pool is as large as the worker's threads.
@@ -61,14 +67,16 @@ def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-unt
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
     cursor.close()
 
 
-def _begin_immediate(connection) -> None:  # type: ignore[no-untyped-def]
-    # One writer at a time: every SQLite transaction takes the write lock up front, so a
-    # read-then-write guard cannot be interleaved by another process (SQLite's form of a row lock).
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def _begin(connection) -> None:  # type: ignore[no-untyped-def]
+    # One writer at a time: every SQLite transaction that may write takes the write lock up front, so
+    # a read-then-write guard cannot be interleaved by another process (SQLite's form of a row lock).
+    # A read-only one begins deferred: under WAL it reads its snapshot beside the writer.
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class Database:
@@ -76,16 +84,19 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # PostgreSQL runs a lone statement as its own transaction; SQLite's reads stay in one
-        # (there every transaction takes the write lock up front, see _begin_immediate).
+        # PostgreSQL runs a lone statement as its own transaction; SQLite's stay in one
+        # (there every transaction that may write takes the write lock up front, see _begin).
         sqlite = self.engine.dialect.name == "sqlite"
         autocommit = self.engine if sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.lone_statements = sessionmaker(autocommit, expire_on_commit=False)
+        readers = self.engine.execution_options(**{READ_ONLY: True}) if sqlite else autocommit
+        self.lone_reads = sessionmaker(readers, expire_on_commit=False)
+        self._writers = _WriterQueue() if sqlite else None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One unit of work: committed when the block ends, rolled back if it raises."""
-        with self.sessions() as session, session.begin():
+        with self._turn(), self.sessions() as session, session.begin():
             yield session
 
     @contextmanager
@@ -93,8 +104,44 @@ class Database:
         """For a block of a single statement: without a BEGIN and a COMMIT around it, it costs one
         round trip to PostgreSQL instead of three. Never more than one statement that writes: on
         PostgreSQL each statement is committed on its own, at once."""
-        with self.lone_statements() as session, session.begin():
+        with self._turn(), self.lone_statements() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """For a block of one statement that only reads (a page view): on SQLite it takes no write
+        lock, so it neither waits for a writer nor makes one wait; on PostgreSQL it is one_statement.
+        Nothing is committed: the block ends with the session closed."""
+        with self.lone_reads() as session:
+            yield session
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        if self._writers is None:
+            yield
+            return
+        with self._writers.turn():
+            yield
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _WriterQueue:
+    """The threads of one process that want SQLite's write lock wait for it here, each woken as the
+    one before it finishes. SQLite's own busy handler retries by sleeping (up to 100 ms a time), so
+    a newcomer could overtake a writer that had waited long: p99 over a second under load. Between
+    processes the busy timeout still decides; a thread that waits here longer than that goes on and
+    lets SQLite refuse it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # a thread inside a transaction that opens another is let through
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        acquired = self._lock.acquire(timeout=SQLITE_BUSY_SECONDS)
+        try:
+            yield
+        finally:
+            if acquired:
+                self._lock.release()

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import bindparam, exists, func, insert, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..db import Database
+from ..memo import Recent
 from ..models import PaymentEvent, utcnow
 from .metrics import CHARGES, CHECKOUTS, DEAD_LETTERS, NOTIFICATION_ATTEMPTS, STORE_SECONDS
 
 log = logging.getLogger(__name__)
 MAX_EVENTS = 100
+PAGE_VIEW = "page_view"
+_VIEW_RECORDED = select(exists().where(PaymentEvent.payment_id == bindparam("id"), PaymentEvent.kind == PAGE_VIEW))
+# Payments whose first view this worker has seen recorded: a reload then costs no query at all.
+_VIEWED: WeakKeyDictionary[Database, Recent[int, bool]] = WeakKeyDictionary()
 
 
 def checkout(outcome: str) -> None:
@@ -21,7 +27,17 @@ def checkout(outcome: str) -> None:
 
 
 def page_viewed(db: Database, payment_id: int) -> None:
-    _remember(db, payment_id, "page_view", "")
+    """The timeline shows when the shopper first opened the page. A later view writes nothing (a
+    commit per view queued every page behind the others on SQLite), nor reads in a worker that saw
+    the first one recorded."""
+    viewed = _VIEWED.setdefault(db, Recent(size=4096, seconds=600))
+    if viewed.get(payment_id):
+        return
+    with db.read() as session:
+        recorded = bool(session.scalar(_VIEW_RECORDED, {"id": payment_id}))
+    if not recorded:
+        _remember(db, payment_id, PAGE_VIEW, "")
+    viewed.put(payment_id, True, viewed.changes)
 
 
 def charge_approved() -> None:

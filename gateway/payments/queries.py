@@ -23,18 +23,18 @@ def find_payment(services: Services, token: str) -> Payment | None:
     """The payment a shopper's token names, with its notification; None for a token that is not ours."""
     if not TOKEN_SHAPE.fullmatch(token):
         return None  # not one of ours (and never a NUL or a megabyte sent on to the database)
-    with services.db.one_statement() as session:
+    with services.db.read() as session:
         return session.scalars(_BY_TOKEN, {"token": token}).first()
 
 
 def reload(services: Services, payment_id: int) -> Payment:
-    with services.db.one_statement() as session:
+    with services.db.read() as session:
         return session.scalars(_BY_ID, {"id": payment_id}).one()
 
 
 def state_of(services: Services, payment_id: int) -> PaymentState:
     """Only the state: about a third of the cost of reading the whole payment again."""
-    with services.db.one_statement() as session:
+    with services.db.read() as session:
         return PaymentState(session.connection().execute(_STATE, {"id": payment_id}).scalar_one())
 
 

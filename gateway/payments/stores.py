@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 
+from ..db import Database
+from ..memo import Recent
 from ..models import StoreProfile, utcnow
 from ..services import Services
 
@@ -32,6 +35,17 @@ class StoreIdentity:
 
 EDITABLE = ("display_name", "logo_url", "support_email", "support_phone", "support_url")
 LIMITS = {"display_name": 120, "logo_url": 2000, "support_email": 254, "support_phone": 40, "support_url": 2000}
+# Every page view shows its store's identity. A saved change shows at once in the worker that saved it
+# and within CACHE_SECONDS in the others; CACHE_SIZE stores are kept, the least recently shown dropped.
+CACHE_SIZE = 1024
+CACHE_SECONDS = 30.0
+
+_RECENT: WeakKeyDictionary[Database, Recent[str, StoreIdentity]] = WeakKeyDictionary()
+
+
+def _recent(services: Services) -> Recent[str, StoreIdentity]:
+    """One memory per database (an app, in tests several in turn), never one store's name for another's."""
+    return _RECENT.setdefault(services.db, Recent(CACHE_SIZE, CACHE_SECONDS))
 
 
 def store_key(notification_url: str) -> str:
@@ -41,7 +55,17 @@ def store_key(notification_url: str) -> str:
 
 def identity(services: Services, key: str) -> StoreIdentity:
     """The saved identity of a store, or a default that names it by its host."""
-    with services.db.one_statement() as session:
+    recent = _recent(services)
+    known = recent.get(key)
+    if known is None:
+        changes = recent.changes
+        known = _read_identity(services, key)
+        recent.put(key, known, changes)
+    return known
+
+
+def _read_identity(services: Services, key: str) -> StoreIdentity:
+    with services.db.read() as session:
         profile = session.get(StoreProfile, key)
         if profile is None:
             return StoreIdentity(store_key=key, display_name=key or "Online store")
@@ -65,7 +89,9 @@ def save_identity(services: Services, key: str, **values: str) -> StoreIdentity:
             profile.display_name = key
         profile.updated_at = utcnow()
         session.flush()
-        return _identity(profile)
+        saved = _identity(profile)
+    _recent(services).forget(key)  # once committed: a page read in between must not keep the old identity
+    return saved
 
 
 def all_identities(services: Services) -> list[StoreIdentity]:

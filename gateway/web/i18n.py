@@ -6,10 +6,16 @@ whose body is refused anyway, and the error page must still render.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any, Callable
 
+from babel.support import NullTranslations
 from flask import Flask, Response, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, get_translations
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from markupsafe import Markup
 
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 DEFAULT = "en"
@@ -22,7 +28,37 @@ COOKIE_MAX_AGE = 180 * 24 * 3600
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, default_translation_directories=str(TRANSLATIONS))
     app.jinja_env.globals.update(languages=LANGUAGES, current_language=current_language)
+    app.context_processor(_page_catalogue)
     app.after_request(_remember_choice)
+
+
+def _page_catalogue() -> dict[str, Callable[..., str]]:
+    """The template's gettext, bound to this request's catalogue once per page. Flask-Babel's own
+    looks the catalogue up through the request context for every string (~120 times a page)."""
+    return _template_callables(get_translations())
+
+
+@functools.lru_cache(maxsize=4 * len(LANGUAGES))
+def _template_callables(catalogue: NullTranslations) -> dict[str, Callable[..., str]]:
+    """Jinja's "newstyle" gettext over one catalogue (Flask-Babel keeps one object per language):
+    the text is marked safe where the template escapes, then formatted with its escaped variables."""
+
+    @pass_context
+    def gettext(context: Context, message: str, **variables: Any) -> str:
+        return _formatted(context, catalogue.ugettext(message), variables)
+
+    @pass_context
+    def ngettext(context: Context, singular: str, plural: str, num: int, **variables: Any) -> str:
+        variables.setdefault("num", num)
+        return _formatted(context, catalogue.ungettext(singular, plural, num), variables)
+
+    return {"gettext": gettext, "ngettext": ngettext}
+
+
+def _formatted(context: Context, text: str, variables: dict[str, Any]) -> str:
+    if context.eval_ctx.autoescape:
+        return Markup(text) % variables
+    return text % variables
 
 
 def select_locale() -> str:
