@@ -72,7 +72,7 @@ def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
     services = _services()
     if services.settings.is_production:
         exit_refused(ConfigError(f"`gateway serve` is the development server, refused in {services.settings.environment};"
-                                 " production runs gunicorn with gunicorn.conf.py (see the Procfile)"))
+                                 " production runs gunicorn with gateway.gunicorn_conf (see the Procfile)"))
     base = services.settings.public_url or f"http://{host}:{port}"
     store: Flask | None = None
     if emulator_port:

@@ -129,9 +129,9 @@ class Process:
 
 
 def node(env: dict[str, str]) -> tuple[Process, str]:
-    """A web node as the Procfile runs it (gunicorn.conf.py), on a port of its own."""
+    """A web node as the Procfile runs it (gateway/gunicorn_conf.py), on a port of its own."""
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "wsgi:app"]
+    command = [sys.executable, "-m", "gunicorn", "--config", "python:gateway.gunicorn_conf", "gateway:create_app()"]
     return Process(command, {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}), f"http://127.0.0.1:{port}"
 
 
