@@ -8,7 +8,7 @@ import sys
 
 from click.testing import CliRunner
 
-from gateway import cli
+from gateway import cli, migrate
 from gateway.config import load_settings
 
 from .live import ROOT
@@ -21,7 +21,7 @@ def _serve(monkeypatch, env: dict[str, str]):  # type: ignore[no-untyped-def]
     """`gateway serve` with the server and the migration stood in for: what it prints, and whether it served."""
     served: list[object] = []
     monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: served.append(args))
-    monkeypatch.setattr(cli, "upgrade", lambda url: None)
+    monkeypatch.setattr(migrate, "upgrade", lambda url: None)
     return CliRunner().invoke(cli.main, SERVE, env=env), served
 
 
