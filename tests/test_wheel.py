@@ -9,10 +9,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -119,6 +121,9 @@ def test_item_1_the_procfiles_own_commands_serve_production_from_the_installed_w
     where = subprocess.run([str(installed / "bin" / "python"), "-c", "import gateway; print(gateway.__file__)"],
                            cwd=empty, env=env, check=True, capture_output=True, text=True).stdout
     assert where.startswith(str(installed)), where
+    version = subprocess.run([str(installed / "bin" / "gateway"), "--version"], cwd=empty, env=env, check=True,
+                             capture_output=True, text=True).stdout
+    assert version == f"gateway {_project()['version']}\n"
     subprocess.run(in_venv(installed, commands["release"]), cwd=empty, env=env, check=True, timeout=120)
     url = "http://" + env["GUNICORN_BIND"]
     with ExitStack() as stack:
@@ -160,9 +165,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def test_every_dependency_is_pinned_in_the_constraints_file() -> None:
     """A dependency added to pyproject.toml without `bash scripts/lock.sh` would install unpinned."""
-    import tomllib
-
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = _project()
     wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
     pinned = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
@@ -176,15 +179,17 @@ def test_every_dependency_is_pinned_in_the_constraints_file() -> None:
 
 def test_the_emulators_dependencies_are_pinned_or_are_the_gateway() -> None:
     """`pip install -c constraints.txt -e ./emulator` installs the same versions as the gateway's own."""
-    import tomllib
-
-    gateway = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+    gateway = _project()["name"]
     wanted = tomllib.loads((ROOT / "emulator" / "pyproject.toml").read_text())["project"]["dependencies"]
     pinned = {_canonical(line.split("==")[0]) for line in (ROOT / "constraints.txt").read_text().splitlines()
               if line and not line.startswith("#")}
     for requirement in wanted:
         name = _canonical(re.match(r"[A-Za-z0-9._-]+", requirement).group(0))  # type: ignore[union-attr]
         assert name == _canonical(gateway) or name in pinned, f"{name} is not in constraints.txt"
+
+
+def _project() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
 def _canonical(name: str) -> str:
