@@ -2,7 +2,7 @@
 
     python bench/load.py --database-url postgresql://postgres@127.0.0.1:5432/bench [--shoppers 100]
 
-Starts the Procfile's own `web` command (gunicorn through gunicorn.conf.py) on loopback with the
+Starts the Procfile's own `web` command (gunicorn through gateway/gunicorn_conf.py) on loopback with the
 sandbox processor taking --processor-latency seconds per call, and a small loopback store (its own
 process) whose notification URL takes --store-latency seconds to answer. Every shopper checks out
 and opens the hosted page; then all of them press Pay at the same moment (the sale), while

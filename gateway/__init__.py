@@ -1,14 +1,18 @@
-"""A 3dcart (Shift4Shop) redirect payment gateway application."""
+"""A 3dcart (Shift4Shop) redirect payment gateway application.
+
+Importing the package is cheap: the web app's modules load inside create_app(), so a `gateway` command that
+serves nothing (gateway.cli imports this package first) never pays for Flask's extensions.
+"""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from . import budget, observability
-from .config import Settings, load_settings
-from .services import Services
+    from .config import Settings
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -42,6 +46,12 @@ def announce(settings: Settings) -> None:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The app factory; ``settings`` default to the environment (and refuse unsafe production)."""
+    from flask import Flask
+
+    from . import budget, observability
+    from .config import load_settings
+    from .services import Services
+
     settings = settings or load_settings()
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)

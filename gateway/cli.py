@@ -1,59 +1,69 @@
-"""The `gateway` command: run the server, migrate the database, operate the sandbox."""
+"""The `gateway` command: run the server, migrate the database, operate the sandbox.
+
+Only `serve` and `notifications work` are servers: they build the web app or the worker and log the start-up
+line. Every other command builds the services it needs from the settings, without the web app, and imports the
+modules of what it does inside its own body, so an operator's one-off command starts in a fraction of a second.
+"""
 from __future__ import annotations
 
 import getpass
-import json
 import secrets
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import click
-from cryptography.fernet import Fernet
-from flask import Flask, current_app
-from flask.cli import FlaskGroup
-from sqlalchemy import select, update
-from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server, run_simple
 
-from . import create_app
-from .config import DEV_PRIVATE_KEY, ConfigError, Settings, exit_refused
-from .console import accounts
-from .jobs.rounds import run_forever, run_once
-from .migrate import revision, upgrade
-from .models import ConsoleAccount, Payment
-from .payments import ledger, operations, retention, stores
-from .services import Services, current
-from .vault import VaultError
-from .web.openapi import build_spec
+from .config import DEV_PRIVATE_KEY, ConfigError, Settings, exit_refused, load_settings
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .models import ConsoleAccount, Payment
+    from .services import Services
 
 T = TypeVar("T")
+DISTRIBUTION = "threedcart-gateway"
 
 
-def _services() -> Services:
-    return current()
-
-
-def _app() -> Flask:
-    """The app from the environment, or one line naming the setting to fix (exit status 2)."""
+def _settings() -> Settings:
+    """The settings from the environment, or one line naming the setting to fix (exit status 2)."""
     try:
-        return create_app()
+        return load_settings()
     except ConfigError as exc:
         exit_refused(exc)
 
 
-class GatewayGroup(FlaskGroup):
-    """Flask's command group without its --env-file, --app and --debug options, and without reading a .env
-    file by itself: settings come from the process environment alone, the same under gunicorn and here."""
+def _services() -> Services:
+    """This command's services, built once per command from the settings; the database closes with the command."""
+    context = click.get_current_context().find_root()
+    if context.obj is not None:  # the caller's own app, handed in as Flask's CLI does (flask.cli.ScriptInfo)
+        handed: Services = context.obj.load_app().extensions["gateway"]
+        return handed
+    if "services" not in context.meta:
+        from .observability import logs
+        from .services import Services
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(load_dotenv=False, **kwargs)  # type: ignore[arg-type]
-        self.params = [param for param in self.params if param.name not in {"env_file", "app", "debug"}]
+        settings = _settings()
+        logs.configure(json_lines=settings.log_json)
+        try:
+            services = Services.build(settings)
+        except ConfigError as exc:
+            exit_refused(exc)
+        context.meta["services"] = services
+        context.call_on_close(services.db.dispose)
+    built: Services = context.meta["services"]
+    return built
 
 
-@click.group(cls=GatewayGroup, create_app=_app, add_default_commands=False)
+@click.group()
+@click.version_option(package_name=DISTRIBUTION, message="gateway %(version)s")
 def main() -> None:
-    """A 3dcart (Shift4Shop) payment gateway application."""
+    """A 3dcart (Shift4Shop) payment gateway application.
+
+    Settings come from the process environment alone (no .env file is read), the same under gunicorn and here.
+    """
 
 
 @main.command()
@@ -69,11 +79,16 @@ def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
     The emulator is its own distribution, outside the production wheel: without it the gateway is served alone,
     unless --emulator-port was given, which then fails before anything starts.
     """
-    services = _services()
-    if services.settings.is_production:
-        exit_refused(ConfigError(f"`gateway serve` is the development server, refused in {services.settings.environment};"
-                                 " production runs gunicorn with gunicorn.conf.py (see the Procfile)"))
-    base = services.settings.public_url or f"http://{host}:{port}"
+    from sqlalchemy.engine import make_url
+
+    from .migrate import upgrade
+
+    settings = _settings()
+    if settings.is_production:
+        exit_refused(ConfigError(f"`gateway serve` is the development server, refused in {settings.environment};"
+                                 " production runs gunicorn with gateway.gunicorn_conf (see the Procfile)"))
+    app = _web_app(settings)
+    base = settings.public_url or f"http://{host}:{port}"
     store: Flask | None = None
     if emulator_port:
         try:
@@ -86,13 +101,13 @@ def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
                 raise click.ClickException("--emulator-port needs the store emulator, which is not installed:"
                                            " pip install -e ./emulator (or --emulator-port 0)") from None
         else:
-            store = create_emulator_app(base, services.settings.private_key, answer_delay=store_delay)
-    upgrade(services.settings.database_url)
+            store = create_emulator_app(base, settings.private_key, answer_delay=store_delay)
+    upgrade(settings.database_url)
     click.echo(f"Gateway Checkout URL:   {base}/checkout")
     click.echo(f"Gateway Post-Order URL: {base}/post-order")
-    click.echo(f"Private Key:            {_private_key_source(services.settings)}")
-    click.echo(f"Database:               {make_url(services.settings.database_url).render_as_string(hide_password=True)}")
-    click.echo(f"Processor:              {services.settings.processor}")
+    click.echo(f"Private Key:            {_private_key_source(settings)}")
+    click.echo(f"Database:               {make_url(settings.database_url).render_as_string(hide_password=True)}")
+    click.echo(f"Processor:              {settings.processor}")
     click.echo("Delivery worker:        NOT running: the first notification is sent while the shopper waits;"
                " retries and crash recovery need `gateway notifications work` in another terminal")
     if store is not None:
@@ -101,7 +116,17 @@ def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
         click.echo(f"Store emulator:         open http://{host}:{emulator_port}/ to shop, pay and refund")
     elif emulator_port:
         click.echo("Store emulator:         NOT installed, serving the gateway alone: pip install -e ./emulator")
-    run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
+    run_simple(host, port, app, threaded=True)
+
+
+def _web_app(settings: Settings) -> Flask:
+    """The whole web app, for the one command that serves it (it logs the start-up line)."""
+    from . import create_app
+
+    try:
+        return create_app(settings)
+    except ConfigError as exc:
+        exit_refused(exc)
 
 
 def _private_key_source(settings: Settings) -> str:
@@ -114,6 +139,10 @@ def _private_key_source(settings: Settings) -> str:
 @main.command()
 def openapi() -> None:
     """Print the OpenAPI document (docs/openapi.json is this output)."""
+    import json
+
+    from .web.openapi import build_spec
+
     click.echo(json.dumps(build_spec(), indent=2, sort_keys=True))
 
 
@@ -122,17 +151,15 @@ def keys_group() -> None:
     """The gateway's secrets: fresh values, and re-sealing what is stored after GATEWAY_ENCRYPTION_KEY rotates."""
 
 
-@keys_group.command("new", with_appcontext=False)
+@keys_group.command("new")
 def keys_new() -> None:
     """Print fresh values for every secret the gateway generates itself, as environment assignments."""
+    from cryptography.fernet import Fernet
+
     click.echo(f"GATEWAY_SECRET_KEY={secrets.token_urlsafe(32)}")
     click.echo(f"GATEWAY_ENCRYPTION_KEY={Fernet.generate_key().decode()}")
     click.echo(f"GATEWAY_METRICS_TOKEN={secrets.token_urlsafe(32)}")
     click.echo("# GATEWAY_PRIVATE_KEY is issued by the 3dcart developer portal: regenerate it there.")
-
-
-RESEALED = ((Payment, Payment.credentials_sealed, "merchant credentials"),
-            (ConsoleAccount, ConsoleAccount.totp_sealed, "console TOTP secrets"))
 
 
 @keys_group.command("reseal")
@@ -142,9 +169,13 @@ def keys_reseal() -> None:
     Safe to re-run and to run while the gateway serves: what the first key already seals is left alone,
     and a row changed meanwhile (credentials erased when a payment ends) is never written back.
     """
+    from .models import ConsoleAccount, Payment
+
     services = _services()
     unreadable: list[str] = []
-    for model, column, what in RESEALED:
+    resealed_columns = ((Payment, Payment.credentials_sealed, "merchant credentials"),
+                        (ConsoleAccount, ConsoleAccount.totp_sealed, "console TOTP secrets"))
+    for model, column, what in resealed_columns:
         resealed, left_alone, failed = _reseal(services, model, column)
         click.echo(f"{what}: {resealed} re-sealed, {left_alone} left alone (already under the first key, or erased"
                    f" meanwhile), {len(failed)} unreadable")
@@ -156,6 +187,10 @@ def keys_reseal() -> None:
 
 def _reseal(services: Services, model: type[Payment] | type[ConsoleAccount], column: Any) -> tuple[int, int, list[int]]:
     """Re-seal one column row by row, each write conditional on the value read: (re-sealed, left alone, unreadable ids)."""
+    from sqlalchemy import select, update
+
+    from .vault import VaultError
+
     with services.db.transaction() as session:
         rows = session.execute(select(model.id, column).where(column.is_not(None)).order_by(model.id)).all()
     resealed, failed = 0, []
@@ -181,7 +216,9 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending Alembic migration."""
-    upgrade(_services().settings.database_url)
+    from .migrate import upgrade
+
+    upgrade(_settings().database_url)
     click.echo("database is up to date")
 
 
@@ -189,7 +226,9 @@ def db_upgrade() -> None:
 @click.argument("message")
 def db_revision(message: str) -> None:
     """Write a new migration from the difference between the models and the database (developers)."""
-    revision(_services().settings.database_url, message)
+    from .migrate import revision
+
+    revision(_settings().database_url, message)
 
 
 @main.group()
@@ -218,12 +257,17 @@ def notifications() -> None:
 @click.option("--batch", default=20, show_default=True, help="Notifications claimed per round.")
 def notifications_work(once: bool, interval: float, batch: int) -> None:
     """Deliver due notifications with backoff; safe to run on several hosts at once."""
+    from . import announce
+    from .jobs.rounds import run_forever, run_once
+    from .payments import operations
+
     services = _services()
     if once:
         result = run_once(services, batch)
         click.echo(f"delivered {result.delivered} of {result.attempted} due notification(s); recovered {result.recovered}; "
                    f"{operations.attention_count(services)} item(s) need attention")
         return
+    announce(services.settings)  # a server: it says which mode runs, as the web app does
     run_forever(services, interval, batch)
 
 
@@ -252,6 +296,8 @@ ACTOR = click.option("--actor", default=_operator, show_default="your login", he
 @ACTOR
 def notifications_requeue(notification_id: int, note: str, actor: str) -> None:
     """Send a dead notification again from the first attempt."""
+    from .payments import operations
+
     with _refusals():
         operations.requeue_notification(_services(), notification_id, actor=actor, note=note)
     click.echo(f"notification {notification_id} is pending again")
@@ -265,6 +311,8 @@ def ledger_group() -> None:
 @ledger_group.command("unresolved")
 def ledger_unresolved() -> None:
     """List voids and refunds still pending or unknown (each holds its amount back)."""
+    from .payments import ledger
+
     with _services().db.transaction() as session:
         for entry in ledger.unresolved(session):
             click.echo(f"{entry.id}\t{entry.kind}\t{entry.amount}\t{entry.outcome}\tcharge {entry.charge_id}"
@@ -278,6 +326,8 @@ def ledger_unresolved() -> None:
 @ACTOR
 def ledger_resolve(entry_id: int, happened: bool, note: str, actor: str) -> None:
     """Settle an unresolved void or refund after checking it at the processor (never one still in flight)."""
+    from .payments import operations
+
     with _refusals():
         entry = operations.resolve_ledger_entry(_services(), entry_id, happened=happened, actor=actor, note=note)
     click.echo(f"ledger entry {entry_id} is now {entry.outcome}")
@@ -289,6 +339,8 @@ def ledger_resolve(entry_id: int, happened: bool, note: str, actor: str) -> None
 @ACTOR
 def ledger_acknowledge(entry_id: int, note: str, actor: str) -> None:
     """Clear a ledger entry's attention after correcting a late, contradicting processor answer."""
+    from .payments import operations
+
     with _refusals():
         operations.acknowledge_ledger_conflict(_services(), entry_id, actor=actor, note=note)
     click.echo(f"ledger entry {entry_id} acknowledged")
@@ -296,6 +348,8 @@ def ledger_acknowledge(entry_id: int, note: str, actor: str) -> None:
 
 @contextmanager
 def _refusals() -> Iterator[None]:
+    from .payments import operations
+
     try:
         yield
     except operations.OperationRefused as exc:
@@ -310,6 +364,8 @@ def attention_group() -> None:
 @attention_group.command("list")
 def attention_list() -> None:
     """Every item that needs an operator, oldest first: kind, id, order, since, reason."""
+    from .payments import operations
+
     for item in operations.needs_attention(_services()):
         click.echo(f"{item.kind}\t{item.id}\torder {item.orderid}\t{item.since:%Y-%m-%d %H:%M}\t{item.reason}")
 
@@ -317,6 +373,8 @@ def attention_list() -> None:
 @attention_group.command("count")
 def attention_count() -> None:
     """How many items need an operator (for monitoring: 0 is healthy)."""
+    from .payments import operations
+
     click.echo(str(operations.attention_count(_services())))
 
 
@@ -328,6 +386,8 @@ def attention_count() -> None:
 @ACTOR
 def attention_resolve_sale(payment_id: int, processor_transaction_id: str | None, not_charged: bool, note: str, actor: str) -> None:
     """Settle a charge attempt of unknown outcome from the processor's own records."""
+    from .payments import operations
+
     if bool(processor_transaction_id) == not_charged:
         raise click.ClickException("give exactly one of --charged TRANSACTION_ID or --not-charged")
     with _refusals():
@@ -342,6 +402,8 @@ def attention_resolve_sale(payment_id: int, processor_transaction_id: str | None
 @ACTOR
 def attention_reverse(payment_id: int, reason: str, actor: str) -> None:
     """Give back a charge the store never confirmed."""
+    from .payments import operations
+
     with _refusals():
         operations.reverse_charge(_services(), payment_id, actor=actor, reason=reason)
     click.echo(f"payment {payment_id}: charge reversed")
@@ -353,6 +415,8 @@ def attention_reverse(payment_id: int, reason: str, actor: str) -> None:
 @ACTOR
 def attention_returned(payment_id: int, note: str, actor: str) -> None:
     """Record that what was left of a rejected order's charge was returned at the processor itself."""
+    from .payments import operations
+
     with _refusals():
         operations.record_returned_by_hand(_services(), payment_id, actor=actor, note=note)
     click.echo(f"payment {payment_id}: recorded as returned")
@@ -364,6 +428,8 @@ def attention_returned(payment_id: int, note: str, actor: str) -> None:
 @ACTOR
 def attention_retry(payment_id: int, note: str, actor: str) -> None:
     """Let the worker try a flagged payment again now."""
+    from .payments import operations
+
     with _refusals():
         operations.retry(_services(), payment_id, actor=actor, note=note)
     click.echo(f"payment {payment_id} will be tried again")
@@ -377,6 +443,8 @@ def stores_group() -> None:
 @stores_group.command("list")
 def stores_list() -> None:
     """Show every store that has a saved identity."""
+    from .payments import stores
+
     for store in stores.all_identities(_services()):
         click.echo(f"{store.store_key}\t{store.display_name}\t{store.support_email}\t{store.support_url}")
 
@@ -390,6 +458,8 @@ def stores_list() -> None:
 @click.option("--support-url", help="https:// address of the store's help page.")
 def stores_set(store_key: str, **values: str | None) -> None:
     """Save a store's identity; STORE_KEY is the host of its notification URL."""
+    from .payments import stores
+
     given = {name: value for name, value in values.items() if value is not None}
     try:
         store = stores.save_identity(_services(), store_key.lower(), **given)
@@ -409,6 +479,8 @@ def _cli_actor() -> str:
 
 def _account_command(action: Callable[[], T]) -> T:
     """Run an account change and turn a refusal into a clean CLI error."""
+    from .console import accounts
+
     try:
         return action()
     except accounts.AccountError as exc:
@@ -425,6 +497,8 @@ PASSWORD = click.option("--password", prompt=True, hide_input=True, confirmation
 @PASSWORD
 def accounts_create(username: str, role: str, password: str) -> None:
     """Create a console account."""
+    from .console import accounts
+
     account = _account_command(lambda: accounts.create(_services(), _cli_actor(), username, password, role))
     click.echo(f"created {account.username} ({account.role})")
 
@@ -434,6 +508,8 @@ def accounts_create(username: str, role: str, password: str) -> None:
 @click.option("--reason", required=True, help="Why (kept in the audit log).")
 def accounts_disable(username: str, reason: str) -> None:
     """Disable an account and end its sessions."""
+    from .console import accounts
+
     account = _account_command(lambda: accounts.set_active(_services(), _cli_actor(), username, False, reason))
     click.echo(f"disabled {account.username}")
 
@@ -443,6 +519,8 @@ def accounts_disable(username: str, reason: str) -> None:
 @click.option("--reason", required=True, help="Why (kept in the audit log).")
 def accounts_enable(username: str, reason: str) -> None:
     """Enable a disabled account again."""
+    from .console import accounts
+
     account = _account_command(lambda: accounts.set_active(_services(), _cli_actor(), username, True, reason))
     click.echo(f"enabled {account.username}")
 
@@ -450,6 +528,8 @@ def accounts_enable(username: str, reason: str) -> None:
 @accounts_group.command("list")
 def accounts_list() -> None:
     """Show every account, its role and whether it is active and uses TOTP."""
+    from .console import accounts
+
     for account in accounts.all_accounts(_services()):
         state = "active" if account.active else "disabled"
         click.echo(f"{account.username}\t{account.role}\t{state}\t{'totp' if account.totp else 'password only'}")
@@ -460,6 +540,8 @@ def accounts_list() -> None:
 @PASSWORD
 def accounts_set_password(username: str, password: str) -> None:
     """Replace an account's password and end its sessions."""
+    from .console import accounts
+
     account = _account_command(lambda: accounts.set_password(_services(), _cli_actor(), username, password))
     click.echo(f"password of {account.username} changed")
 
@@ -468,6 +550,8 @@ def accounts_set_password(username: str, password: str) -> None:
 @click.argument("username")
 def accounts_enable_totp(username: str) -> None:
     """Require a TOTP code at sign-in; prints the secret's URI once, for the authenticator app."""
+    from .console import accounts
+
     uri = _account_command(lambda: accounts.enable_totp(_services(), _cli_actor(), username))
     click.echo(f"add this to the authenticator app (shown once): {uri}")
 
@@ -481,6 +565,8 @@ def retention_group() -> None:
 @click.option("--dry-run", is_flag=True, help="Count what is past its period now; delete nothing.")
 def retention_run(dry_run: bool) -> None:
     """Run one bounded round of retention now, or count what is due."""
+    from .payments import retention
+
     services = _services()
     counts = retention.count_expired_history(services) if dry_run else retention.forget_expired_history(services)
     verb = "past its period" if dry_run else "deleted"

@@ -21,7 +21,7 @@ READ_ONLY = "gateway_read_only"
 
 
 def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
-    """``pool_size`` is the number of threads that may use the database at once (gunicorn.conf.py sets it)."""
+    """``pool_size`` is the number of threads that may use the database at once (gateway/gunicorn_conf.py sets it)."""
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://"):]
     if url.startswith("postgresql://"):

@@ -117,14 +117,14 @@ class Gunicorn:
 
 
 class ConfiguredGunicorn:
-    """Gunicorn as the Procfile runs it: every setting from gunicorn.conf.py and the environment."""
+    """Gunicorn as the Procfile runs it: every setting from gateway/gunicorn_conf.py and the environment."""
 
-    def __init__(self, env: dict[str, str], python: Path = Path(sys.executable), app: str = "wsgi:app",
+    def __init__(self, env: dict[str, str], python: Path = Path(sys.executable), app: str = "gateway:create_app()",
                  cwd: Path = ROOT) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "GATEWAY_PUBLIC_URL": self.url, **env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
-        self.command = [str(python), "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), app]
+        self.command = [str(python), "-m", "gunicorn", "--config", "python:gateway.gunicorn_conf", app]
         self.cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -8,7 +8,7 @@ import sys
 
 from click.testing import CliRunner
 
-from gateway import cli
+from gateway import cli, migrate
 from gateway.config import load_settings
 
 from .live import ROOT
@@ -21,7 +21,7 @@ def _serve(monkeypatch, env: dict[str, str]):  # type: ignore[no-untyped-def]
     """`gateway serve` with the server and the migration stood in for: what it prints, and whether it served."""
     served: list[object] = []
     monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: served.append(args))
-    monkeypatch.setattr(cli, "upgrade", lambda url: None)
+    monkeypatch.setattr(migrate, "upgrade", lambda url: None)
     return CliRunner().invoke(cli.main, SERVE, env=env), served
 
 
@@ -78,3 +78,65 @@ def test_item_11_keys_new_prints_fresh_values_for_every_secret_that_production_a
     assert all(fresh[name] != again[name] for name in fresh)
     settings = load_settings({**STRONG, **fresh})
     assert settings.secret_key == fresh["GATEWAY_SECRET_KEY"] and settings.metrics_token == fresh["GATEWAY_METRICS_TOKEN"]
+
+
+# Issue 22, item 5: a command that serves nothing starts fast and quietly -------------------------------------
+
+# What only the servers need: the web app's extensions, gunicorn, migrations, the OpenAPI builder.
+SERVER_ONLY = ("flask_babel", "flask_limiter", "gunicorn", "alembic", "apispec", "gateway.web", "gateway.console.views",
+               "store_emulator")
+PROBE = """
+import sys
+from gateway.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print("IMPORTED", " ".join(sorted(sys.modules)))
+"""
+
+
+def _imported_by(command: list[str], database_url: str = "sqlite://") -> tuple[set[str], str]:
+    """The modules a `gateway` command imported in a fresh interpreter, and what it wrote to stderr."""
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "DATABASE_URL": database_url}
+    result = subprocess.run([sys.executable, "-c", PROBE, *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split("IMPORTED", 1)[1].split()), result.stderr
+
+
+def _server_only(modules: set[str]) -> list[str]:
+    return sorted(name for name in modules if name.startswith(SERVER_ONLY))
+
+
+def test_item_5_attention_count_imports_nothing_only_a_server_needs_and_logs_no_start_up_line(clean_database):
+    modules, stderr = _imported_by(["attention", "count"], clean_database)
+    assert _server_only(modules) == []
+    assert "gateway starting" not in stderr and "DEVELOPMENT MODE" not in stderr
+    assert stderr == ""
+
+
+def test_item_5_keys_new_and_version_touch_no_database_code():
+    for command in (["keys", "new"], ["--version"]):
+        modules, stderr = _imported_by(command)
+        assert _server_only(modules) == [] and not any(name.startswith("sqlalchemy") for name in modules), command
+        assert stderr == "", command
+
+
+def test_item_5_the_delivery_worker_is_a_server_and_still_says_which_mode_runs(monkeypatch, clean_database, caplog):
+    from gateway.jobs import rounds
+
+    ran: list[object] = []
+    monkeypatch.setattr(rounds, "run_forever", lambda services, interval, batch: ran.append(services))
+    result = CliRunner().invoke(cli.main, ["notifications", "work"], env={"DATABASE_URL": clean_database})
+    assert result.exit_code == 0, result.output
+    assert len(ran) == 1
+    assert "gateway starting: environment=development" in caplog.text and "DEVELOPMENT MODE" in caplog.text
+
+
+def test_gateway_version_prints_the_installed_distributions_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(cli.main, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"gateway {version('threedcart-gateway')}\n"

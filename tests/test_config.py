@@ -162,10 +162,10 @@ def test_item_9_a_refused_setting_is_one_line_and_exit_status_2():
 
 @pytest.mark.live
 def test_item_9_gunicorn_refuses_a_weak_setting_before_any_worker_starts():
-    """Checked in the master by gunicorn.conf.py: a worker that failed to load would be restarted forever."""
+    """Checked in the master by gateway/gunicorn_conf.py: a worker that failed to load would be restarted forever."""
     env = {**STRONG, "GATEWAY_SECRET_KEY": "secret", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
            "GUNICORN_BIND": "127.0.0.1:0"}
-    result = subprocess.run([sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "--config", "python:gateway.gunicorn_conf", "gateway:create_app()"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "GATEWAY_SECRET_KEY is weak" in result.stderr

@@ -162,14 +162,14 @@ def test_unsafe_runtime_settings_are_refused(environ):
 def test_gunicorn_config_uses_threads_and_outlives_the_budget(monkeypatch):
     environ = {name: value for name, value in os.environ.items() if name != "GATEWAY_DB_POOL_SIZE"}
     monkeypatch.setattr(os, "environ", {**environ, "GUNICORN_THREADS": "32", "PORT": "9123"})
-    config = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    config = runpy.run_path(str(ROOT / "gateway" / "gunicorn_conf.py"))
     assert config["worker_class"] == "gthread" and config["threads"] == 32
     assert config["bind"] == "0.0.0.0:9123"
     assert os.environ["GATEWAY_DB_POOL_SIZE"] == "16"  # connections per worker: PostgreSQL's limit is shared
     budget_seconds = load_settings({}, database_url="sqlite://").request_budget_seconds
     assert config["timeout"] > budget_seconds and config["graceful_timeout"] > budget_seconds
     procfile = (ROOT / "Procfile").read_text()
-    assert "web: gunicorn --config gunicorn.conf.py wsgi:app" in procfile
+    assert "web: gunicorn --config python:gateway.gunicorn_conf 'gateway:create_app()'" in procfile
 
 
 def test_docs_stand_alone():

@@ -49,13 +49,13 @@ SHOPPER = "198.51.100.20"
 CARD_TESTER = "203.0.113.7"
 
 
-def _nodes_database() -> str:
-    """``<TEST_DATABASE_URL's database>_nodes``, created when missing and emptied, then migrated."""
+def production_database(suffix: str) -> str:
+    """``<TEST_DATABASE_URL's database>_<suffix>``, created when missing and emptied, then migrated."""
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
-        pytest.skip("two nodes need PostgreSQL: set TEST_DATABASE_URL")
+        pytest.skip("production needs PostgreSQL: set TEST_DATABASE_URL")
     url = make_url(base)
-    name = f"{url.database}_nodes"
+    name = f"{url.database}_{suffix}"
     admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
     try:
         with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
@@ -74,10 +74,10 @@ def _nodes_database() -> str:
     return nodes
 
 
-def _empty_redis() -> None:
+def empty_redis(url: str = REDIS_URL) -> None:
     redis = pytest.importorskip("redis")
     try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).flushdb()
+        redis.Redis.from_url(url, socket_connect_timeout=1).flushdb()
     except redis.RedisError:
         pytest.skip("Redis is unreachable on 127.0.0.1:6379")
 
@@ -129,9 +129,9 @@ class Process:
 
 
 def node(env: dict[str, str]) -> tuple[Process, str]:
-    """A web node as the Procfile runs it (gunicorn.conf.py), on a port of its own."""
+    """A web node as the Procfile runs it (gateway/gunicorn_conf.py), on a port of its own."""
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"), "wsgi:app"]
+    command = [sys.executable, "-m", "gunicorn", "--config", "python:gateway.gunicorn_conf", "gateway:create_app()"]
     return Process(command, {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}), f"http://127.0.0.1:{port}"
 
 
@@ -158,16 +158,12 @@ class Production:
 
 @pytest.fixture(scope="module")
 def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]:
-    database_url = _nodes_database()
-    _empty_redis()
-    certificate, key = _self_signed(tmp_path_factory.mktemp("store"), "localhost")
+    database_url = production_database("nodes")
+    empty_redis()
+    store, certificate = https_store(tmp_path_factory.mktemp("store"))
     env = production_env(database_url, certificate)
     with ExitStack() as stack:
-        store = stack.enter_context(StoreReceiver())
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(certificate, key)
-        store.server.socket = context.wrap_socket(store.server.socket, server_side=True)
-        store.url = store.url.replace("http://127.0.0.1", "https://localhost")
+        stack.enter_context(store)
         (a, url_a), (b, url_b) = node(env), node(env)
         workers = (worker(env), worker(env))
         for process in (a, b, *workers):
@@ -177,6 +173,17 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Production]
         services = Services.build(load_settings(env))
         stack.callback(services.db.dispose)
         yield Production(store, (a, b), (url_a, url_b), workers, services)
+
+
+def https_store(directory: Path) -> tuple[StoreReceiver, Path]:
+    """A loopback store over https (production posts to https only), and the certificate to trust it by."""
+    certificate, key = _self_signed(directory, "localhost")
+    store = StoreReceiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    store.server.socket = context.wrap_socket(store.server.socket, server_side=True)
+    store.url = store.url.replace("http://127.0.0.1", "https://localhost")
+    return store, certificate
 
 
 def checkout(node_url: str, store: StoreReceiver, orderid: int) -> tuple[str, str]:

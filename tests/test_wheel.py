@@ -1,19 +1,29 @@
-"""The package as a container image or a wheel deploy installs it: non-editable, run from elsewhere."""
+"""The package as a container image or a wheel deploy installs it: non-editable, run from elsewhere, by the
+Procfile's own commands (issue 22, item 1)."""
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import tomllib
 import zipfile
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from .live import ROOT, ConfiguredGunicorn, gateway_env
-from .protocol_helpers import PRIVATE_KEY, signed_checkout
+from .live import ROOT, StoreReceiver, free_port, wait_for, wait_until_up
+from .protocol_helpers import RETURN_URL
+from .test_two_nodes import SHOPPER, checkout, empty_redis, https_store, pay, production_database, production_env, through_proxy
+
+REDIS_URL = "redis://127.0.0.1:6379/6"  # a Redis database of this test's own
 
 # emulator/ too, as in a checkout: the gateway's wheel must leave it out by itself.
 SOURCES = ("pyproject.toml", "README.md", "gateway", "templates", "emulator")
@@ -38,7 +48,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv holding the wheel; its dependencies come from the test's own environment."""
+    """A fresh virtualenv holding the wheel, installed with the pinned constraints. The dependencies are the test
+    environment's own (no network), and pip checks every one of them against constraints.txt."""
     venv = tmp_path_factory.mktemp("venv")
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
@@ -46,8 +57,8 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
                           check=True, capture_output=True, text=True).stdout.strip()
     # Only the dependencies' directories: .pth files there (an editable gateway) are not processed.
     Path(site, "dependencies.pth").write_text("".join(path + "\n" for path in sys.path if path.endswith("-packages")))
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
-                   check=True, timeout=120)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-index", "-c", str(ROOT / "constraints.txt"),
+                    str(wheel)], check=True, timeout=300)
     return venv
 
 
@@ -69,35 +80,92 @@ def test_wheel_leaves_the_store_emulator_out(wheel: Path) -> None:
     assert [name for name in names if "emulator" in name.lower()] == []
 
 
+def procfile() -> dict[str, list[str]]:
+    """The Procfile's process types and their commands, split as the shell would."""
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return {name.strip(): shlex.split(command) for name, command in (line.split(":", 1) for line in lines if line.strip())}
+
+
+def in_venv(venv: Path, command: list[str]) -> list[str]:
+    """A Procfile command as the wheel's install runs it: its own scripts (`gateway`) from the virtualenv; a
+    dependency's (`gunicorn`) is installed with the dependency, outside it here, so run as its module."""
+    script = venv / "bin" / command[0]
+    return [str(script), *command[1:]] if script.exists() else [str(venv / "bin" / "python"), "-m", *command]
+
+
+@pytest.fixture
+def production_from_the_wheel(installed: Path, tmp_path: Path) -> Iterator[tuple[dict[str, str], StoreReceiver]]:
+    """Production's settings (PostgreSQL and Redis of this test's own, strong keys, an https public URL, a metrics
+    token, the sandbox by its opt-in), without the checkout on the path, and an https store."""
+    database_url = production_database("wheel")
+    empty_redis(REDIS_URL)
+    store, certificate = https_store(tmp_path)
+    environ = {name: value for name, value in os.environ.items() if name not in {"PYTHONPATH", "DATABASE_URL"}}
+    env = {**environ, **production_env(database_url, certificate), "GATEWAY_RATELIMIT_STORAGE": REDIS_URL,
+           "GUNICORN_BIND": f"127.0.0.1:{free_port()}", "PATH": f"{installed / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    with store:
+        yield env, store
+
+
 @pytest.mark.wheel
 @pytest.mark.slow
 @pytest.mark.live
-def test_installed_wheel_serves_hosted_page_from_any_directory(installed: Path, clean_database: str,
-                                                               tmp_path: Path) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    env = {**gateway_env(clean_database, PRIVATE_KEY), "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
-    python = installed / "bin" / "python"
-    where = subprocess.run([str(python), "-c", "import gateway; print(gateway.__file__)"], cwd=elsewhere,
-                           env={**os.environ, **env}, check=True, capture_output=True, text=True).stdout
+def test_item_1_the_procfiles_own_commands_serve_production_from_the_installed_wheel(
+        installed: Path, production_from_the_wheel: tuple[dict[str, str], StoreReceiver], tmp_path: Path) -> None:
+    """From an empty directory: release migrates, web serves the hosted page, worker delivers what the store missed."""
+    env, store = production_from_the_wheel
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    commands = procfile()
+    assert set(commands) == {"release", "web", "worker"}
+    where = subprocess.run([str(installed / "bin" / "python"), "-c", "import gateway; print(gateway.__file__)"],
+                           cwd=empty, env=env, check=True, capture_output=True, text=True).stdout
     assert where.startswith(str(installed)), where
-    subprocess.run([str(installed / "bin" / "gateway"), "db", "upgrade"], cwd=elsewhere, env={**os.environ, **env},
-                   check=True, timeout=120)
-    with ConfiguredGunicorn(env, python=python, app="gateway:create_app()", cwd=elsewhere) as server:
-        answer = requests.post(server.url + "/checkout", json=signed_checkout(), timeout=10).json()
-        assert answer["errormessage"] == "", answer
-        page = requests.get(answer["redirecturl"], params={"paymenttoken": answer["paymenttoken"]}, timeout=10)
-        assert page.status_code == 200
-        assert 'name="card_number"' in page.text and "item name 123" in page.text
-        missing = requests.get(server.url + "/pay", params={"paymenttoken": "nope"}, timeout=10)
-        assert missing.status_code == 404 and "We could not find this payment" in missing.text
+    version = subprocess.run([str(installed / "bin" / "gateway"), "--version"], cwd=empty, env=env, check=True,
+                             capture_output=True, text=True).stdout
+    assert version == f"gateway {_project()['version']}\n"
+    subprocess.run(in_venv(installed, commands["release"]), cwd=empty, env=env, check=True, timeout=120)
+    url = "http://" + env["GUNICORN_BIND"]
+    with ExitStack() as stack:
+        for name in ("web", "worker"):
+            process = subprocess.Popen(in_venv(installed, commands[name]), cwd=empty, env=env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, start_new_session=True)
+            stack.callback(_stop, process)
+            if name == "web":
+                wait_until_up(url + "/readyz", process)
+        ready = requests.get(url + "/readyz", timeout=10).json()
+        assert ready["status"] == "ok", ready
+        store.answer = 503  # the store is down when the shopper pays: only the worker can tell it later
+        token, csrf = checkout(url, store, orderid=22)
+        assert pay(url, token, csrf).status_code == 202  # charged; the shopper waits on "confirming with the store"
+        store.answer = {"processed": 1, "errorcode": "", "errormessage": ""}
+        delivered = wait_for(lambda: store.received, timeout=30, what="the worker's delivery")
+        assert delivered[0]["orderid"] == 22 and delivered[0]["approved"] == 1, delivered
+        back = wait_for(lambda: _status_redirect(url, token), what="the shopper's page to go back to the store")
+        assert back == RETURN_URL
+
+
+def _status_redirect(url: str, token: str) -> str | None:
+    """Where the shopper's waiting page sends the shopper, once the order is confirmed."""
+    page = requests.get(url + "/pay/status", params={"paymenttoken": token}, headers=through_proxy(SHOPPER),
+                        allow_redirects=False, timeout=10)
+    return page.headers["Location"] if page.status_code == 303 else None
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def test_every_dependency_is_pinned_in_the_constraints_file() -> None:
     """A dependency added to pyproject.toml without `bash scripts/lock.sh` would install unpinned."""
-    import tomllib
-
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = _project()
     wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
     pinned = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
@@ -111,15 +179,17 @@ def test_every_dependency_is_pinned_in_the_constraints_file() -> None:
 
 def test_the_emulators_dependencies_are_pinned_or_are_the_gateway() -> None:
     """`pip install -c constraints.txt -e ./emulator` installs the same versions as the gateway's own."""
-    import tomllib
-
-    gateway = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"]
+    gateway = _project()["name"]
     wanted = tomllib.loads((ROOT / "emulator" / "pyproject.toml").read_text())["project"]["dependencies"]
     pinned = {_canonical(line.split("==")[0]) for line in (ROOT / "constraints.txt").read_text().splitlines()
               if line and not line.startswith("#")}
     for requirement in wanted:
         name = _canonical(re.match(r"[A-Za-z0-9._-]+", requirement).group(0))  # type: ignore[union-attr]
         assert name == _canonical(gateway) or name in pinned, f"{name} is not in constraints.txt"
+
+
+def _project() -> dict[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
 def _canonical(name: str) -> str:

@@ -71,7 +71,7 @@ def authorized(token: str, header: str) -> bool:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """For gunicorn.conf.py: ``def child_exit(server, worker): metrics.child_exit(server, worker)``."""
+    """For gateway/gunicorn_conf.py: ``def child_exit(server, worker): metrics.child_exit(server, worker)``."""
     if multiprocess_dir():
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 

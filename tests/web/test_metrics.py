@@ -74,7 +74,7 @@ def test_metrics_need_the_token_when_one_is_configured(settings):
 @pytest.mark.live
 def test_counters_add_up_across_gunicorn_workers(clean_database, tmp_path):
     """Each worker counts its own purchases; every scrape, whichever worker answers, shows them all
-    (gunicorn.conf.py, as the Procfile runs it, sets up the shared directory and the exit hook)."""
+    (gateway/gunicorn_conf.py, as the Procfile runs it, sets up the shared directory and the exit hook)."""
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     env = {**gateway_env(clean_database, PRIVATE_KEY), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}

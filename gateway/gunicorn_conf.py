@@ -1,4 +1,6 @@
-"""Gunicorn settings for the gateway (the Procfile's web command reads this file).
+"""Gunicorn settings for the gateway: `gunicorn -c python:gateway.gunicorn_conf 'gateway:create_app()'` (the Procfile).
+
+Shipped inside the package, so the same command works from a checkout and from an installed wheel.
 
 The gateway spends almost all of a request waiting on the network (the processor, the store's
 notification URL), so each worker serves many requests at once on threads: a shopper opening the
