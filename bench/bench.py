@@ -1,30 +1,59 @@
-"""Throughput of the gateway's exchanges, printed as ratios against a baseline measured in the same run.
+"""Throughput of the gateway's exchanges, printed as ratios against ceilings measured in the same run.
+
+In process (the default), through Flask's test client:
 
     python bench/bench.py [--database-url URL] [--seconds 3]
 
 Baseline: `GET /readyz` (one trivial database round trip through the same app and engine).
 Each exchange's figure is requests per second and how many health checks one of them costs; the
 hostile inputs (which once took a worker 25 s each) show what refusing them costs.
+
+Real servers under wrk (`apt-get install -y wrk`), 32 connections, each request a fresh signed
+CheckoutRequest or a page view from its own client address (X-Forwarded-For, GATEWAY_TRUSTED_PROXIES=1):
+
+    python bench/bench.py --servers [--postgres-url postgresql://...] [--seconds 5] [--code DIR]
+
+Set-ups: `gunicorn -w 2` on SQLite (the embedded default), and the Procfile's web command
+(`gunicorn --config gunicorn.conf.py wsgi:app`) on PostgreSQL when --postgres-url is given. In each,
+the gateway's POST /checkout, GET /pay?paymenttoken= (gzip) and /healthz, then the ceilings: a bare
+Flask handler doing the same md5 work, without and with one durable insert (same database kind, the
+gateway's engine settings), on the same gunicorn command. Printed: req/s, p99, requests that did not
+get a 200 with an empty errorcode, and the issue's ratios (checkout / bare plus one insert, page /
+/healthz). --code runs the gateway of another checkout (e.g. a worktree of an older commit), so
+before and after can be measured in alternating runs; the ceilings always run this file's code.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import responses
+from flask import Flask, request
+from sqlalchemy import text
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from gateway import create_app  # noqa: E402
 from gateway.config import load_settings  # noqa: E402
+from gateway.db import make_engine  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
+from gateway.protocol.signing import verify  # noqa: E402
 from tests.protocol_helpers import NOTIFY_URL, PRIVATE_KEY, card_form, csrf_from, signed_checkout, signed_refund  # noqa: E402
 
 
@@ -39,9 +68,20 @@ def rate(action: Callable[[int], None], seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url", default="")
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=None, help="per measurement (3 in process, 5 with --servers)")
+    parser.add_argument("--servers", action="store_true", help="real gunicorn servers under wrk, 32 connections")
+    parser.add_argument("--postgres-url", default="", help="with --servers: also the Procfile's web command on PostgreSQL")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--code", type=Path, default=ROOT, help="with --servers: the checkout whose gateway runs")
     args = parser.parse_args()
-    url = args.database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
+    if args.servers:
+        servers(args.code.resolve(), args.postgres_url, args.seconds or 5.0, args.connections)
+    else:
+        in_process(args.database_url, args.seconds or 3.0)
+
+
+def in_process(database_url: str, seconds: float) -> None:
+    url = database_url or f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
     upgrade(url)
     logging.disable(logging.INFO)
     unlimited = "1000000 per minute"  # one client address makes every request here: measure work, not limits
@@ -92,13 +132,13 @@ def main() -> None:
 
     with responses.RequestsMock() as store:
         store.add(responses.POST, NOTIFY_URL, json={"processed": 1, "errorcode": "", "errormessage": ""})
-        baseline = rate(health, args.seconds)
+        baseline = rate(health, seconds)
         figures = {
-            "checkout (exchange 1)": rate(checkout, args.seconds),
-            "hosted page (GET /pay, gzip)": rate(hosted_page, args.seconds),
-            "purchase (exchanges 1-3, 3 requests)": rate(purchase, args.seconds),
-            "refused refund (exchange 4)": rate(refund, args.seconds),
-            **{name: rate(refused(*request), args.seconds) for name, request in hostile.items()},
+            "checkout (exchange 1)": rate(checkout, seconds),
+            "hosted page (GET /pay, gzip)": rate(hosted_page, seconds),
+            "purchase (exchanges 1-3, 3 requests)": rate(purchase, seconds),
+            "refused refund (exchange 4)": rate(refund, seconds),
+            **{name: rate(refused(*request), seconds) for name, request in hostile.items()},
         }
         tracemalloc.start()  # measured apart: tracing slows everything it watches
         for i in range(50):
@@ -110,6 +150,218 @@ def main() -> None:
     for name, value in figures.items():
         print(f"{name:40s} {value:8.1f} /s   {baseline / value:6.1f}x the cost of a health check")
     print(f"peak traced memory over 50 purchases: {peak / 1024 / 1024:.1f} MiB")
+
+
+BARE_TABLE = "bench_bare_rows"
+# One line per request, method TAB path TAB gzip flag TAB body; each thread takes every stride-th
+# line, from its own client address. A good answer is a 200 containing `expect` (any 200 when empty).
+WRK_SCRIPT = r"""
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  lines = {}
+  for line in io.lines(args[1]) do
+    local method, path, gzip, body = line:match("^(%u+)\t([^\t]*)\t(%d)\t(.*)$")
+    lines[#lines + 1] = {method, path, gzip == "1", body}
+  end
+  stride, expect, n, bad, sent = tonumber(args[2]), args[3] or "", id, 0, 0
+end
+function request()
+  local line = lines[(n % #lines) + 1]
+  local headers = {["X-Forwarded-For"] = string.format("10.%d.%d.%d", math.floor(n / 65536) % 256,
+                                                        math.floor(n / 256) % 256, n % 256)}
+  if line[3] then headers["Accept-Encoding"] = "gzip" end
+  if line[1] == "POST" then headers["Content-Type"] = "application/json" end
+  n, sent = n + stride, sent + 1
+  return wrk.format(line[1], line[2], headers, line[4] ~= "" and line[4] or nil)
+end
+function response(status, headers, body)
+  if status ~= 200 or (expect ~= "" and not string.find(body, expect, 1, true)) then bad = bad + 1 end
+end
+function done(summary, latency, requests)
+  local bad, sent = 0, 0
+  for _, thread in ipairs(threads) do bad, sent = bad + thread:get("bad"), sent + thread:get("sent") end
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests": %d, "seconds": %f, "p99_ms": %f, "bad": %d, "socket_errors": %d, "sent": %d}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(99) / 1000, bad,
+    e.connect + e.read + e.write + e.timeout, sent))
+end
+"""
+WRK_THREADS = 2
+WRK_TIMEOUT = "10s"  # a slow answer counts in the latency, not as an error (wrk's default is 2 s)
+ACCEPTED = '"errorcode":""'
+
+
+def bare_app() -> Flask:
+    """The ceiling (gunicorn 'bench:bare_app()'): read the body, check its md5 signature as the gateway
+    does, and, when BENCH_BARE_DATABASE_URL is set, insert one row in one durable transaction."""
+    url = os.environ.get("BENCH_BARE_DATABASE_URL", "")
+    engine = make_engine(url, int(os.environ.get("GATEWAY_DB_POOL_SIZE") or 10)) if url else None
+    insert = text(f"INSERT INTO {BARE_TABLE} (randomkey, body) VALUES (:randomkey, :body)")
+    app = Flask("bare")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/checkout")
+    def checkout() -> dict[str, str]:
+        raw = request.get_data()
+        body = json.loads(raw)
+        if not verify(body["signature"], body["randomkey"], PRIVATE_KEY, body["orderid"], body["invoice"], body["amounttotal"]):
+            return {"errorcode": "100", "errormessage": "signature"}
+        if engine is not None:
+            with engine.begin() as connection:
+                connection.execute(insert, {"randomkey": body["randomkey"], "body": raw.decode()})
+        return {"errorcode": "", "errormessage": "", "paymenttoken": secrets.token_urlsafe(32)}
+
+    return app
+
+
+@dataclass(frozen=True)
+class Figure:
+    rate: float
+    p99_ms: float
+    bad: int  # answers that were not a 200 (with an empty errorcode, for checkouts)
+    socket_errors: int  # connections that failed, and requests unanswered within WRK_TIMEOUT
+    repeated: bool  # more requests than prepared bodies: some were exact retries
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def server(code: Path, app: str, env: dict[str, str], workers: int | None) -> Iterator[str]:
+    """A gunicorn server of ``app`` with ``code``'s gunicorn.conf.py, ready; its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "--config", str(code / "gunicorn.conf.py"),
+               *(["-w", str(workers)] if workers else []), app]
+    process = subprocess.Popen(command, cwd=code, env={**os.environ, **env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base, process)
+        yield base
+    finally:
+        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
+        process.wait(timeout=30)
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server at {base} exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the server at {base} did not answer /healthz within 60 s")
+
+
+def wrk(base: str, lines: list[str], seconds: float, connections: int, expect: str = "", fresh: bool = False) -> Figure:
+    """``fresh``: each line is meant to be sent once (a signed request with its own randomkey)."""
+    with tempfile.TemporaryDirectory() as folder:
+        script, data = Path(folder, "bench.lua"), Path(folder, "requests.tsv")
+        script.write_text(WRK_SCRIPT)
+        data.write_text("\n".join(lines) + "\n")
+        command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{max(1, round(seconds))}s", f"--timeout={WRK_TIMEOUT}",
+                   "-s", str(script), base,
+                   "--", str(data), str(WRK_THREADS), expect]
+        run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"wrk failed: {run.stderr or run.stdout}")
+    output = run.stdout
+    result = json.loads(next(line for line in output.splitlines() if line.startswith("BENCH "))[6:])
+    return Figure(result["requests"] / result["seconds"], result["p99_ms"], result["bad"], result["socket_errors"],
+                  fresh and result["sent"] > len(lines))
+
+
+def checkout_lines(count: int, tag: str) -> list[str]:
+    """Fresh signed CheckoutRequests: each randomkey and orderid used once."""
+    base = int(time.time()) % 10**8 * 10**6  # orderids stay below the protocol's 10**15
+    return [f"POST\t/checkout\t0\t{json.dumps(signed_checkout(orderid=base + i, randomkey=f'{tag}{base + i}'))}"
+            for i in range(count)]
+
+
+def open_sessions(base: str, count: int) -> list[str]:
+    """Payment tokens of fresh checkouts, for page views."""
+    tokens = []
+    for line in checkout_lines(count, "page"):
+        body = line.split("\t", 3)[3].encode()
+        post = urllib.request.Request(base + "/checkout", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(post, timeout=10) as answer:
+            tokens.append(json.load(answer)["paymenttoken"])
+    return tokens
+
+
+def prepare_database(code: Path, url: str) -> None:
+    """The gateway's schema (migrated by ``code``) and the bare handler's table."""
+    subprocess.run([sys.executable, "-c", f"from gateway.migrate import upgrade; upgrade({url!r})"], cwd=code,
+                   env={**os.environ, "PYTHONPATH": str(code)}, check=True)
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE TABLE IF NOT EXISTS {BARE_TABLE} (randomkey VARCHAR(128) PRIMARY KEY, body TEXT NOT NULL)"))
+    engine.dispose()
+
+
+def measure_setup(code: Path, url: str, workers: int | None, seconds: float, connections: int) -> dict[str, Figure]:
+    prepare_database(code, url)
+    count = int(seconds * 4000)
+    common = {"DATABASE_URL": url, "GATEWAY_TRUSTED_PROXIES": "1", "GATEWAY_PRIVATE_KEY": PRIVATE_KEY}
+    figures: dict[str, Figure] = {}
+    with server(code, "wsgi:app", {**common, "PYTHONPATH": str(code)}, workers) as base:
+        wrk(base, ["GET\t/healthz\t0\t"], 1, connections)  # warm-up
+        figures["POST /checkout"] = wrk(base, checkout_lines(count, "c"), seconds, connections, ACCEPTED, fresh=True)
+        pages = [f"GET\t/pay?paymenttoken={token}\t1\t" for token in open_sessions(base, 64)]
+        figures["GET /pay?paymenttoken= (gzip)"] = wrk(base, pages, seconds, connections)
+        figures["GET /healthz"] = wrk(base, ["GET\t/healthz\t0\t"], seconds, connections)
+    bare_path = f"{Path(__file__).resolve().parent}:{code}"
+    for name, bare_url in (("bare md5", ""), ("bare md5 + one durable insert", url)):
+        env = {**common, "PYTHONPATH": bare_path, "BENCH_BARE_DATABASE_URL": bare_url}
+        with server(code, "bench:bare_app()", env, workers) as base:
+            wrk(base, ["GET\t/healthz\t0\t"], 1, connections)
+            figures[name] = wrk(base, checkout_lines(count, "b"), seconds, connections, ACCEPTED, fresh=True)
+    return figures
+
+
+def report(title: str, figures: dict[str, Figure]) -> None:
+    print(title)
+    for name, figure in figures.items():
+        notes = ((f"  {figure.bad} not accepted" if figure.bad else "")
+                 + (f"  {figure.socket_errors} socket errors or timeouts" if figure.socket_errors else "")
+                 + ("  (bodies ran out: some retries)" if figure.repeated else ""))
+        print(f"  {name:40s} {figure.rate:8.0f} req/s   p99 {figure.p99_ms:7.1f} ms{notes}")
+    checkout, ceiling = figures["POST /checkout"], figures["bare md5 + one durable insert"]
+    page, health = figures["GET /pay?paymenttoken= (gzip)"], figures["GET /healthz"]
+    print(f"  checkout / bare + one durable insert: {checkout.rate / ceiling.rate:.2f} (target >= 0.5, p99 <= 50 ms)")
+    print(f"  hosted page / healthz:                {page.rate / health.rate:.2f} (target >= 0.4, p99 <= 100 ms)")
+    print(f"  bare + one durable insert / bare:     {ceiling.rate / figures['bare md5'].rate:.2f}")
+
+
+def servers(code: Path, postgres_url: str, seconds: float, connections: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        sqlite = measure_setup(code, f"sqlite:///{folder}/bench.sqlite3", 2, seconds, connections)
+    report(f"gunicorn -w 2, SQLite (embedded default); gateway from {code}; {connections} connections, {seconds:g} s each",
+           sqlite)
+    if postgres_url:
+        postgres = measure_setup(code, postgres_url, None, seconds, connections)
+        report("Procfile web command (gunicorn --config gunicorn.conf.py wsgi:app), PostgreSQL", postgres)
+        drop_bare_table(postgres_url)
+
+
+def drop_bare_table(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE IF EXISTS {BARE_TABLE}"))
+    engine.dispose()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import secrets
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,15 +20,22 @@ from .stores import store_key
 
 
 def start(services: Services, command: CheckoutCommand) -> CheckoutOutcome:
-    """The payment of this checkout, new or (for an exact retry) the one already started."""
+    """The payment of this checkout, new or (for an exact retry) the one already started.
+
+    One transaction, one commit: the randomkey's replay record and the new payment are written
+    together or not at all. Everything that needs no database (the token, the sealed credentials)
+    is prepared before it begins, so on SQLite the write lock is held for the writes alone.
+    """
     check_store_urls(services, command)
+    payment = _new_payment(services, command, store_key(command.notification_url))
     try:
         with services.db.transaction() as session:
-            return CheckoutOutcome(_find_or_create(session, services, command).token)
+            return CheckoutOutcome(_create(session, command, payment).token)
     except IntegrityError:
-        # A concurrent retry of the same request inserted it first: answer with that one.
+        # The randomkey was used before: an exact retry, a replay, or a concurrent twin that
+        # committed first. Read what it was used for and answer as the protocol says.
         with services.db.transaction() as session:
-            return CheckoutOutcome(_find_or_create(session, services, command).token)
+            return CheckoutOutcome(_find_or_create(session, command, payment).token)
 
 
 def check_store_urls(services: Services, command: CheckoutCommand) -> None:
@@ -49,36 +56,52 @@ def check_store_urls(services: Services, command: CheckoutCommand) -> None:
                 raise Refused(ErrorCode.BAD_REQUEST, f"{name} must use https")
 
 
-def _find_or_create(session: Session, services: Services, command: CheckoutCommand) -> Payment:
+def _create(session: Session, command: CheckoutCommand, payment: Payment) -> Payment:
+    """The fast path: claim the randomkey (a used one fails the flush), then add the payment."""
+    replay.claim(session, replay.CHECKOUT, command.randomkey, command.fingerprint)
+    _refuse_spent(session, command.randomkey)
+    return _add_unless_paid(session, command, payment)
+
+
+def _find_or_create(session: Session, command: CheckoutCommand, payment: Payment) -> Payment:
     if not replay.first_use(session, replay.CHECKOUT, command.randomkey, command.fingerprint):
         existing = session.scalars(select(Payment).where(Payment.randomkey == command.randomkey)).first()
         if existing is not None:
             return existing
-    elif _randomkey_spent(session, command.randomkey):
-        raise Refused(ErrorCode.BAD_REQUEST, f"randomkey {command.randomkey!r} was already used; "
-                      "every request needs a fresh randomkey")
-    key = store_key(command.notification_url)
-    paid = session.scalars(
-        select(Payment).where(
-            Payment.store_key == key,
-            Payment.orderid == command.orderid,
-            Payment.state.in_(PAID_STATES),
-        )
-    ).first()
-    if paid is not None:
+    else:
+        _refuse_spent(session, command.randomkey)
+    return _add_unless_paid(session, command, payment)
+
+
+# Built once, not per checkout; it reads the invoice alone, not a whole payment row.
+PAID_INVOICE = (
+    select(Payment.invoice)
+    .where(Payment.store_key == bindparam("store_key"), Payment.orderid == bindparam("orderid"),
+           Payment.state.in_(PAID_STATES))
+    .limit(1)
+)
+
+
+def _add_unless_paid(session: Session, command: CheckoutCommand, payment: Payment) -> Payment:
+    paid_invoice = session.scalar(PAID_INVOICE, {"store_key": payment.store_key, "orderid": command.orderid})
+    if paid_invoice is not None:
         raise Refused(
             ErrorCode.CHECKOUT_FAILED,
-            f"order {command.orderid} (invoice {paid.invoice}) is already paid; a new checkout would charge twice",
+            f"order {command.orderid} (invoice {paid_invoice}) is already paid; a new checkout would charge twice",
         )
-    created = _new_payment(services, command, key)
-    session.add(created)
+    session.add(payment)
     session.flush()
-    return created
+    return payment
 
 
-def _randomkey_spent(session: Session, randomkey: str) -> bool:
-    """A payment keeps its randomkey after retention forgets the replay record: a replay stays refused."""
-    return session.scalar(select(Payment.id).where(Payment.randomkey == randomkey).limit(1)) is not None
+def _refuse_spent(session: Session, randomkey: str) -> None:
+    """A payment keeps its randomkey after retention forgets the replay record: a replay stays refused,
+    whatever notification host it names (one indexed look-up)."""
+    if session.scalar(SPENT_RANDOMKEY, {"randomkey": randomkey}) is not None:
+        raise Refused(ErrorCode.BAD_REQUEST, f"randomkey {randomkey!r} was already used; every request needs a fresh randomkey")
+
+
+SPENT_RANDOMKEY = select(Payment.id).where(Payment.randomkey == bindparam("randomkey")).limit(1)
 
 
 def _new_payment(services: Services, command: CheckoutCommand, key: str) -> Payment:

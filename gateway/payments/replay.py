@@ -18,6 +18,16 @@ from .errors import Refused
 CHECKOUT, POST_ORDER = "checkout", "post-order"
 
 
+def claim(session: Session, endpoint: str, randomkey: str, fingerprint: str) -> None:
+    """Record a randomkey without reading first: nearly every request carries a fresh one.
+
+    The insert goes out with the caller's next flush, in the caller's transaction; a key used
+    before makes that flush raise IntegrityError, and the caller then asks :func:`first_use`
+    (in a new transaction) whether this is an exact retry or a replay.
+    """
+    session.add(SeenRequest(randomkey=randomkey, endpoint=endpoint, digest=fingerprint, created_at=utcnow()))
+
+
 def first_use(session: Session, endpoint: str, randomkey: str, fingerprint: str) -> bool:
     """True the first time a randomkey is seen, False for an exact retry (the same ``fingerprint``, the
     edge's keyed digest of the whole request); any other reuse is refused.
@@ -27,7 +37,7 @@ def first_use(session: Session, endpoint: str, randomkey: str, fingerprint: str)
     """
     seen = session.get(SeenRequest, randomkey)
     if seen is None:
-        session.add(SeenRequest(randomkey=randomkey, endpoint=endpoint, digest=fingerprint, created_at=utcnow()))
+        claim(session, endpoint, randomkey, fingerprint)
         session.flush()
         return True
     if seen.endpoint != endpoint or not hmac.compare_digest(seen.digest, fingerprint):
