@@ -22,7 +22,7 @@ from ..vault import Credentials, VaultError
 from . import attention
 from .attempts import record_charge, record_decline, sale_reference
 from .completion import deliver_if_claimed
-from .queries import is_expired, reload, state_of
+from .queries import is_expired, reload
 from .states import PAYMENTS
 
 log = logging.getLogger(__name__)
@@ -85,9 +85,13 @@ def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> S
     if notification is None:
         return SubmitResult(reload(services, payment.id))
     events.charge_approved()
-    answer = deliver_if_claimed(services, notification)
-    confirmed = _confirmed(services, payment) if answer is not None and answer.processed else None
-    return SubmitResult(confirmed or reload(services, payment.id))
+    delivery = deliver_if_claimed(services, notification)
+    if delivery is not None and delivery.completed:
+        # A completed payment's page is a redirect to its returnurl, fixed at checkout: the payment
+        # read at the start of the request, with its new state, is all the answer needs.
+        payment.state = PaymentState.COMPLETED
+        return SubmitResult(payment)
+    return SubmitResult(reload(services, payment.id))
 
 
 def _outcome_unknown(services: Services, payment: Payment, attempt: int, exc: OutcomeUnknown) -> SubmitResult:
@@ -160,15 +164,3 @@ def _open_credentials(services: Services, payment: Payment) -> Credentials | Non
             attention.flag(session, payment.id, f"cannot charge: {exc}")
         return None
 
-
-def _confirmed(services: Services, payment: Payment) -> Payment | None:
-    """The payment the store has just confirmed, if it is now ``completed``; None otherwise.
-
-    A completed payment's page is a redirect to its returnurl, which was fixed at checkout: so the
-    payment read at the start of the request, with its state brought up to date, is all the answer
-    needs."""
-    state = state_of(services, payment.id)
-    if state is not PaymentState.COMPLETED:
-        return None
-    payment.state = state
-    return payment

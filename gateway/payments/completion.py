@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row
@@ -40,14 +41,23 @@ def enqueue_outcome(
     return services.outbox.enqueue(session, payment.id, payment.notification_url, message, claimed=claimed)
 
 
-def apply_store_answer(session: Session, notification: Notification, answer: StoreAnswer) -> None:
+@dataclass(frozen=True)
+class Delivery:
+    """The store's answer, and whether it moved the payment to ``completed``: the pay page's answer
+    is then the returnurl, without reading the payment again."""
+
+    answer: StoreAnswer
+    completed: bool
+
+
+def apply_store_answer(session: Session, notification: Notification, answer: StoreAnswer) -> bool:
     """processed=1 completes an approved payment; processed=0 rejects it (its charge is then voided).
+    True if this answer completed the payment.
 
     For a payment that had already failed, the store's error code is kept for the shopper's errorurl.
     """
     if answer.processed:
-        PAYMENTS.run(session, _COMPLETE, notification.payment_id)
-        return
+        return PAYMENTS.run(session, _COMPLETE, notification.payment_id).rowcount == 1
     moved = PAYMENTS.move(session, notification.payment_id, PaymentState.APPROVED, PaymentState.REJECTED)
     payment = session.get(Payment, notification.payment_id, populate_existing=True)
     assert payment is not None
@@ -59,9 +69,10 @@ def apply_store_answer(session: Session, notification: Notification, answer: Sto
     if answer.errorcode:
         payment.error_code = answer.errorcode[:64]
         payment.error_message = answer.errormessage[:2000]
+    return False
 
 
-def notify_store(services: Services, notification_id: int, *, only_due: bool = False) -> StoreAnswer | None:
+def notify_store(services: Services, notification_id: int, *, only_due: bool = False) -> Delivery | None:
     """Deliver one notification now, unless it is not due, somebody else is delivering it, or the
     shopper's request has no time left for it (the delivery worker then sends it)."""
     if not budget.allows_call():
@@ -70,15 +81,24 @@ def notify_store(services: Services, notification_id: int, *, only_due: bool = F
     return None if claimed is None else deliver_claimed(services, claimed)
 
 
-def deliver_if_claimed(services: Services, notification: Notification) -> StoreAnswer | None:
+def deliver_if_claimed(services: Services, notification: Notification) -> Delivery | None:
     """Deliver a notification just written claimed; one written unclaimed (no time left in the
     shopper's request) is the delivery worker's."""
     return None if notification.claimed_until is None else deliver_claimed(services, notification)
 
 
-def deliver_claimed(services: Services, notification: Notification) -> StoreAnswer | None:
-    """Post a claimed notification and finish what the store's answer asks for."""
-    answer = services.outbox.deliver(notification, apply_store_answer)
-    if answer is not None and not answer.processed:
+def deliver_claimed(services: Services, notification: Notification) -> Delivery | None:
+    """Post a claimed notification and finish what the store's answer asks for; None if the store's
+    answer was not recorded (no answer, or this delivery's lease was lost)."""
+    completed = False
+
+    def apply(session: Session, row: Notification, answer: StoreAnswer) -> None:
+        nonlocal completed
+        completed = apply_store_answer(session, row, answer)
+
+    answer = services.outbox.deliver(notification, apply)
+    if answer is None:
+        return None
+    if not answer.processed:
         reverse_isolated(services, notification.payment_id)
-    return answer
+    return Delivery(answer, completed)

@@ -16,7 +16,6 @@ TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")  # secrets.token_urlsafe's alp
 _WITH_NOTIFICATION = select(Payment).options(joinedload(Payment.notification))
 _BY_TOKEN = _WITH_NOTIFICATION.where(Payment.token == bindparam("token"))
 _BY_ID = _WITH_NOTIFICATION.where(Payment.id == bindparam("id"))
-_STATE = select(Payment.state).where(Payment.id == bindparam("id"))
 
 
 def find_payment(services: Services, token: str) -> Payment | None:
@@ -30,12 +29,6 @@ def find_payment(services: Services, token: str) -> Payment | None:
 def reload(services: Services, payment_id: int) -> Payment:
     with services.db.read() as session:
         return session.scalars(_BY_ID, {"id": payment_id}).one()
-
-
-def state_of(services: Services, payment_id: int) -> PaymentState:
-    """Only the state: about a third of the cost of reading the whole payment again."""
-    with services.db.read() as session:
-        return PaymentState(session.connection().execute(_STATE, {"id": payment_id}).scalar_one())
 
 
 def is_expired(payment: Payment) -> bool:

@@ -10,6 +10,7 @@ import pytest
 from gateway.notifications import client as store_client
 from gateway.notifications.client import StoreClient
 
+from ..live import free_port
 from ..web.test_security import _self_signed
 from .stores import RawStore, http_answer
 
@@ -85,6 +86,18 @@ def test_case_8_one_private_address_among_the_store_addresses_refuses_the_delive
         exchange = client.post(f"http://store.invalid:{store.port}/notify", {"orderid": 1})
     assert exchange.answer is None and "non-public address 10.0.0.7" in exchange.error
     assert store.received == []
+
+
+def test_a_proxy_named_in_the_environment_never_carries_a_store_call(monkeypatch):
+    """A proxy would connect to the store on our behalf, past the checked addresses and the deadline."""
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with RawStore(SHORT_ANSWER) as store:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+        client = StoreClient(timeout=1.5, require_https=False, allow_private=True)
+        exchange = client.post(store.url, {"orderid": 1})
+    assert exchange.error == "" and exchange.answer is not None and exchange.answer.processed
+    assert store.received == [{"orderid": 1}]
 
 
 @pytest.mark.parametrize("answer, kept", [
