@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy import ColumnElement, ScalarSelect, and_, exists, func, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from ..models import Charge, LedgerEntry, LedgerKind, LedgerOutcome, Notification, Payment, PaymentEvent, PostOrderRequest
@@ -163,11 +163,9 @@ def _payment_of_entry(session: Session, entry_id: int) -> int | None:
                           .where(LedgerEntry.id == entry_id))
 
 
-def payment_of_post_order(session: Session, request_id: int) -> int | None:
-    """The payment whose charge a post-order request reserved money on, if it got that far
-    (order numbers are per store: the request's own ledger entry says which charge it was)."""
-    request = session.get(PostOrderRequest, request_id)
-    if request is None:
-        return None
-    return session.scalar(select(Charge.payment_id).join(LedgerEntry, LedgerEntry.charge_id == Charge.id)
-                          .where(Charge.orderid == request.orderid, LedgerEntry.request_key == request.randomkey))
+def payment_of_post_order_request() -> ScalarSelect[int | None]:
+    """The payment whose charge a post-order request reserved money on, if it got that far, as a column of a
+    query over requests (order numbers are per store: the request's own ledger entry says which charge it was)."""
+    return (select(Charge.payment_id).join(LedgerEntry, LedgerEntry.charge_id == Charge.id)
+            .where(Charge.orderid == PostOrderRequest.orderid, LedgerEntry.request_key == PostOrderRequest.randomkey)
+            .correlate(PostOrderRequest).limit(1).scalar_subquery())

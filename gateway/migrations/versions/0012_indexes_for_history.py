@@ -42,8 +42,8 @@ def _postgres() -> bool:
 
 def upgrade() -> None:
     for name, table, columns, where in INDEXES:
-        condition = {} if where is None else {"postgresql_where": text(where), "sqlite_where": text(where)}
-        op.create_index(name, table, columns, **condition)
+        condition = None if where is None else text(where)
+        op.create_index(name, table, columns, postgresql_where=condition, sqlite_where=condition)
     if _postgres() and _trigrams_available():
         op.execute(f"CREATE INDEX {TRIGRAM} ON payments USING gin (store_key gin_trgm_ops)")
 
