@@ -137,7 +137,7 @@ def count_by_kind(services: Services) -> dict[str, int]:
     in the database over the same partial indexes: a scrape reads a few index pages, not the history."""
     flagged = _flagged(utcnow() - ledger.IN_FLIGHT_FOR)
     with services.db.transaction() as session:
-        return {kind.value: session.scalar(select(func.count()).select_from(flagged[kind].subquery())) or 0
+        return {kind.value: session.scalar(flagged[kind].with_only_columns(func.count(), maintain_column_froms=True)) or 0
                 for kind in AttentionKind}
 
 
