@@ -70,7 +70,7 @@ HISTORY = [
          CASE WHEN g % 1000 BETWEEN :charged AND :notified - 1 THEN 'card_declined' ELSE '' END, '', '', NULL, 0, NULL,
          at + interval '1 hour', at, at + interval '1 minute'
        FROM (SELECT g, now() - interval '1 day' - (:n - g) * interval '365 days' / :n AS at
-             FROM generate_series(1, :n) AS g) AS history""",
+             FROM generate_series(1::bigint, :n) AS g) AS history""",
     """INSERT INTO charges (payment_id, processor, processor_transaction_id, orderid, invoice, currency, amount, refunded,
          card_brand, card_last4, card_exp_month, card_exp_year, avs_result, cvv_result, test_mode,
          credentials_fingerprint, lock_version, created_at)

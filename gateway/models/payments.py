@@ -83,6 +83,9 @@ class Payment(Base):
         Index("ix_payments_invoice", "invoice"),
         Index("ix_payments_amount_total", "amount_total"),
         Index("ix_payments_card_last4", "card_last4"),
+        # The store is searched by any part of its key: trigrams serve that on PostgreSQL (plain elsewhere).
+        Index("ix_payments_store_key_trgm", "store_key", postgresql_using="gin",
+              postgresql_ops={"store_key": "gin_trgm_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -8,7 +8,8 @@ Partial indexes hold only the rows the worker, /metrics and the needs-attention 
 notifications, interrupted post-order requests); plain ones serve the console's exact-match search
 fields and its keyset order. On PostgreSQL the store-key substring search gets a trigram index when
 the pg_trgm extension can be created (it is trusted: the database owner may); without it, or on
-SQLite, that one search stays a LIKE. The downgrade drops them all (the extension stays: other
+SQLite, that one search stays a LIKE (the index of that name is then a plain one, so the models and
+every schema agree). The downgrade drops them all (the extension stays: other
 databases objects may use it).
 """
 from alembic import op
@@ -45,7 +46,10 @@ def upgrade() -> None:
         condition = None if where is None else text(where)
         op.create_index(name, table, columns, postgresql_where=condition, sqlite_where=condition)
     if _postgres() and _trigrams_available():
-        op.execute(f"CREATE INDEX {TRIGRAM} ON payments USING gin (store_key gin_trgm_ops)")
+        op.create_index(TRIGRAM, "payments", ["store_key"], postgresql_using="gin",
+                        postgresql_ops={"store_key": "gin_trgm_ops"})
+    else:  # the same name on every engine, so the models and the schema agree; the search stays a LIKE
+        op.create_index(TRIGRAM, "payments", ["store_key"])
 
 
 def _trigrams_available() -> bool:
@@ -66,7 +70,6 @@ def _trigrams_available() -> bool:
 
 
 def downgrade() -> None:
-    if _postgres():
-        op.execute(f"DROP INDEX IF EXISTS {TRIGRAM}")
+    op.drop_index(TRIGRAM, table_name="payments")
     for name, table, _columns, _where in reversed(INDEXES):
         op.drop_index(name, table_name=table)
