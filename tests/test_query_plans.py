@@ -141,7 +141,7 @@ def test_the_metrics_scrape_and_the_attention_count_read_no_large_table_whole(hi
     assert_indexed(services, sent)
 
 
-def test_the_attention_page_reads_no_large_table_whole(history_of_every_kind, app):
+def test_the_attention_stores_and_payment_pages_read_no_large_table_whole(history_of_every_kind, app):
     services = history_of_every_kind
     make_account(services, "victor", "viewer")
     console = signed_in(app, "victor")[0]
@@ -150,6 +150,8 @@ def test_the_attention_page_reads_no_large_table_whole(history_of_every_kind, ap
     with statements_sent(services) as sent:
         assert "refund321123xyz" in console.get("/console/attention").get_data(as_text=True)
         assert console.get(f"/console/payments/{flagged}").status_code == 200
+        assert "store7.example.com" in console.get("/console/stores").get_data(as_text=True)
+        assert console.get("/console/stores/store7.example.com").status_code == 200
     assert_indexed(services, sent)
 
 

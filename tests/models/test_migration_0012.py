@@ -13,7 +13,7 @@ from ..flow_helpers import wipe_database
 PARTIAL = {"ix_payments_attention", "ix_payments_sealed", "ix_ledger_entries_unsettled", "ix_ledger_entries_request_key",
            "ix_notifications_due", "ix_notifications_dead", "ix_post_order_requests_processing"}
 PLAIN = {"ix_payments_created_at_id", "ix_payments_invoice", "ix_payments_amount_total", "ix_payments_card_last4",
-         "ix_payments_store_key_trgm"}
+         "ix_payments_store_key_trgm", "ix_payments_store_key_created_at"}
 
 
 def indexes(url: str) -> set[str]:

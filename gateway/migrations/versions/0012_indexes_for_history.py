@@ -28,6 +28,7 @@ INDEXES = (
     ("ix_payments_invoice", "payments", ["invoice"], None),
     ("ix_payments_amount_total", "payments", ["amount_total"], None),
     ("ix_payments_card_last4", "payments", ["card_last4"], None),
+    ("ix_payments_store_key_created_at", "payments", ["store_key", "created_at"], None),
     ("ix_ledger_entries_unsettled", "ledger_entries", ["charge_id"], "outcome IN ('pending', 'unknown') OR attention <> ''"),
     ("ix_ledger_entries_request_key", "ledger_entries", ["request_key"], "request_key IS NOT NULL"),
     ("ix_notifications_due", "notifications", ["next_attempt_at"], "state = 'pending'"),
