@@ -17,7 +17,7 @@ from sqlalchemy import event, select, update
 
 from gateway.jobs.rounds import run_once
 from gateway.models import Payment, PostOrderRequest, utcnow
-from gateway.payments import history, operations
+from gateway.payments import history
 
 from . import factories
 from .console_helpers import make_account, signed_in, standing_rejected_charge, unknown_refund
@@ -133,11 +133,14 @@ def test_the_worker_round_reads_no_large_table_whole(history_of_every_kind):
     assert_indexed(services, sent)
 
 
-def test_the_metrics_scrape_and_the_attention_count_read_no_large_table_whole(history_of_every_kind, client):
+def test_the_metrics_scrape_and_the_cli_read_no_large_table_whole(history_of_every_kind, client, cli):
     services = history_of_every_kind
     with statements_sent(services) as sent:
         assert client.get("/metrics").status_code == 200
-        assert operations.attention_count(services) > 0
+        assert int(cli("attention", "count")) > 0
+        assert "refund321123xyz" in cli("attention", "list")
+        assert "unknown" in cli("ledger", "unresolved")
+        assert "could not connect" in cli("notifications", "list", "--state", "dead")
     assert_indexed(services, sent)
 
 
