@@ -29,7 +29,7 @@ LARGE = {"payments", "charges", "ledger_entries", "notifications", "notification
          "payment_events", "post_order_requests"}
 HISTORY = 3000
 MOST_ROWS_READ = 300  # by one scan of a large table, per loop: a tenth of the history
-SEARCHES = ("", "store=example", "orderid=123", "invoice=INV-123", "transactionid=sbx_1", "last4=4242",
+SEARCHES = ("", "store=example", "store=store7.example", "orderid=123", "invoice=INV-123", "transactionid=sbx_1", "last4=4242",
             "amount=12.34", "date_from=2026-01-01&date_to=2026-12-31", "before=1", "store=example&amount=1.00&before=1")
 
 

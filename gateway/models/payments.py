@@ -85,9 +85,8 @@ class Payment(Base):
         Index("ix_payments_card_last4", "card_last4"),
         # A store's newest payments, and the store list's last payment of each (history.latest_payment_by_store).
         Index("ix_payments_store_key_created_at", "store_key", "created_at"),
-        # The store is searched by any part of its key: trigrams serve that on PostgreSQL (plain elsewhere).
-        Index("ix_payments_store_key_trgm", "store_key", postgresql_using="gin",
-              postgresql_ops={"store_key": "gin_trgm_ops"}),
+        # The store is searched by the start of its key: LIKE 'prefix%' uses this whatever the collation.
+        Index("ix_payments_store_key_prefix", "store_key", postgresql_ops={"store_key": "varchar_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

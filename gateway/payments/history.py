@@ -32,7 +32,7 @@ UNSETTLED = (PENDING, UNKNOWN)
 class Criteria:
     """What a payment search asks for; every field left empty matches everything."""
 
-    store: str = ""  # part of the store key (the notification host)
+    store: str = ""  # the start of the store key (the notification host)
     orderid: int | None = None
     invoice: str = ""
     processor_transaction_id: str = ""
@@ -54,14 +54,14 @@ class ListedPayment:
 def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LIMIT) -> list[ListedPayment]:
     """Newest first, each with its charge and what happened to its money, in one query; empty
     criteria list the latest payments. Pages follow by keyset (created_at, id), over indexes: a page
-    deep in years of history costs what the first does. The store is matched anywhere in its key
-    (a trigram index serves it on PostgreSQL); every other field exactly, each over its own index."""
+    deep in years of history costs what the first does. The store is matched by the start of its key,
+    every other field exactly, each over its own index."""
     statement = (select(Payment, *_MONEY).outerjoin(Charge, Charge.payment_id == Payment.id)
                  .options(contains_eager(Payment.charge)).order_by(*NEWEST_FIRST).limit(limit))
     if criteria.before is not None:
         statement = statement.where(tuple_(Payment.created_at, Payment.id) < _position(criteria.before))
     if criteria.store:
-        statement = statement.where(Payment.store_key.contains(criteria.store, autoescape=True))
+        statement = statement.where(Payment.store_key.startswith(criteria.store, autoescape=True))
     if criteria.orderid is not None:
         statement = statement.where(Payment.orderid == criteria.orderid)
     if criteria.invoice:
