@@ -2,7 +2,7 @@
 N, on two PostgreSQL databases of the same schema, and their ratio.
 
     python bench/history.py --small-url postgresql://.../bench_1k --large-url postgresql://.../bench_1m \
-        [--payments 1000000] [--runs 30]
+        [--payments 1000000] [--runs 30] [--reuse]
 
 Each database is migrated, emptied, then given a history built in SQL (generate_series): 2,000 stores,
 a year of timestamps, and per million payments 814k charges (each with its sale; a refund on one in
@@ -10,7 +10,9 @@ fifty), 839k notifications (each with one delivery attempt), 1.06M replay record
 events, every constraint respected. On top, in both databases alike, what the background jobs and the
 operators look for today: a few payments needing attention, voids of unknown outcome, dead
 notifications, due notifications and open pages with sealed credentials. So the two databases differ
-only in history: a figure that grows with it is a query reading history.
+only in history: a figure that grows with it is a query reading history. The two sizes are timed
+alternately, call by call, so that both meet the same load on a shared machine; --reuse measures the
+histories an earlier run built.
 """
 from __future__ import annotations
 
@@ -140,42 +142,50 @@ def build(connection: Connection, payments: int, stores: int = STORES, current: 
         connection.execute(text(f"ANALYZE {table}"))
 
 
-def percentiles(action: Callable[[], object], runs: int) -> tuple[float, float]:
-    """p50 and p99 of ``runs`` calls, in milliseconds, after one warm-up call."""
-    action()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
+def percentiles(times: list[float]) -> tuple[float, float]:
+    """p50 and p99 of the times, in milliseconds."""
+    times = sorted(times)
     return statistics.median(times), times[min(len(times) - 1, round(0.99 * (len(times) - 1)))]
 
 
-def measure(url: str, payments: int, runs: int) -> dict[str, tuple[float, float]]:
-    """Build a history of ``payments`` in the database at ``url`` and time every row of the issue's table."""
-    upgrade(url)
-    wipe_database(url)
-    engine = make_engine(url)
+def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
-    with engine.begin() as connection:
-        build(connection, payments)
-    print(f"built {payments:,} payments in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    engine.dispose()
+    action()
+    return (time.perf_counter() - started) * 1000
+
+
+Rows = dict[str, Callable[[], object]]
+
+
+def prepare(url: str, payments: int, rebuild: bool) -> Rows:
+    """The database at ``url`` with a history of ``payments`` (built unless reused), and each row of the
+    issue's table as a call against an app on it."""
+    upgrade(url)
+    if rebuild:
+        wipe_database(url)
+        engine = make_engine(url)
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            build(connection, payments)
+        print(f"built {payments:,} payments in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        engine.dispose()
     unlimited = "1000000 per minute"
     app = create_app(load_settings({}, database_url=url, private_key=PRIVATE_KEY, limit_card_per_address=unlimited,
                                    limit_card_per_store=unlimited, limit_page_per_address=unlimited))
     services = app.extensions["gateway"]
     client = app.test_client()
-    make_account(services, "bench", "operator")
-    console = signed_in(app, "bench")[0]
+    run = f"{time.time_ns() % 10**9}"  # randomkeys and the account name are new in every run, even on a reused history
+    make_account(services, f"bench{run}", "operator")
+    console = signed_in(app, f"bench{run}")[0]
     cli = CliRunner()
     counter = iter(range(10**9))
 
     def checkout() -> Any:
         i = next(counter)
-        body = signed_checkout(orderid=10**9 + i, randomkey=f"bench-c{i}")
-        return client.post("/checkout", data=json.dumps(body), content_type="application/json").get_json()["paymenttoken"]
+        body = signed_checkout(orderid=int(run) * 10_000 + i, randomkey=f"bench-c{run}-{i}")
+        answer = client.post("/checkout", data=json.dumps(body), content_type="application/json").get_json()
+        assert answer["paymenttoken"], answer
+        return answer["paymenttoken"]
 
     def page() -> None:
         assert client.get("/pay", query_string={"paymenttoken": shown}).status_code == 200
@@ -186,37 +196,44 @@ def measure(url: str, payments: int, runs: int) -> dict[str, tuple[float, float]
         assert client.post("/pay/submit", data=card_form(token, csrf_from(form))).status_code == 303
 
     def refund() -> None:
-        i = next(counter)
-        body = signed_refund(orderid=1, transactionid="bench_1", randomkey=f"bench-r{i}")
+        body = signed_refund(orderid=1, transactionid="bench_1", randomkey=f"bench-r{run}-{next(counter)}")
         client.post("/post-order", data=json.dumps(body), content_type="application/json")
 
     def get(path: str, what: str = "") -> Callable[[], None]:
-        def run() -> None:
+        def run_get() -> None:
             answer = (console if path.startswith("/console") else client).get(path)
             assert answer.status_code == 200 and what in answer.get_data(as_text=True)
-        return run
+        return run_get
 
     def attention_count() -> None:
         result = cli.invoke(gateway_cli, ["attention", "count"], obj=ScriptInfo(create_app=lambda: app))
         assert result.output.strip().isdigit(), result.output
 
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as store:
-        store.add(responses.POST, NOTIFY_URL, json={"processed": 1, "errorcode": "", "errormessage": ""})
-        shown = checkout()
-        rows: dict[str, Callable[[], object]] = {
-            "checkout": checkout, "hosted page": page, "purchase (3 requests)": purchase, "refund (refused)": refund,
-            "GET /metrics": get("/metrics", "gateway_needs_attention"),
-            "console search by invoice": get(f"/console/payments?invoice=INV-{payments // 2}"),
-            "console search by store": get(f"/console/payments?store=store{STORES // 2}.example"),
-            "console search by amount": get("/console/payments?amount=123.45"),
-            "console needs-attention page": get("/console/attention", "bench: check the processor"),
-            "gateway attention count (CLI)": attention_count,
-            "one delivery-worker round": lambda: run_once(services),
-            "forgetting expired credentials": lambda: forget_expired_credentials(services),
-            "reversing unfinished rejections": lambda: reverse_unfinished_rejections(services),
-        }
-        figures = {name: percentiles(action, runs) for name, action in rows.items()}
-    services.db.dispose()
+    shown = checkout()
+    return {
+        "checkout": checkout, "hosted page": page, "purchase (3 requests)": purchase, "refund (refused)": refund,
+        "GET /metrics": get("/metrics", "gateway_needs_attention"),
+        "console payments list (newest 100)": get("/console/payments"),
+        "console search by invoice": get(f"/console/payments?invoice=INV-{payments // 2}"),
+        "console search by store": get(f"/console/payments?store=store{STORES // 2}.example"),
+        "console search by amount": get("/console/payments?amount=123.45"),
+        "console needs-attention page": get("/console/attention", "bench: check the processor"),
+        "gateway attention count (CLI)": attention_count,
+        "one delivery-worker round": lambda: run_once(services),
+        "forgetting expired credentials": lambda: forget_expired_credentials(services),
+        "reversing unfinished rejections": lambda: reverse_unfinished_rejections(services),
+    }
+
+
+def measure(small: Rows, large: Rows, runs: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Each row at both sizes, alternately, so both meet the same load on a shared machine."""
+    figures: dict[str, tuple[list[float], list[float]]] = {}
+    for name in small:
+        small[name](), large[name]()  # warm-up
+        figures[name] = ([], [])
+        for _ in range(runs):
+            figures[name][0].append(timed(small[name]))
+            figures[name][1].append(timed(large[name]))
     return figures
 
 
@@ -227,14 +244,17 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--payments", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--reuse", action="store_true", help="measure the histories an earlier run built")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    small = measure(args.small_url, args.small, args.runs)
-    large = measure(args.large_url, args.payments, args.runs)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as store:
+        store.add(responses.POST, NOTIFY_URL, json={"processed": 1, "errorcode": "", "errormessage": ""})
+        figures = measure(prepare(args.small_url, args.small, not args.reuse),
+                          prepare(args.large_url, args.payments, not args.reuse), args.runs)
     print(f"| request or job | p50 at {args.small:,} | p99 | p50 at {args.payments:,} | p99 | p50 ratio |")
     print("|---|---|---|---|---|---|")
-    for name, (p50, p99) in small.items():
-        big50, big99 = large[name]
+    for name, (small, large) in figures.items():
+        (p50, p99), (big50, big99) = percentiles(small), percentiles(large)
         print(f"| {name} | {p50:.1f} ms | {p99:.1f} ms | {big50:.1f} ms | {big99:.1f} ms | {big50 / p50:.2f}x |")
 
 

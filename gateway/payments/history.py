@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, String, and_, exists, func, select, text, tuple_
+from sqlalchemy import ColumnElement, ScalarSelect, String, and_, func, select, text, tuple_
 from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
 
 from ..models import (
@@ -99,7 +99,8 @@ def _on_charge(kind: LedgerKind, *outcomes: LedgerOutcome) -> ColumnElement[bool
 _MONEY = (
     select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(_on_charge(REFUND, APPROVED))
     .correlate(Charge).scalar_subquery(),
-    exists().where(_on_charge(VOID, APPROVED)).correlate(Charge),
+    # A count, not EXISTS: PostgreSQL may turn an EXISTS into one hashed pass over every void ever made.
+    select(func.count()).where(_on_charge(VOID, APPROVED)).correlate(Charge).scalar_subquery() > 0,
     select(LedgerEntry.kind).where(LedgerEntry.charge_id == Charge.id, LedgerEntry.kind != SALE,
                                    LedgerEntry.outcome.in_(UNSETTLED))
     .order_by(LedgerEntry.id).limit(1).correlate(Charge).scalar_subquery(),
