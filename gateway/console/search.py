@@ -29,6 +29,7 @@ class Query:
     amount: Decimal | None = None
     date_from: date | None = None
     date_to: date | None = None
+    before: int | None = None  # keyset pagination: the last payment id of the page before
 
     @property
     def empty(self) -> bool:
@@ -52,6 +53,7 @@ def parse(form: Mapping[str, str]) -> Query:
         amount=_amount(values["amount"]),
         date_from=_date(values["date_from"], "from date"),
         date_to=_date(values["date_to"], "to date"),
+        before=_number((form.get("before") or "").strip(), "page"),
     )
 
 
@@ -61,7 +63,8 @@ def search(services: Services, query: Query) -> list[history.ListedPayment]:
     amount = None if query.amount is None else int(query.amount.scaleb(2))
     return history.find_payments(services, history.Criteria(
         store=query.store, orderid=query.orderid, invoice=query.invoice, processor_transaction_id=query.transactionid,
-        card_last4=query.last4, amount_total=amount, created_from=query.date_from, created_to=query.date_to))
+        card_last4=query.last4, amount_total=amount, created_from=query.date_from, created_to=query.date_to,
+        before=query.before))
 
 
 def _number(value: str, label: str) -> int | None:

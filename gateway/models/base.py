@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Optional
 
-from sqlalchemy import DateTime
+from sqlalchemy import DateTime, text
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -50,3 +50,8 @@ def checked_enum(enum: type[Enum], name: str, length: int) -> SAEnum:
         name=name,
         length=length,
     )
+
+
+def partial(where: str) -> dict[str, Any]:
+    """The keyword arguments of an ``Index`` holding only the rows ``where`` selects, on both engines."""
+    return {"postgresql_where": text(where), "sqlite_where": text(where)}

@@ -5,10 +5,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Optional
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, UTCDateTime, checked_enum, utcnow
+from .base import Base, UTCDateTime, checked_enum, partial, utcnow
 
 if TYPE_CHECKING:
     from .payments import Payment
@@ -27,6 +27,9 @@ class Notification(Base):
     __table_args__ = (
         CheckConstraint("attempts >= 0", name="ck_notifications_attempts"),
         CheckConstraint("lease >= 0", name="ck_notifications_lease"),
+        # The worker's due list and the dead letters: a few rows among every notification ever sent.
+        Index("ix_notifications_due", "next_attempt_at", **partial("state = 'pending'")),
+        Index("ix_notifications_dead", "payment_id", **partial("state = 'dead'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

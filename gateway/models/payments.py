@@ -8,10 +8,21 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Boolean, CheckConstraint, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, UTCDateTime, checked_enum, utcnow
+from .base import Base, UTCDateTime, checked_enum, partial, utcnow
 
 if TYPE_CHECKING:
     from .notifications import Notification
@@ -63,6 +74,19 @@ class Payment(Base):
         CheckConstraint("attempt >= 0", name="ck_payments_attempt"),
         CheckConstraint("decline_count >= 0", name="ck_payments_decline_count"),
         CheckConstraint("failures >= 0", name="ck_payments_failures"),
+        # What operators and the worker look for is a few rows among years of history: partial indexes
+        # hold only those, so each query costs what it returns (migration 0012).
+        Index("ix_payments_attention", "attention_at", **partial("attention <> ''")),
+        Index("ix_payments_sealed", "state", "expires_at", **partial("credentials_sealed IS NOT NULL")),
+        # The console's search fields and its keyset order (newest first, then by id).
+        Index("ix_payments_created_at_id", "created_at", "id"),
+        Index("ix_payments_invoice", "invoice"),
+        Index("ix_payments_amount_total", "amount_total"),
+        Index("ix_payments_card_last4", "card_last4"),
+        # A store's newest payments, and the store list's last payment of each (history.latest_payment_by_store).
+        Index("ix_payments_store_key_created_at", "store_key", "created_at"),
+        # The store is searched by the start of its key: LIKE 'prefix%' uses this whatever the collation.
+        Index("ix_payments_store_key_prefix", "store_key", postgresql_ops={"store_key": "varchar_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -158,7 +182,13 @@ class LedgerEntry(Base):
     """Every money movement on a charge, successful or not."""
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (CheckConstraint("amount > 0", name="ck_ledger_entries_amount"),)
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="ck_ledger_entries_amount"),
+        # The entries needing someone: unsettled, or contradicted after an operator's resolution.
+        Index("ix_ledger_entries_unsettled", "charge_id",
+              **partial("outcome IN ('pending', 'unknown') OR attention <> ''")),
+        Index("ix_ledger_entries_request_key", "request_key", **partial("request_key IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     charge_id: Mapped[int] = mapped_column(ForeignKey("charges.id"), index=True)
@@ -179,7 +209,10 @@ class PostOrderRequest(Base):
     """A RefundRequest seen once, with the answer we gave, so a retry moves no money."""
 
     __tablename__ = "post_order_requests"
-    __table_args__ = (UniqueConstraint("orderid", "randomkey", name="uq_post_order_request"),)
+    __table_args__ = (
+        UniqueConstraint("orderid", "randomkey", name="uq_post_order_request"),
+        Index("ix_post_order_requests_processing", "claimed_at", **partial("state = 'processing'")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     orderid: Mapped[int] = mapped_column(BigInteger)

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy import ColumnElement, ScalarSelect, String, and_, func, select, text, tuple_
+from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
 
-from ..models import Charge, LedgerEntry, LedgerKind, LedgerOutcome, Notification, Payment, PaymentEvent, PostOrderRequest
+from ..models import (
+    Charge,
+    LedgerEntry,
+    LedgerKind,
+    LedgerOutcome,
+    Notification,
+    Payment,
+    PaymentEvent,
+    PostOrderRequest,
+    UTCDateTime,
+)
 from ..services import Services
 from .ledger import APPROVED, PENDING, REFUND, SALE, UNKNOWN, VOID
 
@@ -21,7 +32,7 @@ UNSETTLED = (PENDING, UNKNOWN)
 class Criteria:
     """What a payment search asks for; every field left empty matches everything."""
 
-    store: str = ""  # part of the store key (the notification host)
+    store: str = ""  # the start of the store key (the notification host)
     orderid: int | None = None
     invoice: str = ""
     processor_transaction_id: str = ""
@@ -29,6 +40,7 @@ class Criteria:
     amount_total: int | None = None  # minor units
     created_from: date | None = None  # UTC days, both ends included
     created_to: date | None = None
+    before: int | None = None  # the id of the last payment of the previous page: list those listed after it
 
 
 @dataclass(frozen=True)
@@ -41,11 +53,15 @@ class ListedPayment:
 
 def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LIMIT) -> list[ListedPayment]:
     """Newest first, each with its charge and what happened to its money, in one query; empty
-    criteria list the latest payments."""
+    criteria list the latest payments. Pages follow by keyset (created_at, id), over indexes: a page
+    deep in years of history costs what the first does. The store is matched by the start of its key,
+    every other field exactly, each over its own index."""
     statement = (select(Payment, *_MONEY).outerjoin(Charge, Charge.payment_id == Payment.id)
-                 .options(contains_eager(Payment.charge)).order_by(Payment.id.desc()).limit(limit))
+                 .options(contains_eager(Payment.charge)).order_by(*NEWEST_FIRST).limit(limit))
+    if criteria.before is not None:
+        statement = statement.where(tuple_(Payment.created_at, Payment.id) < _position(criteria.before))
     if criteria.store:
-        statement = statement.where(Payment.store_key.contains(criteria.store, autoescape=True))
+        statement = statement.where(Payment.store_key.startswith(criteria.store, autoescape=True))
     if criteria.orderid is not None:
         statement = statement.where(Payment.orderid == criteria.orderid)
     if criteria.invoice:
@@ -65,6 +81,15 @@ def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LI
                 for payment, refunded, voided, unsettled in session.execute(statement)]
 
 
+NEWEST_FIRST = (Payment.created_at.desc(), Payment.id.desc())
+
+
+def _position(payment_id: int) -> ScalarSelect[Any]:
+    """Where a payment stands in the list's order: its (created_at, id), as a row to compare with."""
+    cursor = aliased(Payment)
+    return select(cursor.created_at, cursor.id).where(cursor.id == payment_id).scalar_subquery()
+
+
 def _on_charge(kind: LedgerKind, *outcomes: LedgerOutcome) -> ColumnElement[bool]:
     return and_(LedgerEntry.charge_id == Charge.id, LedgerEntry.kind == kind, LedgerEntry.outcome.in_(outcomes))
 
@@ -74,7 +99,8 @@ def _on_charge(kind: LedgerKind, *outcomes: LedgerOutcome) -> ColumnElement[bool
 _MONEY = (
     select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(_on_charge(REFUND, APPROVED))
     .correlate(Charge).scalar_subquery(),
-    exists().where(_on_charge(VOID, APPROVED)).correlate(Charge),
+    # A count, not EXISTS: PostgreSQL may turn an EXISTS into one hashed pass over every void ever made.
+    select(func.count()).where(_on_charge(VOID, APPROVED)).correlate(Charge).scalar_subquery() > 0,
     select(LedgerEntry.kind).where(LedgerEntry.charge_id == Charge.id, LedgerEntry.kind != SALE,
                                    LedgerEntry.outcome.in_(UNSETTLED))
     .order_by(LedgerEntry.id).limit(1).correlate(Charge).scalar_subquery(),
@@ -125,14 +151,27 @@ def record(services: Services, payment_id: int) -> Record | None:
 def recent_payments(services: Services, store_key: str, limit: int = 20) -> list[Payment]:
     with services.db.transaction() as session:
         return list(session.scalars(select(Payment).where(Payment.store_key == store_key)
-                                    .order_by(Payment.id.desc()).limit(limit)))
+                                    .order_by(*NEWEST_FIRST).limit(limit)))
+
+
+# Each store key once, by jumping from one to the next along the index on (store_key, created_at), then
+# each store's newest payment from the same index: two index descents per store, whatever the history.
+_LATEST_BY_STORE = text("""
+    WITH RECURSIVE stores(store_key) AS (
+        SELECT min(store_key) FROM payments
+        UNION ALL
+        SELECT (SELECT min(store_key) FROM payments WHERE payments.store_key > stores.store_key)
+        FROM stores WHERE stores.store_key IS NOT NULL
+    )
+    SELECT store_key, (SELECT max(created_at) FROM payments WHERE payments.store_key = stores.store_key) AS latest
+    FROM stores WHERE store_key IS NOT NULL
+""").columns(store_key=String(), latest=UTCDateTime())
 
 
 def latest_payment_by_store(services: Services) -> dict[str, datetime]:
     """When each store that ever checked out last did."""
     with services.db.transaction() as session:
-        return {key: at for key, at in session.execute(
-            select(Payment.store_key, func.max(Payment.created_at)).group_by(Payment.store_key))}
+        return {key: at for key, at in session.execute(_LATEST_BY_STORE)}
 
 
 def state_of(services: Services, payment_id: int) -> str:
@@ -163,11 +202,9 @@ def _payment_of_entry(session: Session, entry_id: int) -> int | None:
                           .where(LedgerEntry.id == entry_id))
 
 
-def payment_of_post_order(session: Session, request_id: int) -> int | None:
-    """The payment whose charge a post-order request reserved money on, if it got that far
-    (order numbers are per store: the request's own ledger entry says which charge it was)."""
-    request = session.get(PostOrderRequest, request_id)
-    if request is None:
-        return None
-    return session.scalar(select(Charge.payment_id).join(LedgerEntry, LedgerEntry.charge_id == Charge.id)
-                          .where(Charge.orderid == request.orderid, LedgerEntry.request_key == request.randomkey))
+def payment_of_post_order_request() -> ScalarSelect[int | None]:
+    """The payment whose charge a post-order request reserved money on, if it got that far, as a column of a
+    query over requests (order numbers are per store: the request's own ledger entry says which charge it was)."""
+    return (select(Charge.payment_id).join(LedgerEntry, LedgerEntry.charge_id == Charge.id)
+            .where(Charge.orderid == PostOrderRequest.orderid, LedgerEntry.request_key == PostOrderRequest.randomkey)
+            .correlate(PostOrderRequest).limit(1).scalar_subquery())

@@ -121,3 +121,22 @@ def test_timeline_says_when_the_processor_reported_no_avs_or_an_unknown_cvv(cons
     page = console.get(f"/console/payments/{charge.payment_id}").get_data(as_text=True)
     assert "<dt>address check (AVS)</dt><dd>not reported</dd>" in page
     assert "<dt>security code check (CVV)</dt><dd>Q: a code this console does not know</dd>" in page
+
+
+def test_the_payments_list_links_to_older_payments_past_the_newest_hundred(console, services):
+    with factories.bound(services):
+        for orderid in range(1, 103):
+            factories.PaymentFactory(orderid=orderid, amount_total=700 if orderid % 2 else 800,
+                                     created_at=utcnow() - timedelta(minutes=200 - orderid))
+    first = console.get("/console/payments").get_data(as_text=True)
+    older = re.search(r'<a rel="next" href="([^"]+)"', first)
+    assert older is not None and "before=" in older.group(1)
+    rest = console.get(older.group(1).replace("&amp;", "&"))
+    assert re.findall(r"<td>(\d+)</td><td>[^<]*</td>\s*<td>\$", rest.get_data(as_text=True)) == ["2", "1"]
+    assert 'rel="next"' not in rest.get_data(as_text=True)
+    assert orders_found(console, "amount=7.00&before=" + older.group(1).rsplit("before=", 1)[1]) == ["1"]
+
+
+def test_a_page_position_that_is_not_a_payment_id_is_refused(console):
+    page = console.get("/console/payments?before=12abc")
+    assert page.status_code == 400 and "page must be a whole number" in page.get_data(as_text=True)

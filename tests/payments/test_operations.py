@@ -1,16 +1,24 @@
 """Operator commands: dead notifications and voids/refunds whose outcome is unknown."""
 from __future__ import annotations
 
+from collections import Counter
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Iterator
+
 import requests
 import responses
 from click.testing import CliRunner
 from flask.cli import ScriptInfo
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from gateway.cli import main
-from gateway.models import Charge, LedgerEntry
+from gateway.models import Charge, LedgerEntry, PostOrderRequest, utcnow
+from gateway.payments import operations
+from gateway.payments.stores import store_key
 from gateway.processors.base import ProcessorUnavailable
 
+from .. import factories
 from ..console_helpers import dead_notification
 from ..flow_helpers import approve_all, open_session, pay, store_answers
 from ..protocol_helpers import NOTIFY_URL, complete_order_answer, post_json, signed_refund
@@ -57,3 +65,66 @@ def test_refund_with_unknown_outcome_holds_its_amount_until_resolved(client, ser
     with services.db.transaction() as session:
         outcomes = [e.outcome for e in session.scalars(select(LedgerEntry).order_by(LedgerEntry.id))]
     assert outcomes == ["approved", "declined", "approved"]  # the blocked request never reached the ledger
+
+
+@contextmanager
+def statements_run(services) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """The SQL statements run inside the block, as sent to the database."""
+    statements: list[str] = []
+
+    def remember(_connection, _cursor, statement, *_rest):  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(services.db.engine, "before_cursor_execute", remember)
+    try:
+        yield statements
+    finally:
+        event.remove(services.db.engine, "before_cursor_execute", remember)
+
+
+def interrupted_refunds(services, orderids: range) -> list[int]:  # type: ignore[no-untyped-def]
+    """Refund requests whose process died after reserving money on a charge, one per order; their payments' ids."""
+    payment_ids = []
+    with factories.bound(services):
+        for orderid in orderids:
+            charge = factories.paid_charge(orderid=orderid, state="completed")
+            factories.LedgerEntryFactory(charge=charge, kind="refund", amount=100, outcome="pending",
+                                         request_key=f"refund-{orderid}", created_at=utcnow() - timedelta(hours=1))
+            payment_ids.append(charge.payment_id)
+    with services.db.transaction() as session:
+        session.add_all(PostOrderRequest(orderid=orderid, randomkey=f"refund-{orderid}", state="processing",
+                                         claimed_at=utcnow() - timedelta(hours=1))
+                        for orderid in orderids)
+    return payment_ids
+
+
+def one_of_each_kind(services) -> None:  # type: ignore[no-untyped-def]
+    with factories.bound(services):
+        factories.PaymentFactory(orderid=1, attention="flagged by a test", attention_at=utcnow())
+        factories.LedgerEntryFactory(charge=factories.paid_charge(orderid=2), kind="void", outcome="unknown")
+        factories.NotificationFactory(dead=True, charge=factories.paid_charge(orderid=3))
+
+
+def test_attention_queue_reads_each_kind_in_one_query_however_many_items(services):
+    interrupted_refunds(services, range(500, 501))
+    with statements_run(services) as one:
+        operations.needs_attention(services)
+    payment_ids = interrupted_refunds(services, range(501, 504))
+    with statements_run(services) as four:
+        queue = operations.needs_attention(services)
+    assert len(four) == len(one)  # the old queue ran two more statements per interrupted refund
+    refunds = [item for item in queue if item.kind == operations.AttentionKind.INTERRUPTED_REFUND]
+    assert {item.payment_id for item in refunds} >= set(payment_ids)  # each still names its payment
+    assert {item.store_key for item in refunds} == {store_key(NOTIFY_URL)}
+
+
+def test_metrics_count_each_kind_in_the_database_without_reading_the_items(services):
+    one_of_each_kind(services)
+    interrupted_refunds(services, range(500, 502))
+    with statements_run(services) as statements:
+        counts = operations.count_by_kind(services)
+    listed = Counter(item.kind.value for item in operations.needs_attention(services))
+    assert counts == {"payment": 1, "unknown_outcome": 3, "interrupted_refund": 2, "dead_notification": 1} == listed
+    assert operations.attention_count(services) == 7
+    reads = [statement for statement in statements if statement.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 4 and all(read.lower().startswith("select count(*)") for read in reads), reads
