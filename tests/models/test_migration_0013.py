@@ -30,7 +30,7 @@ def test_migration_0013_adds_the_retention_indexes_and_goes_back(clean_database)
                                        "VALUES ('rk', 'checkout', 'd', :at)"), {"at": utcnow()})
         assert all(RETENTION_INDEXES[table] in names for table, names in indexes(engine).items())
 
-        command.downgrade(alembic_config(clean_database), "0010")
+        command.downgrade(alembic_config(clean_database), "0012")
         assert not any(RETENTION_INDEXES[table] in names for table, names in indexes(engine).items())
 
         upgrade(clean_database)

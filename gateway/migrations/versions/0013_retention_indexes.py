@@ -1,7 +1,7 @@
 """indexes for retention's deletes
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0012
 
 Retention (gateway.payments.retention) deletes old rows by their time, oldest first: each of these
 lets a batch find its rows without reading the whole table. Replay records are indexed by endpoint
@@ -12,7 +12,7 @@ The downgrade drops them.
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
