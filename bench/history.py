@@ -40,6 +40,7 @@ from gateway.db import make_engine  # noqa: E402
 from gateway.jobs.rounds import run_once  # noqa: E402
 from gateway.migrate import upgrade  # noqa: E402
 from gateway.payments.recovery import forget_expired_credentials  # noqa: E402
+from gateway.payments.retention import forget_expired_history  # noqa: E402
 from gateway.payments.reversal import reverse_unfinished_rejections  # noqa: E402
 from tests.console_helpers import make_account, signed_in  # noqa: E402
 from tests.flow_helpers import wipe_database  # noqa: E402
@@ -123,6 +124,10 @@ CURRENT_ITEMS = [
        WHERE id IN (SELECT id FROM notifications ORDER BY id DESC LIMIT :k)""",
     """UPDATE payments SET state = 'open', expires_at = now() + interval '1 hour', credentials_sealed = 'sealed'
        WHERE id IN (SELECT id FROM payments WHERE state = 'open' ORDER BY id DESC LIMIT :k)""",
+    # A store with a full page of payments at every size, so its search returns as many rows at 1k as
+    # at N (one of 2,000 stores has half a payment at 1k): the ratio then compares like with like.
+    """UPDATE payments SET store_key = 'busy.example.com'
+       WHERE id IN (SELECT id FROM payments ORDER BY id DESC LIMIT 100 OFFSET 200)""",
 ]
 
 
@@ -157,6 +162,19 @@ def timed(action: Callable[[], object]) -> float:
 Rows = dict[str, Callable[[], object]]
 
 
+def caught_up(services: Any) -> None:
+    """Retention worked off: a history built in one go holds a year of replay records that a running
+    worker would have deleted day by day. Measuring rounds that still work off that backlog (a bounded
+    2,000 rows per kind each) would time the backlog, not what a round costs in steady state."""
+    started, deleted = time.perf_counter(), 0
+    while batch := sum(forget_expired_history(services).values()):
+        deleted += batch
+    if deleted:  # what autovacuum does in steady state: without it each round steps over the dead entries
+        with services.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM (ANALYZE)")
+    print(f"retention caught up: {deleted:,} rows deleted in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
 def prepare(url: str, payments: int, rebuild: bool) -> Rows:
     """The database at ``url`` with a history of ``payments`` (built unless reused), and each row of the
     issue's table as a call against an app on it."""
@@ -173,6 +191,7 @@ def prepare(url: str, payments: int, rebuild: bool) -> Rows:
     app = create_app(load_settings({}, database_url=url, private_key=PRIVATE_KEY, limit_card_per_address=unlimited,
                                    limit_card_per_store=unlimited, limit_page_per_address=unlimited))
     services = app.extensions["gateway"]
+    caught_up(services)
     client = app.test_client()
     run = f"{time.time_ns() % 10**9}"  # randomkeys and the account name are new in every run, even on a reused history
     make_account(services, f"bench{run}", "operator")
@@ -215,7 +234,7 @@ def prepare(url: str, payments: int, rebuild: bool) -> Rows:
         "GET /metrics": get("/metrics", "gateway_needs_attention"),
         "console payments list (newest 100)": get("/console/payments"),
         "console search by invoice": get(f"/console/payments?invoice=INV-{payments // 2}"),
-        "console search by store": get(f"/console/payments?store=store{STORES // 2}.example"),
+        "console search by store": get("/console/payments?store=busy.example"),
         "console search by amount": get("/console/payments?amount=123.45"),
         "console needs-attention page": get("/console/attention", "bench: check the processor"),
         "gateway attention count (CLI)": attention_count,

@@ -33,7 +33,11 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
         return engine
     # Connections open only when that many threads are in a transaction at once; a thread never
     # waits for another's connection while the pool is as large as the worker's threads.
-    engine = create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=10)
+    # Plans made for the values at hand: psycopg prepares a statement after five runs, and a generic
+    # plan can use neither a partial index nor a LIKE prefix (the console's store search read every
+    # payment once prepared: 190 ms instead of 6 at a million payments).
+    engine = create_engine(url, pool_size=pool_size, max_overflow=0, pool_timeout=10,
+                           connect_args={"options": "-c plan_cache_mode=force_custom_plan"})
     event.listen(engine, "checkin", _note_idle)
     event.listen(engine, "checkout", _pinger(engine))
     return engine

@@ -60,8 +60,6 @@ def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LI
                  .options(contains_eager(Payment.charge)).order_by(*NEWEST_FIRST).limit(limit))
     if criteria.before is not None:
         statement = statement.where(tuple_(Payment.created_at, Payment.id) < _position(criteria.before))
-    if criteria.store:
-        statement = statement.where(Payment.store_key.startswith(criteria.store, autoescape=True))
     if criteria.orderid is not None:
         statement = statement.where(Payment.orderid == criteria.orderid)
     if criteria.invoice:
@@ -77,8 +75,19 @@ def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LI
     if criteria.created_to is not None:
         statement = statement.where(Payment.created_at < _start(criteria.created_to) + timedelta(days=1))
     with services.db.transaction() as session:
+        if criteria.store:
+            statement = statement.where(_store_matching(session, criteria.store))
         return [ListedPayment(payment, _status(payment, refunded, voided, unsettled))
                 for payment, refunded, voided, unsettled in session.execute(statement)]
+
+
+def _store_matching(session: Session, start: str) -> ColumnElement[bool]:
+    """The stores whose key starts with ``start``. When that is one store (a whole key, or a prefix only
+    one store has), an equality, so its newest payments are read along (store_key, created_at) instead
+    of every payment of the store being read and sorted; the two ends of the prefix's range tell."""
+    prefix = Payment.store_key.startswith(start, autoescape=True)
+    first, last = session.execute(select(func.min(Payment.store_key), func.max(Payment.store_key)).where(prefix)).one()
+    return Payment.store_key == first if first is not None and first == last else prefix
 
 
 NEWEST_FIRST = (Payment.created_at.desc(), Payment.id.desc())
