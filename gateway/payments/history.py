@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, String, and_, func, select, text, tuple_
+from sqlalchemy import ColumnElement, ScalarSelect, String, and_, func, literal_column, select, text, tuple_
 from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
 
 from ..models import (
@@ -56,27 +56,33 @@ def find_payments(services: Services, criteria: Criteria, limit: int = SEARCH_LI
     criteria list the latest payments. Pages follow by keyset (created_at, id), over indexes: a page
     deep in years of history costs what the first does. The store is matched by the start of its key,
     every other field exactly, each over its own index."""
-    statement = (select(Payment, *_MONEY).outerjoin(Charge, Charge.payment_id == Payment.id)
-                 .options(contains_eager(Payment.charge)).order_by(*NEWEST_FIRST).limit(limit))
+    page = select(Payment.id).order_by(*NEWEST_FIRST).limit(limit)
     if criteria.before is not None:
-        statement = statement.where(tuple_(Payment.created_at, Payment.id) < _position(criteria.before))
+        page = page.where(tuple_(Payment.created_at, Payment.id) < _position(criteria.before))
     if criteria.orderid is not None:
-        statement = statement.where(Payment.orderid == criteria.orderid)
+        page = page.where(Payment.orderid == criteria.orderid)
     if criteria.invoice:
-        statement = statement.where(Payment.invoice == criteria.invoice)
+        page = page.where(Payment.invoice == criteria.invoice)
     if criteria.processor_transaction_id:
-        statement = statement.where(Charge.processor_transaction_id == criteria.processor_transaction_id)
+        page = page.join(Charge, Charge.payment_id == Payment.id).where(
+            Charge.processor_transaction_id == criteria.processor_transaction_id)
     if criteria.card_last4:
-        statement = statement.where(Payment.card_last4 == criteria.card_last4)
+        page = page.where(Payment.card_last4 == criteria.card_last4)
     if criteria.amount_total is not None:
-        statement = statement.where(Payment.amount_total == criteria.amount_total)
+        page = page.where(Payment.amount_total == criteria.amount_total)
     if criteria.created_from is not None:
-        statement = statement.where(Payment.created_at >= _start(criteria.created_from))
+        page = page.where(Payment.created_at >= _start(criteria.created_from))
     if criteria.created_to is not None:
-        statement = statement.where(Payment.created_at < _start(criteria.created_to) + timedelta(days=1))
+        page = page.where(Payment.created_at < _start(criteria.created_to) + timedelta(days=1))
     with services.db.transaction() as session:
         if criteria.store:
-            statement = statement.where(_store_matching(session, criteria.store))
+            page = page.where(_store_matching(session, criteria.store))
+        # The page's payments first (never folded into the join), then their charges and money: the
+        # join then reads the charges of at most ``limit`` payments, whatever plan the page takes.
+        chosen = page.cte("page").prefix_with("MATERIALIZED")
+        statement = (select(Payment, *_MONEY).join(chosen, chosen.c.id == Payment.id)
+                     .outerjoin(Charge, Charge.payment_id == Payment.id)
+                     .options(contains_eager(Payment.charge)).order_by(*NEWEST_FIRST))
         return [ListedPayment(payment, _status(payment, refunded, voided, unsettled))
                 for payment, refunded, voided, unsettled in session.execute(statement)]
 
@@ -86,8 +92,18 @@ def _store_matching(session: Session, start: str) -> ColumnElement[bool]:
     one store has), an equality, so its newest payments are read along (store_key, created_at) instead
     of every payment of the store being read and sorted; the two ends of the prefix's range tell."""
     prefix = Payment.store_key.startswith(start, autoescape=True)
-    first, last = session.execute(select(func.min(Payment.store_key), func.max(Payment.store_key)).where(prefix)).one()
-    return Payment.store_key == first if first is not None and first == last else prefix
+    ends = [session.scalar(select(Payment.store_key).where(prefix).order_by(_byte_order(session, last)).limit(1))
+            for last in (False, True)]
+    return Payment.store_key == ends[0] if ends[0] is not None and ends[0] == ends[1] else prefix
+
+
+def _byte_order(session: Session, descending: bool) -> ColumnElement[Any]:
+    """Store keys in the order of the prefix index, so either end of a prefix is one index entry away:
+    PostgreSQL's prefix index (varchar_pattern_ops) is in byte order, not the column's collation;
+    SQLite compares bytes anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        return literal_column(f"payments.store_key USING {'~>~' if descending else '~<~'}")
+    return Payment.store_key.desc() if descending else Payment.store_key.asc()
 
 
 NEWEST_FIRST = (Payment.created_at.desc(), Payment.id.desc())
