@@ -30,6 +30,11 @@ MAX_SOLUTION_CHARS = 1024
 MAX_NUMBER = 10**9
 
 
+def binding(payment_token: str, attempt: int) -> str:
+    """What a challenge is bound to: one attempt of one payment (the page issues it for the next)."""
+    return f"{payment_token}:{attempt}"
+
+
 def issue(secret: str, bound_to: str, difficulty: int = DIFFICULTY, ttl_seconds: int = TTL_SECONDS) -> dict[str, Any]:
     """A fresh challenge for the page to embed: valid for ``ttl_seconds``, for ``bound_to`` only."""
     expires = int(time.time()) + ttl_seconds
