@@ -2,7 +2,7 @@
 // until SHA-256(salt + number) is the challenge. WebCrypto answers asynchronously, so each batch
 // is hashed at once; the page's own thread never does this work and stays responsive.
 "use strict";
-var BATCH = 1000;
+var BATCH = 250;
 
 function bytesOf(hex) {
   var out = new Uint8Array(hex.length / 2);
