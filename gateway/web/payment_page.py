@@ -9,12 +9,12 @@ from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from babel import Locale
-from flask import Blueprint, Response, abort, g, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, gettext
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import admission, budget
+from .. import admission, budget, challenge
 from ..cards import BRAND_NAMES, client_rules
 from ..errorcodes import ErrorCode
 from ..memo import Recent
@@ -171,8 +171,18 @@ def _render_state(payment: Payment, result: SubmitResult) -> BaseResponse | str 
         brands={brand: name for brand, name in BRAND_NAMES.items() if brand in accepts.brands},
         card_rules=client_rules(accepts),
         card_messages=client_messages(),
+        challenge=_challenge(payment),
         **_page(payment),
     ), code
+
+
+def _challenge(payment: Payment) -> dict[str, object] | None:
+    """The proof of work the card form carries, bound to the next attempt (gateway/challenge.py). The app
+    setting CHALLENGE_EVERY_PAYMENT shows it on every page (the tests' seam, and a switch for a store under
+    attack); the risk step's needs_challenge joins it here."""
+    if not current_app.config.get("CHALLENGE_EVERY_PAYMENT"):
+        return None
+    return challenge.issue(services().settings.secret_key, challenge.binding(payment.token, payment.attempt + 1))
 
 
 def _page(payment: Payment) -> dict[str, object]:
