@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from sqlalchemy import ColumnElement, Delete, and_, delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.dml import ReturningDelete
 
 from ..config import Settings
 from ..models import (
@@ -114,12 +115,15 @@ def _delete_in_batches(services: Services, kind: Kind, now: datetime) -> int:
 def _delete_batch(services: Services, kind: Kind, now: datetime, rows: int) -> int:
     """One statement, committed on its own."""
     with services.db.one_statement() as session:
-        return session.connection().execute(batch_statement(kind, services.settings, now, rows)).rowcount
+        # Counted from RETURNING: SQLite's driver reports no row count for a statement that starts with WITH.
+        return len(session.connection().execute(batch_statement(kind, services.settings, now, rows)).all())
 
 
-def batch_statement(kind: Kind, settings: Settings, now: datetime, rows: int) -> Delete:
+def batch_statement(kind: Kind, settings: Settings, now: datetime, rows: int) -> ReturningDelete[tuple[Any]]:
     """At most ``rows`` rows past their period, the oldest first along the time index (so the cost follows
     the batch, not the table); on PostgreSQL rows another transaction holds are skipped, never waited for."""
-    chosen = (select(kind.key).where(kind.expired(settings, now)).order_by(kind.time).limit(rows)
-              .with_for_update(skip_locked=True))
-    return delete(kind.key.class_).where(kind.key.in_(chosen))
+    # Chosen once (MATERIALIZED): as a plain IN subquery PostgreSQL may run the LIMIT again for each
+    # row it deletes, and a batch then deletes more than its bound.
+    chosen = (select(kind.key.label("key")).where(kind.expired(settings, now)).order_by(kind.time).limit(rows)
+              .with_for_update(skip_locked=True).cte("chosen").prefix_with("MATERIALIZED"))
+    return delete(kind.key.class_).where(kind.key.in_(select(chosen.c.key))).returning(kind.key)
