@@ -14,7 +14,7 @@ CheckoutRequest or a page view from its own client address (X-Forwarded-For, GAT
     python bench/bench.py --servers [--postgres-url postgresql://...] [--seconds 5] [--code DIR]
 
 Set-ups: `gunicorn -w 2` on SQLite (the embedded default), and the Procfile's web command
-(`gunicorn --config gunicorn.conf.py wsgi:app`) on PostgreSQL when --postgres-url is given. In each,
+(`gunicorn --config python:gateway.gunicorn_conf 'gateway:create_app()'`, through `wsgi:app`) on PostgreSQL when --postgres-url is given. In each,
 the gateway's POST /checkout, GET /pay?paymenttoken= (gzip) and /healthz, then the ceilings: a bare
 Flask handler doing the same md5 work, without and with one durable insert (same database kind, the
 gateway's engine settings), on the same gunicorn command. Printed: req/s, p99, requests that did not
@@ -238,11 +238,14 @@ def free_port() -> int:
 
 @contextmanager
 def server(code: Path, app: str, env: dict[str, str], workers: int | None) -> Iterator[str]:
-    """A gunicorn server of ``app`` with ``code``'s gunicorn.conf.py, ready; its base URL."""
+    """A gunicorn server of ``app`` with ``code``'s gunicorn settings, ready; its base URL. The settings
+    ship in the package (gateway/gunicorn_conf.py); older checkouts kept them in gunicorn.conf.py."""
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--config", str(code / "gunicorn.conf.py"),
-               *(["-w", str(workers)] if workers else []), app]
-    process = subprocess.Popen(command, cwd=code, env={**os.environ, **env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
+    packaged = (code / "gateway" / "gunicorn_conf.py").exists()
+    settings = "python:gateway.gunicorn_conf" if packaged else str(code / "gunicorn.conf.py")
+    command = [sys.executable, "-m", "gunicorn", "--config", settings, *(["-w", str(workers)] if workers else []), app]
+    process = subprocess.Popen(command, cwd=code, env={**os.environ, "PYTHONPATH": str(code), **env,
+                                                       "GUNICORN_BIND": f"127.0.0.1:{port}"},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -353,7 +356,7 @@ def servers(code: Path, postgres_url: str, seconds: float, connections: int) -> 
            sqlite)
     if postgres_url:
         postgres = measure_setup(code, postgres_url, None, seconds, connections)
-        report("Procfile web command (gunicorn --config gunicorn.conf.py wsgi:app), PostgreSQL", postgres)
+        report("Procfile web command (the packaged gunicorn settings), PostgreSQL", postgres)
         drop_bare_table(postgres_url)
 
 
