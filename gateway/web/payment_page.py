@@ -98,7 +98,7 @@ def submit() -> BaseResponse | str | tuple[str, int]:
     payment = _checked_payment()
     limits.check_store(payment.store_key)
     form = {name: request.form.get(name, "") for name in ("card_number", "expiry", "cvc", "holder")}
-    result = submit_card(services(), payment, form)
+    result = submit_card(services(), payment, form, client_address=limits.client_address())
     return _render_state(result.payment, result)
 
 
