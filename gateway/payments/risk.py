@@ -43,8 +43,8 @@ class Thresholds:
     attack_min_attempts: int = 20  # ... once at least this many were judged
     attack_attempts_per_minute: int = 60  # or this many card attempts in the last minute
     card_declines: int = 2  # a card declined this often in an hour is refused (once, under attack)
-    address_declines: int = 3  # declines from one client address: refused (challenged from the first)
-    network_declines: int = 6  # declines from one /24 or /64: refused (challenged from the first)
+    address_declines: int = 3  # declines on other payments from one client address: refused (challenged from one)
+    network_declines: int = 6  # declines on other payments from one /24 or /64: refused (challenged from one)
     payment_cards: int = 3  # distinct cards tried on one payment
     order_cards: int = 4  # distinct cards tried on one order, over all its payments
     card_stores: int = 3  # stores one card was tried at in an hour
@@ -184,6 +184,7 @@ def signals(services: Services, payment: Payment, fingerprint: str, client_addre
     same_card = RiskSignal.card_fingerprint == fingerprint
     same_order = and_(RiskSignal.store_key == payment.store_key, RiskSignal.orderid == payment.orderid)
     other_card = RiskSignal.card_fingerprint != fingerprint
+    elsewhere = RiskSignal.payment_id != payment.id  # a shopper retrying on their own payment is not a tester
 
     def count(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
@@ -193,8 +194,9 @@ def signals(services: Services, payment: Payment, fingerprint: str, client_addre
 
     around = select(
         count(same_card, declined), distinct(RiskSignal.store_key, same_card, RiskSignal.store_key != payment.store_key),
-        count(RiskSignal.address == client_address, declined), count(RiskSignal.network == network, declined),
-        count(RiskSignal.network == network, declined, RiskSignal.reason.in_(TESTING_REASONS)),
+        count(RiskSignal.address == client_address, declined, elsewhere),
+        count(RiskSignal.network == network, declined, elsewhere),
+        count(RiskSignal.network == network, declined, elsewhere, RiskSignal.reason.in_(TESTING_REASONS)),
         distinct(RiskSignal.card_fingerprint, RiskSignal.payment_id == payment.id, other_card, judged),
         distinct(RiskSignal.card_fingerprint, same_order, other_card, judged),
     ).where(RiskSignal.at >= now - SIGNAL_WINDOW,

@@ -268,3 +268,10 @@ def test_decisions_are_counted_by_kind_and_reason(services):
     attempt(services)
     assert count() == before + 1
     assert REGISTRY.get_sample_value("gateway_stores_under_attack") >= 1
+
+
+def test_a_shopper_retrying_after_a_decline_on_their_own_payment_is_not_challenged(services, sales):
+    payment = new_payment(services)
+    assert attempt(services, "4000000000009995", payment=payment).decline
+    retried = attempt(services, payment=payment)
+    assert retried.payment.state == PaymentState.APPROVED and sales == ["4000000000009995", LIVE]
