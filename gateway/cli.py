@@ -18,11 +18,11 @@ from werkzeug.serving import make_server, run_simple
 
 from . import create_app
 from .config import DEV_PRIVATE_KEY, ConfigError, Settings, exit_refused
-from .console import accounts
+from .console import accounts, actions
 from .jobs.rounds import run_forever, run_once
 from .migrate import revision, upgrade
 from .models import ConsoleAccount, Payment
-from .payments import ledger, operations, retention, stores
+from .payments import ledger, operations, retention, risk, stores
 from .services import Services, current
 from .vault import VaultError
 from .web.openapi import build_spec
@@ -367,6 +367,44 @@ def attention_retry(payment_id: int, note: str, actor: str) -> None:
     with _refusals():
         operations.retry(_services(), payment_id, actor=actor, note=note)
     click.echo(f"payment {payment_id} will be tried again")
+
+
+@main.group("risk")
+def risk_group() -> None:
+    """The card-testing defence: stores under attack, and each store's thresholds."""
+
+
+@risk_group.command("status")
+def risk_status() -> None:
+    """Every store with card attempts in the last 10 minutes, and whether it is under attack."""
+    for status in risk.store_status(_services()):
+        click.echo(f"{status.store_key}\t{'UNDER ATTACK' if status.under_attack else 'normal'}\t{status.declines} of "
+                   f"{status.judged} declined (10 min)\t{status.attempts_last_minute} attempts in the last minute")
+
+
+def _threshold_options(command: Callable[..., None]) -> Callable[..., None]:
+    for name in reversed(risk.THRESHOLD_NAMES):
+        command = click.option(f"--{name.replace('_', '-')}", name, type=int,
+                               help=f"default {getattr(risk.DEFAULTS, name)}")(command)
+    return command
+
+
+@risk_group.command("thresholds")
+@click.argument("store_key")
+@_threshold_options
+@click.option("--note", default="set from the command line", show_default=True, help="Why (kept in the audit log).")
+@ACTOR
+def risk_thresholds(store_key: str, note: str, actor: str, **values: int | None) -> None:
+    """Show a store's thresholds, or set those given (audited); STORE_KEY is its notification host."""
+    given = {name: str(value) for name, value in values.items() if value is not None}
+    if given:
+        try:
+            click.echo(actions.save_risk_thresholds(_services(), actor, store_key.lower(), given, note).message)
+        except actions.ActionRefused as exc:
+            raise click.ClickException(str(exc)) from exc
+    chosen = risk.thresholds(_services(), store_key.lower())
+    for name in risk.THRESHOLD_NAMES:
+        click.echo(f"{name.replace('_', '-')}\t{getattr(chosen, name)}")
 
 
 @main.group("stores")
