@@ -4,7 +4,8 @@ Each card attempt is judged on what the gateway saw of earlier ones (``risk_sign
 sliding windows) and ends as allow, challenge (a proof of work the shopper's browser solves first)
 or refuse (the shopper sees an ordinary decline; nothing reaches the processor). A store whose
 decline ratio or attempt rate passes its threshold is *under attack*: every attempt there must
-solve a challenge, and a card or address seen declined once is refused, until the windows pass.
+solve a challenge, and a card, address or network declined once on another payment (or a payment
+tried from a second address) is refused, until the windows pass.
 Cards are known only by a keyed fingerprint (HMAC-SHA256), never by their number.
 """
 from __future__ import annotations
@@ -16,9 +17,10 @@ import statistics
 import time
 from collections import deque
 from dataclasses import dataclass, fields, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, and_, case, func, insert, or_, select
+from sqlalchemy.orm import Session
 
 from ..cards import Card
 from ..models import Payment, RiskOutcome, RiskSignal, RiskThresholds, utcnow
@@ -39,8 +41,8 @@ ALLOW, CHALLENGE, REFUSE = "allow", "challenge", "refuse"
 class Thresholds:
     """When signals turn into a challenge or a refusal; a store may set its own (``risk_thresholds``)."""
 
-    attack_decline_percent: int = 50  # a store's declines over ATTACK_WINDOW, of attempts the processor or we judged
-    attack_min_attempts: int = 20  # ... once at least this many were judged
+    attack_decline_percent: int = 50  # a store's declines among its last attempts the processor or we judged
+    attack_min_attempts: int = 20  # ... the last this many (in ATTACK_WINDOW), once there are this many
     attack_attempts_per_minute: int = 60  # or this many card attempts in the last minute
     card_declines: int = 2  # a card declined this often in an hour is refused (once, under attack)
     address_declines: int = 3  # declines on other payments from one client address: refused (challenged from one)
@@ -65,6 +67,7 @@ class Signals:
     network_testing_declines: int = 0
     payment_cards: int = 1
     order_cards: int = 1
+    payment_addresses: int = 0  # other client addresses this payment's attempts came from
     store_judged: int = 0
     store_declines: int = 0
     store_attempts_last_minute: int = 0
@@ -118,7 +121,7 @@ def assess(services: Services, payment: Payment, card: Card, client_address: str
     ``solution_ok`` is None when no challenge was posted, else whether the posted one was solved."""
     fingerprint = card_fingerprint(services.settings.secret_key, card.number)
     limits = thresholds(services, payment.store_key)
-    found = signals(services, payment, fingerprint, client_address)
+    found = signals(services, payment, fingerprint, client_address, limits)
     kind, reasons = decide(found, limits, solution_ok)
     decision = Decision(kind, reasons, fingerprint, client_address)
     if kind == CHALLENGE:
@@ -129,8 +132,8 @@ def assess(services: Services, payment: Payment, card: Card, client_address: str
 
 def needs_challenge(services: Services, payment: Payment, client_address: str) -> bool:
     """Whether the page should show the challenge before the shopper submits a card."""
-    found = signals(services, payment, "", client_address)
-    return bool(_challenge_reasons(found, thresholds(services, payment.store_key)))
+    limits = thresholds(services, payment.store_key)
+    return bool(_challenge_reasons(signals(services, payment, "", client_address, limits), limits))
 
 
 def decide(found: Signals, limits: Thresholds, solution_ok: bool | None) -> tuple[str, tuple[str, ...]]:
@@ -157,6 +160,7 @@ def _challenge_reasons(found: Signals, limits: Thresholds) -> tuple[str, ...]:
         ("address_declines", found.address_declines >= 1),
         ("network_declines", found.network_declines >= 1),
         ("network_testing_declines", found.network_testing_declines >= 1),
+        ("payment_addresses", found.payment_addresses >= 1),
     )
     return tuple(reason for reason, hit in checks if hit)
 
@@ -167,50 +171,63 @@ def _refusal_reasons(found: Signals, limits: Thresholds) -> tuple[str, ...]:
         ("card_declines", found.card_declines >= (1 if attack else limits.card_declines)),
         ("card_stores", found.card_stores >= limits.card_stores),
         ("address_declines", found.address_declines >= (1 if attack else limits.address_declines)),
-        ("network_declines", found.network_declines >= (max(1, limits.network_declines // 3) if attack
-                                                         else limits.network_declines)),
+        ("network_declines", found.network_declines >= (1 if attack else limits.network_declines)),
+        ("payment_addresses", attack and found.payment_addresses >= 1),
         ("payment_cards", found.payment_cards >= limits.payment_cards),
         ("order_cards", found.order_cards >= limits.order_cards),
     )
     return tuple(reason for reason, hit in checks if hit)
 
 
-def signals(services: Services, payment: Payment, fingerprint: str, client_address: str) -> Signals:
-    """Two queries: this attempt's card, client, payment and order over SIGNAL_WINDOW; its store's recent attempts."""
+def signals(services: Services, payment: Payment, fingerprint: str, client_address: str, limits: Thresholds) -> Signals:
+    """This attempt's card, client, payment and order over SIGNAL_WINDOW, and its store's recent attempts."""
     now = utcnow()
     network = network_of(client_address)
-    declined = RiskSignal.outcome.in_(DECLINED_OUTCOMES)
-    judged = RiskSignal.outcome != RiskOutcome.CHALLENGED
     same_card = RiskSignal.card_fingerprint == fingerprint
     same_order = and_(RiskSignal.store_key == payment.store_key, RiskSignal.orderid == payment.orderid)
+    this_payment = RiskSignal.payment_id == payment.id
     other_card = RiskSignal.card_fingerprint != fingerprint
     elsewhere = RiskSignal.payment_id != payment.id  # a shopper retrying on their own payment is not a tester
-
-    def count(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
-
-    def distinct(value: SQLColumnExpression[str], *conditions: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.count(func.distinct(case((and_(*conditions), value))))
-
     around = select(
-        count(same_card, declined), distinct(RiskSignal.store_key, same_card, RiskSignal.store_key != payment.store_key),
-        count(RiskSignal.address == client_address, declined, elsewhere),
-        count(RiskSignal.network == network, declined, elsewhere),
-        count(RiskSignal.network == network, declined, elsewhere, RiskSignal.reason.in_(TESTING_REASONS)),
-        distinct(RiskSignal.card_fingerprint, RiskSignal.payment_id == payment.id, other_card, judged),
-        distinct(RiskSignal.card_fingerprint, same_order, other_card, judged),
-    ).where(RiskSignal.at >= now - SIGNAL_WINDOW,
-            or_(same_card, RiskSignal.network == network, RiskSignal.payment_id == payment.id, same_order))
-    store = select(
-        count(judged), count(declined), count(RiskSignal.at >= now - RATE_WINDOW),
-    ).where(RiskSignal.store_key == payment.store_key, RiskSignal.at >= now - ATTACK_WINDOW)
+        _count(same_card, _DECLINED), _distinct(RiskSignal.store_key, same_card, RiskSignal.store_key != payment.store_key),
+        _count(RiskSignal.address == client_address, _DECLINED, elsewhere),
+        _count(RiskSignal.network == network, _DECLINED, elsewhere),
+        _count(RiskSignal.network == network, _DECLINED, elsewhere, RiskSignal.reason.in_(TESTING_REASONS)),
+        _distinct(RiskSignal.card_fingerprint, this_payment, other_card, _JUDGED),
+        _distinct(RiskSignal.card_fingerprint, same_order, other_card, _JUDGED),
+        _distinct(RiskSignal.address, this_payment, RiskSignal.address != client_address),
+    ).where(RiskSignal.at >= now - SIGNAL_WINDOW, or_(same_card, RiskSignal.network == network, this_payment, same_order))
     with services.db.transaction() as session:
-        card_declines, card_stores, address_declines, network_declines, testing, payment_cards, order_cards = (
-            int(value) for value in session.execute(around).one())
-        store_judged, store_declines, last_minute = (int(value) for value in session.execute(store).one())
+        (card_declines, card_stores, address_declines, network_declines, testing, payment_cards, order_cards,
+         payment_addresses) = (int(value) for value in session.execute(around).one())
+        judged, declines, last_minute = _store_counts(session, payment.store_key, limits.attack_min_attempts, now)
     new_card = 1 if fingerprint else 0
-    return Signals(card_declines, card_stores + new_card, address_declines, network_declines,
-                   testing, payment_cards + new_card, order_cards + new_card, store_judged, store_declines, last_minute)
+    return Signals(card_declines, card_stores + new_card, address_declines, network_declines, testing,
+                   payment_cards + new_card, order_cards + new_card, payment_addresses, judged, declines, last_minute)
+
+
+_DECLINED = RiskSignal.outcome.in_(DECLINED_OUTCOMES)
+_JUDGED = RiskSignal.outcome != RiskOutcome.CHALLENGED
+
+
+def _count(*conditions: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
+
+
+def _distinct(value: SQLColumnExpression[str], *conditions: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.count(func.distinct(case((and_(*conditions), value))))
+
+
+def _store_counts(session: Session, store_key: str, sample: int, now: datetime) -> tuple[int, int, int]:
+    """The store's last ``sample`` judged attempts in ATTACK_WINDOW (how many, how many declined), and its
+    attempts in the last minute: the ratio follows an attack within a few attempts, whatever came before."""
+    recent = (select(RiskSignal.outcome).where(RiskSignal.store_key == store_key, RiskSignal.at >= now - ATTACK_WINDOW,
+                                               _JUDGED)
+              .order_by(RiskSignal.id.desc()).limit(sample).subquery())
+    judged, declines = session.execute(select(func.count(), _count(recent.c.outcome.in_(DECLINED_OUTCOMES)))).one()
+    last_minute = session.execute(select(func.count()).where(RiskSignal.store_key == store_key,
+                                                             RiskSignal.at >= now - RATE_WINDOW)).scalar_one()
+    return int(judged), int(declines), int(last_minute)
 
 
 def remember(services: Services, payment: Payment, decision: Decision, outcome: RiskOutcome, reason: str = "") -> None:
@@ -248,16 +265,14 @@ class StoreStatus:
 def store_status(services: Services) -> list[StoreStatus]:
     """Every store with card attempts in ATTACK_WINDOW, and whether it is under attack now."""
     now = utcnow()
-    query = (select(RiskSignal.store_key,
-                    func.sum(case((RiskSignal.outcome != RiskOutcome.CHALLENGED, 1), else_=0)),
-                    func.sum(case((RiskSignal.outcome.in_(DECLINED_OUTCOMES), 1), else_=0)),
-                    func.sum(case((RiskSignal.at >= now - RATE_WINDOW, 1), else_=0)))
-             .where(RiskSignal.at >= now - ATTACK_WINDOW).group_by(RiskSignal.store_key).order_by(RiskSignal.store_key))
-    with services.db.transaction() as session:
-        rows = session.execute(query).all()
     statuses = []
-    for store_key, judged, declines, last_minute in rows:
-        found = Signals(store_judged=int(judged), store_declines=int(declines), store_attempts_last_minute=int(last_minute))
-        statuses.append(StoreStatus(store_key, int(judged), int(declines), int(last_minute),
-                                    under_attack(found, thresholds(services, store_key))))
+    with services.db.transaction() as session:
+        keys = session.scalars(select(RiskSignal.store_key).where(RiskSignal.at >= now - ATTACK_WINDOW)
+                               .group_by(RiskSignal.store_key).order_by(RiskSignal.store_key)).all()
+    for store_key in keys:
+        limits = thresholds(services, store_key)
+        with services.db.transaction() as session:
+            judged, declines, last_minute = _store_counts(session, store_key, limits.attack_min_attempts, now)
+        found = Signals(store_judged=judged, store_declines=declines, store_attempts_last_minute=last_minute)
+        statuses.append(StoreStatus(store_key, judged, declines, last_minute, under_attack(found, limits)))
     return statuses

@@ -195,7 +195,8 @@ def test_payment_cards_refuse_a_third_card_on_one_payment(services, sales):
     for number in ("4000000000009995", "4000000000000069"):
         seen(services, RiskOutcome.DECLINED, 1, number=number, address="192.0.2.10", payment=payment)
     assert "payment_cards" in risk.decide(
-        risk.signals(services, payment, risk.card_fingerprint(services.settings.secret_key, LIVE), "198.18.0.1"),
+        risk.signals(services, payment, risk.card_fingerprint(services.settings.secret_key, LIVE), "198.18.0.1",
+                     risk.DEFAULTS),
         risk.DEFAULTS, True)[1]
 
 
@@ -275,3 +276,22 @@ def test_a_shopper_retrying_after_a_decline_on_their_own_payment_is_not_challeng
     assert attempt(services, "4000000000009995", payment=payment).decline
     retried = attempt(services, payment=payment)
     assert retried.payment.state == PaymentState.APPROVED and sales == ["4000000000009995", LIVE]
+
+
+def test_payment_addresses_challenge_a_payment_tried_from_a_second_address_and_refuse_under_attack(services, sales):
+    payment = new_payment(services)
+    seen(services, RiskOutcome.APPROVED, 1, number="5555555555554444", address="192.0.2.40", payment=payment)
+    first = attempt(services, payment=payment, address="203.0.113.40")
+    assert first.challenge and decisions(services, payment.id) == [("risk_challenge", "payment_addresses")]
+    under_attack(services)
+    refused = attempt(services, payment=payment, address="203.0.113.40", solution_ok=True)
+    assert refused.decline and sales == []
+    assert decisions(services, payment.id)[-1] == ("risk_refuse", "payment_addresses, challenge_solved")
+
+
+def test_the_decline_ratio_follows_the_last_attempts_not_a_busy_hour_before(services):
+    seen(services, RiskOutcome.APPROVED, 50, number="5555555555554444", address="192.0.2.1")
+    payment = new_payment(services)
+    assert not risk.needs_challenge(services, payment, "203.0.113.9")
+    seen(services, RiskOutcome.DECLINED, 10, number="4000000000000002", address="192.0.2.2")
+    assert risk.needs_challenge(services, payment, "203.0.113.9")
