@@ -16,6 +16,8 @@ import click
 from werkzeug.serving import make_server, run_simple
 
 from .config import DEV_PRIVATE_KEY, ConfigError, Settings, exit_refused, load_settings
+from .payments.thresholds import DEFAULTS as RISK_DEFAULTS
+from .payments.thresholds import THRESHOLD_NAMES
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -433,6 +435,49 @@ def attention_retry(payment_id: int, note: str, actor: str) -> None:
     with _refusals():
         operations.retry(_services(), payment_id, actor=actor, note=note)
     click.echo(f"payment {payment_id} will be tried again")
+
+
+@main.group("risk")
+def risk_group() -> None:
+    """The card-testing defence: stores under attack, and each store's thresholds."""
+
+
+@risk_group.command("status")
+def risk_status() -> None:
+    """Every store with card attempts in the last 10 minutes, and whether it is under attack."""
+    from .payments import risk
+
+    for status in risk.store_status(_services()):
+        click.echo(f"{status.store_key}\t{'UNDER ATTACK' if status.under_attack else 'normal'}\t{status.declines} of "
+                   f"{status.judged} declined (10 min)\t{status.attempts_last_minute} attempts in the last minute")
+
+
+def _threshold_options(command: Callable[..., None]) -> Callable[..., None]:
+    for name in reversed(THRESHOLD_NAMES):
+        command = click.option(f"--{name.replace('_', '-')}", name, type=int,
+                               help=f"default {getattr(RISK_DEFAULTS, name)}")(command)
+    return command
+
+
+@risk_group.command("thresholds")
+@click.argument("store_key")
+@_threshold_options
+@click.option("--note", default="set from the command line", show_default=True, help="Why (kept in the audit log).")
+@ACTOR
+def risk_thresholds(store_key: str, note: str, actor: str, **values: int | None) -> None:
+    """Show a store's thresholds, or set those given (audited); STORE_KEY is its notification host."""
+    from .console import actions
+    from .payments import risk
+
+    given = {name: str(value) for name, value in values.items() if value is not None}
+    if given:
+        try:
+            click.echo(actions.save_risk_thresholds(_services(), actor, store_key.lower(), given, note).message)
+        except actions.ActionRefused as exc:
+            raise click.ClickException(str(exc)) from exc
+    chosen = risk.thresholds(_services(), store_key.lower())
+    for name in THRESHOLD_NAMES:
+        click.echo(f"{name.replace('_', '-')}\t{getattr(chosen, name)}")
 
 
 @main.group("stores")

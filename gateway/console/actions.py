@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..payments import history, ledger, operations, stores
+from ..payments import history, ledger, operations, risk, stores
 from ..payments.reversal import reverse_rejected_charge
 from ..payments.states import PaymentState
 from ..processors.base import ProcessorError
@@ -128,3 +128,20 @@ def save_store(services: Services, actor: str, key: str, values: dict[str, str],
     with services.db.transaction() as session:
         audit.record(session, actor, "store.update", f"store:{key}", reason, "saved", changed=changed)
     return Done(0, f"{saved.display_name}: saved" + (f" ({', '.join(changed)})" if changed else " (nothing changed)"))
+
+
+def save_risk_thresholds(services: Services, actor: str, key: str, values: dict[str, str], reason: str) -> Done:
+    """Set a store's risk thresholds (risk.set_thresholds, as `gateway risk thresholds`); blank keeps one."""
+    reason = _reason(reason)
+    if len(key) > MAX_STORE_KEY:
+        raise ActionRefused(f"a store key (its notification host) has at most {MAX_STORE_KEY} characters")
+    try:
+        given = {name: int(values[name]) for name in risk.THRESHOLD_NAMES if values.get(name, "").strip()}
+        before = risk.thresholds(services, key)
+        saved = risk.set_thresholds(services, key, actor, **given)
+    except ValueError as exc:
+        raise ActionRefused(f"thresholds not saved: {exc}") from exc
+    changed = {name: getattr(saved, name) for name in risk.THRESHOLD_NAMES if getattr(saved, name) != getattr(before, name)}
+    with services.db.transaction() as session:
+        audit.record(session, actor, "store.risk_thresholds", f"store:{key}", reason, "saved", changed=changed)
+    return Done(0, f"{key}: risk thresholds saved" + (f" ({', '.join(changed)})" if changed else " (nothing changed)"))

@@ -87,8 +87,12 @@ def _checkout(payment: Payment) -> Event:
 
 def _recorded(event: PaymentEvent) -> Event:
     titles = {"page_view": "Shopper opened the payment page", "charge_declined": "Card declined",
-              "charge_unknown": "Charge outcome unknown"}
-    status = {"charge_declined": "bad", "charge_unknown": "bad"}.get(event.kind, "")
+              "charge_unknown": "Charge outcome unknown", "risk_allow": "Risk step: allowed",
+              "risk_challenge": "Risk step: challenge asked (nothing sent to the processor)",
+              "risk_refuse": "Risk step: refused (the shopper saw a decline)"}
+    status = {"charge_declined": "bad", "charge_unknown": "bad", "risk_refuse": "bad"}.get(event.kind, "")
+    if event.kind.startswith("risk_"):
+        return Event(event.at, event.kind, titles.get(event.kind, event.kind), {"reasons": event.detail or "none"}, status)
     return Event(event.at, event.kind, titles.get(event.kind, event.kind), {"detail": event.detail} if event.detail else {}, status)
 
 

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .. import admission
 from ..money import format_money
-from ..payments import history, stores
+from ..payments import history, risk, stores
 from ..services import current as services
 from . import accounts, actions, audit, auth, search
 from .attention import needs_attention
@@ -94,7 +94,13 @@ def private_page(response: Response) -> Response:
 
 @bp.context_processor
 def page_context() -> dict[str, Any]:
-    return {"operator": g.get("console_operator"), "notice": g.get("console_notice"), "money": format_money}
+    return {"operator": g.get("console_operator"), "notice": g.get("console_notice"), "money": format_money,
+            "under_attack": _stores_under_attack() if g.get("console_operator") else []}
+
+
+def _stores_under_attack() -> list[str]:
+    """Every console page names the stores under attack now (their payments all need a challenge)."""
+    return [status.store_key for status in risk.store_status(services()) if status.under_attack]
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -221,7 +227,8 @@ def stores_page() -> Any:
 @bp.get("/stores/<store_key>")
 def store(store_key: str) -> Any:
     return render_template("console/store.html", store=stores.identity(services(), store_key),
-                           recent=history.recent_payments(services(), store_key))
+                           recent=history.recent_payments(services(), store_key),
+                           thresholds=risk.thresholds(services(), store_key))
 
 
 @bp.post("/stores/<store_key>")
@@ -230,6 +237,15 @@ def save_store(store_key: str) -> BaseResponse:
     values = {name: request.form.get(name, "") for name in stores.EDITABLE}
     return _act(lambda: actions.save_store(services(), auth.operator().username, store_key.lower(), values,
                                            request.form.get("reason", "")), url_for("console.store", store_key=store_key))
+
+
+@bp.post("/stores/<store_key>/risk")
+@auth.operator_only
+def save_risk_thresholds(store_key: str) -> BaseResponse:
+    values = {name: request.form.get(name, "")[:12] for name in risk.THRESHOLD_NAMES}
+    return _act(lambda: actions.save_risk_thresholds(services(), auth.operator().username, store_key.lower(), values,
+                                                     request.form.get("reason", "")),
+                url_for("console.store", store_key=store_key))
 
 
 @bp.get("/audit")

@@ -19,6 +19,7 @@ from .payments import (
     PostOrderState,
 )
 from .replay import Endpoint, SeenRequest
+from .risk import RiskOutcome, RiskSignal, RiskThresholds
 from .sandbox import SandboxCharge
 from .stores import StoreProfile
 
@@ -26,6 +27,7 @@ __all__ = [
     "OPERATOR", "PAID_STATES", "ROLES", "VIEWER",
     "AuditRecord", "Base", "ConsoleAccount", "ConsoleSignIn", "Endpoint", "LedgerEntry", "LedgerKind",
     "LedgerOutcome", "LoginFailure", "Notification", "NotificationAttempt", "NotificationState",
-    "PaymentEvent", "Payment", "PostOrderRequest", "PostOrderState", "Role", "SandboxCharge",
+    "PaymentEvent", "Payment", "PostOrderRequest", "PostOrderState", "RiskOutcome", "RiskSignal",
+    "RiskThresholds", "Role", "SandboxCharge",
     "SeenRequest", "PaymentState", "StoreProfile", "Charge", "UTCDateTime", "checked_enum", "utcnow",
 ]

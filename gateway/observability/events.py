@@ -12,7 +12,15 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..db import Database
 from ..memo import Recent
 from ..models import PaymentEvent, utcnow
-from .metrics import CHARGES, CHECKOUTS, DEAD_LETTERS, NOTIFICATION_ATTEMPTS, STORE_SECONDS
+from .metrics import (
+    CHARGES,
+    CHECKOUTS,
+    DEAD_LETTERS,
+    NOTIFICATION_ATTEMPTS,
+    RISK_DECISIONS,
+    STORE_SECONDS,
+    STORES_UNDER_ATTACK,
+)
 
 log = logging.getLogger(__name__)
 MAX_EVENTS = 100
@@ -20,6 +28,7 @@ PAGE_VIEW = "page_view"
 _VIEW_RECORDED = select(exists().where(PaymentEvent.payment_id == bindparam("id"), PaymentEvent.kind == PAGE_VIEW))
 # Payments whose first view this worker has seen recorded: a reload then costs no query at all.
 _VIEWED: WeakKeyDictionary[Database, Recent[int, bool]] = WeakKeyDictionary()
+_ATTACKED: set[str] = set()  # the stores this process last judged under attack
 
 
 def checkout(outcome: str) -> None:
@@ -53,6 +62,15 @@ def charge_declined(db: Database, payment_id: int, error: Any) -> None:
 def charge_unknown(db: Database, payment_id: int, error: Any) -> None:
     CHARGES.labels("unknown", error.code).inc()
     _remember(db, payment_id, "charge_unknown", error.merchant_message)
+
+
+def risk_decision(db: Database, payment_id: int, kind: str, reasons: tuple[str, ...], attacked: bool, store_key: str) -> None:
+    """Every decision on the payment's timeline and in the counts, one count per reason ("none" for none)."""
+    for reason in reasons or ("none",):
+        RISK_DECISIONS.labels(kind, reason).inc()
+    (_ATTACKED.add if attacked else _ATTACKED.discard)(store_key)
+    STORES_UNDER_ATTACK.set(len(_ATTACKED))
+    _remember(db, payment_id, f"risk_{kind}", ", ".join(reasons))
 
 
 def notification_attempt(exchange: Any) -> None:

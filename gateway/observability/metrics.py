@@ -11,7 +11,7 @@ import hmac
 import os
 from typing import Any, Callable, Iterator
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -29,6 +29,12 @@ STORE_SECONDS = Histogram("gateway_store_notification_seconds",
 NOTIFICATION_ATTEMPTS = Counter("gateway_notification_attempts_total",
                                 "CompleteOrderRequest delivery attempts, by outcome (delivered, failed).", ["outcome"])
 DEAD_LETTERS = Counter("gateway_notifications_dead_total", "Notifications given up on after the last attempt.")
+RISK_DECISIONS = Counter("gateway_risk_decisions_total",
+                         "Risk-step decisions on card attempts, by kind (allow, challenge, refuse) and reason.",
+                         ["kind", "reason"])
+# Each process counts the stores it last judged under attack; the scrape keeps the largest count.
+STORES_UNDER_ATTACK = Gauge("gateway_stores_under_attack", "Stores whose card attempts must all solve a challenge now.",
+                            multiprocess_mode="max")
 HTTP_REQUESTS = Counter("gateway_http_requests_total", "HTTP requests served, by route and status class.",
                         ["endpoint", "status"])
 

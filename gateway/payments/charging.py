@@ -8,18 +8,19 @@ recorded (see :mod:`.attempts`) in one transaction.
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, select
 
 from ..cards import Card, CardFormError, parse_card
-from ..models import Payment, PaymentState, UTCDateTime, utcnow
+from ..models import Payment, PaymentState, RiskOutcome, UTCDateTime, utcnow
 from ..observability import events
-from ..processors.base import OutcomeUnknown, ProcessorError, SaleRequest
+from ..processors.base import CardDeclined, OutcomeUnknown, ProcessorError, SaleRequest
 from ..services import Services
 from ..vault import Credentials, VaultError
-from . import attention
+from . import attention, risk
 from .attempts import record_charge, record_decline, sale_reference
 from .completion import deliver_if_claimed
 from .queries import is_expired, reload
@@ -28,6 +29,9 @@ from .states import PAYMENTS
 log = logging.getLogger(__name__)
 ORDER_BUSY = "This order has already been paid, or is being paid in another window. Nothing was charged."
 CANNOT_CHARGE = "This payment page can no longer take payments. Return to the store and check out again; nothing was charged."
+# What a refusal by the risk step shows: the processor's own generic decline, word for word.
+REFUSED = CardDeclined("Your card was declined.", code="risk_refused",
+                       merchant_message="refused by the gateway's risk step before reaching the processor")
 BUSY_STATES = (PaymentState.AUTHORIZING, PaymentState.APPROVED, PaymentState.COMPLETED)
 
 
@@ -37,16 +41,22 @@ class SubmitResult:
     field_errors: dict[str, str] = field(default_factory=dict)
     decline: str = ""
     busy: bool = False  # not started: the worker had no room for it within the request's budget
+    challenge: bool = False  # the risk step wants a solved challenge first; nothing was sent or counted
 
 
-def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> SubmitResult:
-    """Validate the card and charge it, unless this payment is already being (or has been) paid."""
+def submit_card(services: Services, payment: Payment, form: dict[str, str], client_address: str = "",
+                solution_ok: bool | None = None) -> SubmitResult:
+    """Validate the card and charge it, unless this payment is already being (or has been) paid, or
+    the risk step (gateway.payments.risk) wants a challenge solved first or refuses the card."""
     if payment.state != PaymentState.OPEN or is_expired(payment):
         return SubmitResult(payment)
     try:
         card = parse_card(form, services.processor.accepts)
     except CardFormError as exc:
         return SubmitResult(payment, field_errors=exc.errors)
+    decision = risk.assess(services, payment, card, client_address, solution_ok)
+    if decision.kind == risk.CHALLENGE:
+        return SubmitResult(payment, challenge=True)
     claimed = _claim(services, payment, card)
     if claimed is None:
         current = reload(services, payment.id)
@@ -66,14 +76,18 @@ def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> S
         test_mode=payment.test_mode,
         email=payment.email,
     )
+    if decision.kind == risk.REFUSE:
+        risk.wait_like_a_sale()
+        return _declined(services, payment, decision, REFUSED, RiskOutcome.REFUSED)
+    started = time.monotonic()
     try:
         charge = services.processor.sale(request)
     except OutcomeUnknown as exc:
+        risk.remember(services, payment, decision, RiskOutcome.UNKNOWN, exc.code)
         return _outcome_unknown(services, payment, attempt, exc)
     except ProcessorError as exc:
-        events.charge_declined(services.db, payment.id, exc)
-        record_decline(services, payment.id, exc)
-        return SubmitResult(reload(services, payment.id), decline=exc.message)
+        risk.observe_sale(time.monotonic() - started)
+        return _declined(services, payment, decision, exc, RiskOutcome.DECLINED)
     except Exception as exc:  # noqa: BLE001 - a connector's bug must neither answer 500 nor leave the attempt unexplained
         # The traceback's frames, not the exception's text: that could quote what was sent.
         log.error("order %s attempt %s: the processor call failed unexpectedly (%s)\n%s", payment.orderid, attempt,
@@ -81,6 +95,8 @@ def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> S
         return _outcome_unknown(services, payment, attempt, OutcomeUnknown(
             "We are confirming your payment with the card network.",
             merchant_message=f"the processor call failed unexpectedly ({exc.__class__.__name__}); the outcome is unknown"))
+    risk.observe_sale(time.monotonic() - started)
+    risk.remember(services, payment, decision, RiskOutcome.APPROVED)
     notification = record_charge(services, payment.id, attempt, charge)
     if notification is None:
         return SubmitResult(reload(services, payment.id))
@@ -92,6 +108,15 @@ def submit_card(services: Services, payment: Payment, form: dict[str, str]) -> S
         payment.state = PaymentState.COMPLETED
         return SubmitResult(payment)
     return SubmitResult(reload(services, payment.id))
+
+
+def _declined(services: Services, payment: Payment, decision: risk.Decision, error: ProcessorError,
+              outcome: RiskOutcome) -> SubmitResult:
+    """A decline, the processor's or the risk step's: the same record, the same page for the shopper."""
+    risk.remember(services, payment, decision, outcome, error.code)
+    events.charge_declined(services.db, payment.id, error)
+    record_decline(services, payment.id, error)
+    return SubmitResult(reload(services, payment.id), decline=error.message)
 
 
 def _outcome_unknown(services: Services, payment: Payment, attempt: int, exc: OutcomeUnknown) -> SubmitResult:

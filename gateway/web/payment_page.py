@@ -21,6 +21,7 @@ from ..memo import Recent
 from ..models import NotificationState, Payment, PaymentState
 from ..money import format_money
 from ..observability import events
+from ..payments import risk
 from ..payments.charging import SubmitResult, cancel, submit_card
 from ..payments.completion import notify_store
 from ..payments.queries import find_payment, is_expired
@@ -102,8 +103,16 @@ def submit() -> BaseResponse | str | tuple[str, int]:
     payment = _checked_payment()
     limits.check_store(payment.store_key)
     form = {name: request.form.get(name, "") for name in ("card_number", "expiry", "cvc", "holder")}
-    result = submit_card(services(), payment, form)
+    result = submit_card(services(), payment, form, client_address=limits.client_address(), solution_ok=_solution(payment))
     return _render_state(result.payment, result)
+
+
+def _solution(payment: Payment) -> bool | None:
+    """Whether the proof of work the form carried solves this payment's next attempt; None without one."""
+    posted = request.form.get("altcha", "")
+    if not posted:
+        return None
+    return challenge.verify(services().settings.secret_key, challenge.binding(payment.token, payment.attempt + 1), posted)
 
 
 @bp.post("/pay/cancel")
@@ -171,16 +180,18 @@ def _render_state(payment: Payment, result: SubmitResult) -> BaseResponse | str 
         brands={brand: name for brand, name in BRAND_NAMES.items() if brand in accepts.brands},
         card_rules=client_rules(accepts),
         card_messages=client_messages(),
-        challenge=_challenge(payment),
+        challenge=_challenge(payment, result),
         **_page(payment),
     ), code
 
 
-def _challenge(payment: Payment) -> dict[str, object] | None:
-    """The proof of work the card form carries, bound to the next attempt (gateway/challenge.py). The app
-    setting CHALLENGE_EVERY_PAYMENT shows it on every page (the tests' seam, and a switch for a store under
-    attack); the risk step's needs_challenge joins it here."""
-    if not current_app.config.get("CHALLENGE_EVERY_PAYMENT"):
+def _challenge(payment: Payment, result: SubmitResult) -> dict[str, object] | None:
+    """The proof of work the card form carries, bound to the next attempt (gateway/challenge.py): when the
+    risk step asks for one (before any card, or as its decision on a submitted one). The app setting
+    CHALLENGE_EVERY_PAYMENT shows it on every page (the browser tests' seam)."""
+    wanted = (current_app.config.get("CHALLENGE_EVERY_PAYMENT") or result.challenge
+              or risk.needs_challenge(services(), payment, limits.client_address()))
+    if not wanted:
         return None
     return challenge.issue(services().settings.secret_key, challenge.binding(payment.token, payment.attempt + 1))
 
