@@ -35,6 +35,7 @@ RISK_DECISIONS = Counter("gateway_risk_decisions_total",
 # Each process counts the stores it last judged under attack; the scrape keeps the largest count.
 STORES_UNDER_ATTACK = Gauge("gateway_stores_under_attack", "Stores whose card attempts must all solve a challenge now.",
                             multiprocess_mode="max")
+STORES_UNDER_ATTACK.set(0)  # written once, so every scrape shows it (multiprocess mode lists only written gauges)
 HTTP_REQUESTS = Counter("gateway_http_requests_total", "HTTP requests served, by route and status class.",
                         ["endpoint", "status"])
 
