@@ -90,6 +90,7 @@ class Settings:
     retention_replay_days: int = 7
     retention_history_days: int = 400
     retention_console_hours: int = 72
+    retention_risk_days: int = 7  # the risk step reads its signals for an hour; a week is kept for operators
     retention_batch_rows: int = 500
     retention_batches_per_round: int = 4
 
@@ -162,7 +163,7 @@ def _check_runtime(values: dict[str, object]) -> None:
 RETENTION_SETTINGS = {
     name: Settings.__dataclass_fields__[name].default
     for name in ("retention_replay_days", "retention_history_days", "retention_console_hours",
-                 "retention_batch_rows", "retention_batches_per_round")
+                 "retention_risk_days", "retention_batch_rows", "retention_batches_per_round")
 }
 
 

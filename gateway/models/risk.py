@@ -29,6 +29,7 @@ class RiskSignal(Base):
         Index("ix_risk_signals_store_at", "store_key", "at"),
         Index("ix_risk_signals_card_at", "card_fingerprint", "at"),
         Index("ix_risk_signals_network_at", "network", "at"),
+        Index("ix_risk_signals_at", "at"),  # retention's deletes, oldest first
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

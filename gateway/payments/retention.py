@@ -30,6 +30,7 @@ from ..models import (
     NotificationState,
     Payment,
     PaymentState,
+    RiskSignal,
     SeenRequest,
     utcnow,
 )
@@ -73,6 +74,10 @@ def _console_sign_ins(settings: Settings, now: datetime) -> ColumnElement[bool]:
     return ConsoleSignIn.last_seen_at < now - timedelta(hours=settings.retention_console_hours)
 
 
+def _risk_signals(settings: Settings, now: datetime) -> ColumnElement[bool]:
+    return RiskSignal.at < now - timedelta(days=settings.retention_risk_days)
+
+
 def _sign_in_failures(settings: Settings, now: datetime) -> ColumnElement[bool]:
     return LoginFailure.occurred_at < now - timedelta(hours=settings.retention_console_hours)
 
@@ -83,6 +88,7 @@ KINDS = (
     Kind("delivery attempts", NotificationAttempt.id, NotificationAttempt.started_at, _delivery_attempts),
     Kind("console sign-ins", ConsoleSignIn.token_hash, ConsoleSignIn.last_seen_at, _console_sign_ins),
     Kind("sign-in failures", LoginFailure.id, LoginFailure.occurred_at, _sign_in_failures),
+    Kind("risk signals", RiskSignal.id, RiskSignal.at, _risk_signals),
 )
 
 
