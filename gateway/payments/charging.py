@@ -87,7 +87,10 @@ def submit_card(services: Services, payment: Payment, form: dict[str, str], clie
         return _outcome_unknown(services, payment, attempt, exc)
     except ProcessorError as exc:
         risk.observe_sale(time.monotonic() - started)
-        return _declined(services, payment, decision, exc, RiskOutcome.DECLINED)
+        # Only the card's own refusal tells about the card; refused credentials or an unreachable
+        # processor say nothing of it, and must not make a card, address or store look like testing.
+        said = RiskOutcome.DECLINED if isinstance(exc, CardDeclined) else RiskOutcome.UNKNOWN
+        return _declined(services, payment, decision, exc, said)
     except Exception as exc:  # noqa: BLE001 - a connector's bug must neither answer 500 nor leave the attempt unexplained
         # The traceback's frames, not the exception's text: that could quote what was sent.
         log.error("order %s attempt %s: the processor call failed unexpectedly (%s)\n%s", payment.orderid, attempt,

@@ -188,8 +188,19 @@ def signals(services: Services, payment: Payment, fingerprint: str, client_addre
          payment_addresses) = (int(value) for value in session.execute(around).one())
         judged, declines, last_minute = _store_counts(session, payment.store_key, limits.attack_min_attempts, now)
     new_card = 1 if fingerprint else 0
+    if not identifies_a_client(client_address):
+        address_declines = network_declines = testing = payment_addresses = 0
     return Signals(card_declines, card_stores + new_card, address_declines, network_declines, testing,
                    payment_cards + new_card, order_cards + new_card, payment_addresses, judged, declines, last_minute)
+
+
+def identifies_a_client(address: str) -> bool:
+    """A loopback address is this machine (development, or a proxy on the same host without
+    GATEWAY_TRUSTED_PROXIES): every shopper would share it, so it is no signal about any one of them."""
+    try:
+        return not ipaddress.ip_network(address, strict=False).network_address.is_loopback
+    except ValueError:
+        return bool(address)
 
 
 _DECLINED = RiskSignal.outcome.in_(DECLINED_OUTCOMES)

@@ -21,7 +21,6 @@ from ..memo import Recent
 from ..models import NotificationState, Payment, PaymentState
 from ..money import format_money
 from ..observability import events
-from ..payments import risk
 from ..payments.charging import SubmitResult, cancel, submit_card
 from ..payments.completion import notify_store
 from ..payments.queries import find_payment, is_expired
@@ -187,10 +186,10 @@ def _render_state(payment: Payment, result: SubmitResult) -> BaseResponse | str 
 
 def _challenge(payment: Payment, result: SubmitResult) -> dict[str, object] | None:
     """The proof of work the card form carries, bound to the next attempt (gateway/challenge.py): when the
-    risk step asks for one (before any card, or as its decision on a submitted one). The app setting
-    CHALLENGE_EVERY_PAYMENT shows it on every page (the browser tests' seam)."""
-    wanted = (current_app.config.get("CHALLENGE_EVERY_PAYMENT") or result.challenge
-              or risk.needs_challenge(services(), payment, limits.client_address()))
+    risk step's decision on a submitted card was "challenge" (a page view only reads, so it does not ask
+    the risk step beforehand). The app setting CHALLENGE_EVERY_PAYMENT shows it on every page (the
+    browser tests' seam)."""
+    wanted = current_app.config.get("CHALLENGE_EVERY_PAYMENT") or result.challenge
     if not wanted:
         return None
     return challenge.issue(services().settings.secret_key, challenge.binding(payment.token, payment.attempt + 1))
