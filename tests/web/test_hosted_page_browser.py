@@ -42,6 +42,9 @@ def live(database_url):  # type: ignore[no-untyped-def]
     with StoreReceiver() as receiver, Gunicorn(env, workers=1) as gateway:
         # The receiver's host is the store's key: give it the identity a merchant would.
         gateway.cli("stores", "set", "127.0.0.1", "--name", "Espresso Corner", "--support-email", "help@espresso.test")
+        # The same test cards are declined here again and again: a real store would see a card tester.
+        gateway.cli("risk", "thresholds", "127.0.0.1", "--card-declines", "10000", "--attack-decline-percent", "100",
+                    "--attack-min-attempts", "10000", "--note", "the hosted page's browser tests")
         db = Database(database_url)
         yield gateway, receiver, db
         db.dispose()
