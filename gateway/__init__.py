@@ -48,14 +48,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The app factory; ``settings`` default to the environment (and refuse unsafe production)."""
     from flask import Flask
 
-    from . import budget, observability
+    from . import budget
     from .config import load_settings
+    from .observability import app as observability
     from .services import Services
 
     settings = settings or load_settings()
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
-    app.extensions["gateway"] = Services.build(settings)
+    app.extensions["gateway"] = Services.build(settings, complete=True)
     app.before_request(lambda: budget.start(settings.request_budget_seconds))
     app.teardown_request(lambda _error: budget.clear())
     observability.init_app(app, settings)

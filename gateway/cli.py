@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import click
-from werkzeug.serving import make_server, run_simple
 
 from .config import DEV_PRIVATE_KEY, ConfigError, Settings, exit_refused, load_settings
 from .payments.thresholds import DEFAULTS as RISK_DEFAULTS
@@ -59,7 +58,28 @@ def _services() -> Services:
     return built
 
 
-@click.group()
+class _Gateway(click.Group):
+    """The command group, telling a database that cannot be used in one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            from sqlalchemy.exc import DBAPIError
+
+            if not isinstance(exc, DBAPIError):
+                raise
+            raise click.ClickException(_database_problem(exc)) from None
+
+
+def _database_problem(exc: Exception) -> str:
+    first = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "no such table" in first or ("relation" in first and "does not exist" in first):
+        return f"the database has no gateway tables yet ({first}): run `gateway db upgrade`"
+    return f"the database could not be used: {first}"
+
+
+@click.group(cls=_Gateway)
 @click.version_option(package_name=DISTRIBUTION, message="gateway %(version)s")
 def main() -> None:
     """A 3dcart (Shift4Shop) payment gateway application.
@@ -82,6 +102,7 @@ def serve(host: str, port: int, emulator_port: int, store_delay: float) -> None:
     unless --emulator-port was given, which then fails before anything starts.
     """
     from sqlalchemy.engine import make_url
+    from werkzeug.serving import make_server, run_simple
 
     from .migrate import upgrade
 
@@ -261,14 +282,18 @@ def notifications_work(once: bool, interval: float, batch: int) -> None:
     """Deliver due notifications with backoff; safe to run on several hosts at once."""
     from . import announce
     from .jobs.rounds import run_forever, run_once
-    from .payments import operations
+    from .payments import worklist
 
     services = _services()
     if once:
         result = run_once(services, batch)
         click.echo(f"delivered {result.delivered} of {result.attempted} due notification(s); recovered {result.recovered}; "
-                   f"{operations.attention_count(services)} item(s) need attention")
+                   f"{worklist.attention_count(services)} item(s) need attention")
         return
+    try:
+        services.build_parts()
+    except ConfigError as exc:
+        exit_refused(exc)
     announce(services.settings)  # a server: it says which mode runs, as the web app does
     run_forever(services, interval, batch)
 
@@ -278,7 +303,9 @@ def notifications_work(once: bool, interval: float, batch: int) -> None:
 @click.option("--state", type=click.Choice(["pending", "delivered", "dead"]), default="dead", show_default=True)
 def notifications_list(state: str) -> None:
     """Show notifications in one state, with their last error."""
-    for row in _services().outbox.by_state(state):
+    from .notifications import outbox
+
+    for row in outbox.in_state(_services().db, state):
         click.echo(f"{row.id}\torder {row.payload.get('orderid')}\tattempts {row.attempts}\t{row.url}\t{row.last_error}")
 
 
@@ -366,18 +393,18 @@ def attention_group() -> None:
 @attention_group.command("list")
 def attention_list() -> None:
     """Every item that needs an operator, oldest first: kind, id, order, since, reason."""
-    from .payments import operations
+    from .payments import worklist
 
-    for item in operations.needs_attention(_services()):
+    for item in worklist.needs_attention(_services()):
         click.echo(f"{item.kind}\t{item.id}\torder {item.orderid}\t{item.since:%Y-%m-%d %H:%M}\t{item.reason}")
 
 
 @attention_group.command("count")
 def attention_count() -> None:
     """How many items need an operator (for monitoring: 0 is healthy)."""
-    from .payments import operations
+    from .payments import worklist
 
-    click.echo(str(operations.attention_count(_services())))
+    click.echo(str(worklist.attention_count(_services())))
 
 
 @attention_group.command("resolve-sale")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
+from werkzeug import serving
 
 from gateway import cli, migrate
 from gateway.config import load_settings
@@ -20,7 +21,7 @@ SERVE = ["serve", "--emulator-port", "0"]
 def _serve(monkeypatch, env: dict[str, str]):  # type: ignore[no-untyped-def]
     """`gateway serve` with the server and the migration stood in for: what it prints, and whether it served."""
     served: list[object] = []
-    monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: served.append(args))
+    monkeypatch.setattr(serving, "run_simple", lambda *args, **kwargs: served.append(args))
     monkeypatch.setattr(migrate, "upgrade", lambda url: None)
     return CliRunner().invoke(cli.main, SERVE, env=env), served
 
@@ -105,15 +106,45 @@ def _imported_by(command: list[str], database_url: str = "sqlite://") -> tuple[s
     return set(result.stdout.split("IMPORTED", 1)[1].split()), result.stderr
 
 
+# What a command that only reads the database does not need either: the web framework, the HTTP clients and
+# the store's schemas (for a delivery), the metrics, the rate limiter (its defaults are known good).
+NOT_FOR_READING = ("flask", "werkzeug", "requests", "urllib3", "marshmallow", "prometheus_client", "limits",
+                   "gateway.notifications.client", "gateway.processors.sandbox", "gateway.processors.authorizenet")
+
+
 def _server_only(modules: set[str]) -> list[str]:
     return sorted(name for name in modules if name.startswith(SERVER_ONLY))
+
+
+def _not_for_reading(modules: set[str]) -> list[str]:
+    return sorted(name for name in modules if name.split(".")[0] in NOT_FOR_READING or name in NOT_FOR_READING)
 
 
 def test_item_5_attention_count_imports_nothing_only_a_server_needs_and_logs_no_start_up_line(clean_database):
     modules, stderr = _imported_by(["attention", "count"], clean_database)
     assert _server_only(modules) == []
+    assert _not_for_reading(modules) == []
     assert "gateway starting" not in stderr and "DEVELOPMENT MODE" not in stderr
     assert stderr == ""
+
+
+def test_item_6_a_database_without_tables_is_one_line_naming_the_command_that_fixes_it(tmp_path):
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path}/empty.sqlite3"}
+    result = subprocess.run([sys.executable, "-m", "gateway.cli", "attention", "count"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: the database has no gateway tables yet (no such table: payments): run `gateway db upgrade`"]
+
+
+def test_item_6_a_database_that_cannot_be_reached_is_one_line():
+    from .live import free_port
+
+    result = CliRunner().invoke(cli.main, ["attention", "count"],
+                                env={"DATABASE_URL": f"postgresql://127.0.0.1:{free_port()}/gateway"})
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: the database could not be used: ") and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_item_5_keys_new_and_version_touch_no_database_code():

@@ -4,13 +4,14 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 from cryptography.fernet import Fernet
+from limits import parse_many
 
 from gateway import create_app
-from gateway.config import ConfigError, load_settings
+from gateway.config import ConfigError, Settings, load_settings
 
 from .live import ROOT
 
@@ -184,6 +185,14 @@ def test_item_9_development_refuses_values_no_environment_can_run_on():
         load_settings({"GATEWAY_TRUSTED_PROXIES": "-1"})
     with pytest.raises(ConfigError, match="GATEWAY_LIMIT_PAGE_PER_ADDRESS"):
         load_settings({"GATEWAY_LIMIT_PAGE_PER_ADDRESS": "lots"})
+
+
+def test_the_default_rate_limits_parse_as_the_limiter_reads_them():
+    """load_settings reads only the limits set in the environment, trusting the defaults: this is why."""
+    defaults = {field.name: field.default for field in fields(Settings) if field.name.startswith("limit_")}
+    assert len(defaults) == 4
+    for name, text in defaults.items():
+        assert all(item.amount >= 1 for item in parse_many(str(text))), name
 
 
 def test_item_9_notifications_to_private_addresses_in_production_warn_loudly(caplog, tmp_path):

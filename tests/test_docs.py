@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import MAX_BODY_BYTES, create_app
 from gateway.config import Settings, load_settings
-from gateway.payments.operations import AttentionKind
+from gateway.payments.worklist import AttentionKind
 
 from .live import ROOT
 

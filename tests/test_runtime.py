@@ -12,6 +12,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from werkzeug import serving
 
 from gateway import budget, cli, create_app
 from gateway.cards import Card
@@ -46,7 +47,7 @@ def test_production_processes_never_import_the_emulator():
 
 
 def test_serve_says_the_delivery_worker_is_not_running(monkeypatch, clean_database):
-    monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: None)
+    monkeypatch.setattr(serving, "run_simple", lambda *args, **kwargs: None)
     result = CliRunner().invoke(cli.main, ["serve", "--emulator-port", "0"], env={"DATABASE_URL": clean_database})
     assert result.exit_code == 0, result.output
     assert "Delivery worker:        NOT running" in result.output
@@ -55,8 +56,8 @@ def test_serve_says_the_delivery_worker_is_not_running(monkeypatch, clean_databa
 
 def test_serve_starts_the_installed_emulator_beside_the_gateway(monkeypatch, clean_database):
     started = []
-    monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: None)
-    monkeypatch.setattr(cli, "make_server", lambda host, port, app, **kwargs: started.append((port, app)) or
+    monkeypatch.setattr(serving, "run_simple", lambda *args, **kwargs: None)
+    monkeypatch.setattr(serving, "make_server", lambda host, port, app, **kwargs: started.append((port, app)) or
                         type("Idle", (), {"serve_forever": lambda self: None})())
     result = CliRunner().invoke(cli.main, ["serve"], env={"DATABASE_URL": clean_database})
     assert result.exit_code == 0, result.output
@@ -67,7 +68,7 @@ def test_serve_starts_the_installed_emulator_beside_the_gateway(monkeypatch, cle
 def test_serve_without_the_emulator_installed_serves_the_gateway_alone_and_says_how_to_install_it(
         monkeypatch, clean_database):
     """The emulator is its own distribution (emulator/): a gateway-only install must still serve."""
-    monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: None)
+    monkeypatch.setattr(serving, "run_simple", lambda *args, **kwargs: None)
     monkeypatch.setitem(sys.modules, "store_emulator", None)  # import fails as if it were not installed
     result = CliRunner().invoke(cli.main, ["serve"], env={"DATABASE_URL": clean_database})
     assert result.exit_code == 0, result.output
@@ -77,7 +78,7 @@ def test_serve_without_the_emulator_installed_serves_the_gateway_alone_and_says_
 
 def test_serve_with_an_emulator_port_asked_for_but_no_emulator_fails_before_serving(monkeypatch, clean_database):
     served = []
-    monkeypatch.setattr(cli, "run_simple", lambda *args, **kwargs: served.append(args))
+    monkeypatch.setattr(serving, "run_simple", lambda *args, **kwargs: served.append(args))
     monkeypatch.setitem(sys.modules, "store_emulator", None)
     result = CliRunner().invoke(cli.main, ["serve", "--emulator-port", "5001"], env={"DATABASE_URL": clean_database})
     assert result.exit_code != 0 and served == []

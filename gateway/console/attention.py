@@ -1,21 +1,21 @@
 """The needs-attention queue as the console shows it: the payments package's own queue
-(``operations.needs_attention``, in its words, each item with its payment and store)."""
+(``worklist.needs_attention``, in its words, each item with its payment and store)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..payments import history, operations
+from ..payments import history, worklist
 from ..services import Services
 
-Kind = operations.AttentionKind
+Kind = worklist.AttentionKind
 DEAD_NOTIFICATION, UNKNOWN_OUTCOME, PAYMENT, INTERRUPTED_REFUND = (
     Kind.DEAD_NOTIFICATION, Kind.UNKNOWN_OUTCOME, Kind.PAYMENT, Kind.INTERRUPTED_REFUND)
 
 
 @dataclass(frozen=True)
 class Item:
-    kind: str  # an operations.AttentionKind value
+    kind: str  # a worklist.AttentionKind value
     ref: int  # notification id, ledger entry id, payment id or post-order request id, by kind
     payment_id: int | None
     orderid: int | None
@@ -28,7 +28,7 @@ class Item:
 def needs_attention(services: Services) -> list[Item]:
     """Everything an operator must look at, oldest first."""
     return [Item(entry.kind.value, entry.id, entry.payment_id, entry.orderid, entry.store_key, entry.since, entry.reason,
-                 entry.payment_state) for entry in operations.needs_attention(services)]
+                 entry.payment_state) for entry in worklist.needs_attention(services)]
 
 
 def notification_payment(services: Services, notification_id: int) -> int | None:

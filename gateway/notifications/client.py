@@ -31,6 +31,7 @@ from .. import admission, budget
 from ..observability.requestid import outgoing_headers
 from ..protocol.jsonbody import BodyError, parse_object
 from ..protocol.schemas import CompleteOrderResponseSchema, describe_errors
+from .exchange import Exchange, StoreAnswer, UnsafeDestination
 
 MAX_ANSWER_BYTES = 64 * 1024
 SNIPPET_CHARS = 500
@@ -42,30 +43,8 @@ _ESCAPED = {code: f"\\x{code:02x}" for code in (*range(0x00, 0x09), 0x0B, 0x0C, 
 COMPLETE_ORDER_RESPONSE = CompleteOrderResponseSchema()
 
 
-@dataclass(frozen=True)
-class StoreAnswer:
-    processed: bool
-    errorcode: str
-    errormessage: str
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """What one attempt saw, for the attempt log."""
-
-    duration_ms: int
-    http_status: int | None
-    snippet: str
-    answer: StoreAnswer | None
-    error: str
-
-
 class DeliveryFailure(Exception):
     """The store was reached but its answer cannot be used."""
-
-
-class UnsafeDestination(ValueError):
-    """The notification URL points somewhere a production gateway must not call."""
 
 
 NAT64_PREFIXES = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))

@@ -18,7 +18,7 @@ import logging
 import random
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import ColumnElement, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -29,7 +29,10 @@ from ..machine import Machine
 from ..models import Notification, NotificationAttempt, NotificationState, UTCDateTime, utcnow
 from ..observability import events
 from ..protocol.messages import complete_order_request
-from .client import Exchange, StoreAnswer, StoreClient
+from .exchange import Exchange, StoreAnswer
+
+if TYPE_CHECKING:
+    from .client import StoreClient
 
 log = logging.getLogger(__name__)
 OnAnswer = Callable[[Session, Notification, StoreAnswer], None]
@@ -206,14 +209,6 @@ class Outbox:
         else:
             row.next_attempt_at = utcnow() + backoff(row.attempts)
 
-    def by_state(self, state: str, limit: int = 100) -> list[Notification]:
-        with self.db.transaction() as session:
-            return list(
-                session.scalars(
-                    select(Notification).where(Notification.state == state).order_by(Notification.id).limit(limit)
-                )
-            )
-
     def requeue(self, notification_id: int) -> bool:
         """An operator sends a dead notification round again (after fixing the store, say)."""
         with self.db.transaction() as session:
@@ -260,3 +255,10 @@ def _record_attempt(session: Session, notification_id: int, exchange: Exchange) 
         "response_snippet": exchange.snippet,
         "error": exchange.error,
     })
+
+
+def in_state(db: Database, state: str, limit: int = 100) -> list[Notification]:
+    """The first ``limit`` notifications in ``state``, oldest first: a read, needing no store client."""
+    with db.transaction() as session:
+        return list(session.scalars(
+            select(Notification).where(Notification.state == state).order_by(Notification.id).limit(limit)))

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..errorcodes import ErrorCode
 from ..models import PAID_STATES, Payment, utcnow
-from ..notifications.client import UnsafeDestination
+from ..notifications.exchange import UnsafeDestination
 from ..services import Services
 from . import replay
 from .commands import CheckoutCommand, CheckoutOutcome

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from .. import budget
 from ..models import Notification, Payment, PaymentState
-from ..notifications.client import StoreAnswer
+from ..notifications.exchange import StoreAnswer
 from ..notifications.outbox import CompleteOrder
 from ..services import Services
 from . import attention

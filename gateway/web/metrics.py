@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, request
 
 from ..observability import metrics
-from ..payments.operations import count_by_kind
+from ..payments.worklist import count_by_kind
 from ..services import current
 
 bp = Blueprint("observability", __name__)

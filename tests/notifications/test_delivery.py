@@ -16,7 +16,8 @@ from gateway.config import ConfigError
 from gateway.jobs.rounds import run_once
 from gateway.models import LedgerEntry, Notification, NotificationAttempt, Payment, SandboxCharge, utcnow
 from gateway.notifications import outbox
-from gateway.notifications.client import StoreClient, UnsafeDestination, check_destination
+from gateway.notifications.client import StoreClient, check_destination
+from gateway.notifications.exchange import UnsafeDestination
 from gateway.payments.completion import deliver_claimed
 
 from ..flow_helpers import notifications_sent, open_session, pay, payment_row, store_answers

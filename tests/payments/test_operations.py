@@ -14,7 +14,7 @@ from sqlalchemy import event, select
 
 from gateway.cli import main
 from gateway.models import Charge, LedgerEntry, PostOrderRequest, utcnow
-from gateway.payments import operations
+from gateway.payments import worklist
 from gateway.payments.stores import store_key
 from gateway.processors.base import ProcessorUnavailable
 
@@ -108,12 +108,12 @@ def one_of_each_kind(services) -> None:  # type: ignore[no-untyped-def]
 def test_attention_queue_reads_each_kind_in_one_query_however_many_items(services):
     interrupted_refunds(services, range(500, 501))
     with statements_run(services) as one:
-        operations.needs_attention(services)
+        worklist.needs_attention(services)
     payment_ids = interrupted_refunds(services, range(501, 504))
     with statements_run(services) as four:
-        queue = operations.needs_attention(services)
+        queue = worklist.needs_attention(services)
     assert len(four) == len(one)  # the old queue ran two more statements per interrupted refund
-    refunds = [item for item in queue if item.kind == operations.AttentionKind.INTERRUPTED_REFUND]
+    refunds = [item for item in queue if item.kind == worklist.AttentionKind.INTERRUPTED_REFUND]
     assert {item.payment_id for item in refunds} >= set(payment_ids)  # each still names its payment
     assert {item.store_key for item in refunds} == {store_key(NOTIFY_URL)}
 
@@ -122,9 +122,9 @@ def test_metrics_count_each_kind_in_the_database_without_reading_the_items(servi
     one_of_each_kind(services)
     interrupted_refunds(services, range(500, 502))
     with statements_run(services) as statements:
-        counts = operations.count_by_kind(services)
-    listed = Counter(item.kind.value for item in operations.needs_attention(services))
+        counts = worklist.count_by_kind(services)
+    listed = Counter(item.kind.value for item in worklist.needs_attention(services))
     assert counts == {"payment": 1, "unknown_outcome": 3, "interrupted_refund": 2, "dead_notification": 1} == listed
-    assert operations.attention_count(services) == 7
+    assert worklist.attention_count(services) == 7
     reads = [statement for statement in statements if statement.lstrip().upper().startswith("SELECT")]
     assert len(reads) == 4 and all(read.lower().startswith("select count(*)") for read in reads), reads

@@ -14,7 +14,7 @@ from gateway.cli import main
 from gateway.jobs.rounds import run_once
 from gateway.models import Charge, LedgerEntry, Notification, Payment, PostOrderRequest, SandboxCharge, utcnow
 from gateway.notifications.outbox import Outbox
-from gateway.payments import ledger, operations, post_order
+from gateway.payments import ledger, operations, post_order, worklist
 from gateway.payments.completion import apply_store_answer
 from gateway.processors.base import AdjustmentRefused, ProcessorUnavailable
 
@@ -45,7 +45,7 @@ def ledger_rows(services) -> list[tuple[str, int, str]]:  # type: ignore[no-unty
 
 
 def attention_kinds(services) -> list[str]:  # type: ignore[no-untyped-def]
-    return [item.kind for item in operations.needs_attention(services)]
+    return [item.kind for item in worklist.needs_attention(services)]
 
 
 def paid_but_unconfirmed(client, services, store) -> str:  # type: ignore[no-untyped-def]

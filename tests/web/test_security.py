@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from gateway import create_app
 from gateway.models import Payment, PaymentState, PostOrderRequest, SeenRequest
 from gateway.notifications import client as store_client
-from gateway.notifications.client import UnsafeDestination, is_public
+from gateway.notifications.client import is_public
+from gateway.notifications.exchange import UnsafeDestination
 from gateway.protocol.signing import sign
 from gateway.web.hardening import RedactPaymentTokens
 
