@@ -18,6 +18,7 @@ from limits import parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..config import Settings
+from .limit_storage import storage_uri
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def check_store(store_key: str) -> None:
 def init_limits(app: Flask, settings: Settings) -> None:
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)  # type: ignore[method-assign]
-    app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage
+    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(settings.ratelimit_storage)
     limiter.init_app(app)
     if settings.is_production and settings.ratelimit_storage.startswith("memory"):
         log.warning("rate limits are counted in memory: each worker process counts on its own; use Redis")

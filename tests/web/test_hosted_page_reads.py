@@ -12,7 +12,7 @@ from sqlalchemy import event, select
 
 from gateway.models import PaymentEvent
 from gateway.payments import stores
-from gateway.web import i18n
+from gateway.web import i18n, shopper_text
 
 from ..flow_helpers import open_session, pay
 from ..protocol_helpers import CARDS
@@ -88,7 +88,7 @@ def test_a_store_saved_in_the_console_shows_on_the_next_view(client, services):
 def test_a_store_saved_by_another_worker_shows_once_the_memory_expires(client, services, monkeypatch):
     token, _ = open_session(client)
     view(client, token)
-    other_worker = type(services)(**{**vars(services), "db": type(services.db)(services.db.url)})
+    other_worker = type(services).build(services.settings)
     stores.save_identity(other_worker, STORE, display_name="Acme Tools")
     assert "Acme Tools" not in view(client, token)  # this worker still remembers the old identity
     monkeypatch.setattr("gateway.memo.time.monotonic", lambda: 1e12)
@@ -106,10 +106,11 @@ def test_the_page_looks_its_catalogue_up_once_per_view(client, monkeypatch):
         return resolve()
 
     monkeypatch.setattr(flask_babel, "get_translations", counted)  # what Flask-Babel's template gettext calls
-    monkeypatch.setattr(i18n, "get_translations", counted, raising=False)  # the page's own lookup
+    monkeypatch.setattr(i18n, "get_translations", counted, raising=False)  # the template's own lookup
+    monkeypatch.setattr(shopper_text, "get_translations", counted)  # the card form's messages
     html = view(client, token, **{"Accept-Language": "de"})
     assert '<html lang="de">' in html
-    assert len(lookups) == 1
+    assert len(lookups) == 2  # once for the template, once for the form's messages: not once per string
 
 
 @pytest.mark.parametrize("lang", sorted(i18n.LANGUAGES))
