@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from ..errorcodes import ErrorCode
@@ -21,11 +22,15 @@ CHECKOUT, POST_ORDER = "checkout", "post-order"
 def claim(session: Session, endpoint: str, randomkey: str, fingerprint: str) -> None:
     """Record a randomkey without reading first: nearly every request carries a fresh one.
 
-    The insert goes out with the caller's next flush, in the caller's transaction; a key used
-    before makes that flush raise IntegrityError, and the caller then asks :func:`first_use`
-    (in a new transaction) whether this is an exact retry or a replay.
+    The insert goes out at once, in the caller's transaction; a key used before makes it raise
+    IntegrityError, and the caller then asks :func:`first_use` (in a new transaction) whether this
+    is an exact retry or a replay.
     """
-    session.add(SeenRequest(randomkey=randomkey, endpoint=endpoint, digest=fingerprint, created_at=utcnow()))
+    session.execute(_RECORD, {"randomkey": randomkey, "endpoint": endpoint, "digest": fingerprint, "created_at": utcnow()})
+
+
+# A Core insert, sent at once: the ORM's unit of work cost a quarter of a checkout's CPU.
+_RECORD = insert(SeenRequest.__table__)  # type: ignore[arg-type]
 
 
 def first_use(session: Session, endpoint: str, randomkey: str, fingerprint: str) -> bool:
@@ -38,7 +43,6 @@ def first_use(session: Session, endpoint: str, randomkey: str, fingerprint: str)
     seen = session.get(SeenRequest, randomkey)
     if seen is None:
         claim(session, endpoint, randomkey, fingerprint)
-        session.flush()
         return True
     if seen.endpoint != endpoint or not hmac.compare_digest(seen.digest, fingerprint):
         raise Refused(

@@ -75,14 +75,15 @@ def test_a_randomkey_used_for_a_refund_is_refused_at_checkout(client, services):
 
 
 def test_a_crash_between_the_replay_record_and_the_session_leaves_neither(client, services):
-    def crash(*_args: object) -> None:
-        raise RuntimeError("the process died here")
+    def crash(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO payments"):
+            raise RuntimeError("the process died here")
 
-    event.listen(Payment, "before_insert", crash)
+    event.listen(services.db.engine, "before_cursor_execute", crash)
     try:
         answer = post_json(client, "/checkout", signed_checkout())
     finally:
-        event.remove(Payment, "before_insert", crash)
+        event.remove(services.db.engine, "before_cursor_execute", crash)
     assert answer["errorcode"] != "" and answer["paymenttoken"] == ""
     assert count(services, SeenRequest) == 0 and count(services, Payment) == 0
     # The randomkey was not burned: the platform's retry of the same request starts the checkout.
