@@ -1,6 +1,8 @@
 """Engine and session handling shared by SQLite (embedded default) and PostgreSQL (production)."""
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -95,7 +97,7 @@ class Database:
         self.lone_statements = sessionmaker(autocommit, expire_on_commit=False)
         readers = self.engine.execution_options(**{READ_ONLY: True}) if sqlite else autocommit
         self.lone_reads = sessionmaker(readers, expire_on_commit=False)
-        self._writers = _WriterQueue() if sqlite else None
+        self._writers = _WriterQueue(_lock_file(self.engine)) if sqlite else None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -129,23 +131,68 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._writers is not None:
+            self._writers.close()
+
+
+def _lock_file(engine: Engine) -> str | None:
+    """Beside the database file, as SQLite's own -wal and -shm are; None for an in-memory database."""
+    database = engine.url.database
+    return f"{database}-writer" if database and database != ":memory:" else None
 
 
 class _WriterQueue:
-    """The threads of one process that want SQLite's write lock wait for it here, each woken as the
-    one before it finishes. SQLite's own busy handler retries by sleeping (up to 100 ms a time), so
-    a newcomer could overtake a writer that had waited long: p99 over a second under load. Between
-    processes the busy timeout still decides; a thread that waits here longer than that goes on and
-    lets SQLite refuse it."""
+    """Whoever wants SQLite's write lock waits for it here: the threads of this process on a lock, and
+    the processes (gunicorn's workers) on an flock of a file beside the database, each woken as the
+    one before it finishes. SQLite's own busy handler retries by sleeping (1, 2, 5 ... 100 ms a
+    time), so a writer of one worker waited behind a stream of the other's: p99 over a second under
+    load. Waiting is bounded: after SQLITE_BUSY_SECONDS a writer goes on and lets SQLite refuse it."""
 
-    def __init__(self) -> None:
+    def __init__(self, lock_path: str | None) -> None:
         self._lock = threading.RLock()  # a thread inside a transaction that opens another is let through
+        self._depth = 0  # how deep the owning thread is; only the outermost turn takes the file lock
+        self._path = lock_path
+        self._file: tuple[int, int] | None = None  # (pid, descriptor): a forked worker opens its own
 
     @contextmanager
     def turn(self) -> Iterator[None]:
+        deadline = time.monotonic() + SQLITE_BUSY_SECONDS
         acquired = self._lock.acquire(timeout=SQLITE_BUSY_SECONDS)
+        locked = False
         try:
+            if acquired:
+                self._depth += 1
+                locked = self._depth == 1 and self._lock_file(deadline)
             yield
         finally:
+            if locked:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
             if acquired:
+                self._depth -= 1
                 self._lock.release()
+
+    def _lock_file(self, deadline: float) -> bool:
+        """Poll the file lock (flock cannot wait with a deadline): one thread per process polls."""
+        if self._path is None:
+            return False
+        pause = 0.0001
+        while True:
+            try:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+
+    def close(self) -> None:
+        if self._file is not None and self._file[0] == os.getpid():
+            os.close(self._file[1])
+        self._file = None
+
+    def _descriptor(self) -> int:
+        if self._file is None or self._file[0] != os.getpid():
+            assert self._path is not None
+            self._file = (os.getpid(), os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600))
+        return self._file[1]
