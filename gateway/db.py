@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import create_engine, event, exc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_POOL_SIZE = 10
@@ -94,6 +94,8 @@ class Database:
         # (there every transaction that may write takes the write lock up front, see _begin).
         sqlite = self.engine.dialect.name == "sqlite"
         autocommit = self.engine if sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._autocommit = autocommit
+        self.dialect = self.engine.dialect.name
         self.lone_statements = sessionmaker(autocommit, expire_on_commit=False)
         readers = self.engine.execution_options(**{READ_ONLY: True}) if sqlite else autocommit
         self.lone_reads = sessionmaker(readers, expire_on_commit=False)
@@ -112,6 +114,19 @@ class Database:
         PostgreSQL each statement is committed on its own, at once."""
         with self._turn(), self.lone_statements() as session, session.begin():
             yield session
+
+    @contextmanager
+    def core(self) -> Iterator[Connection]:
+        """A Core connection in one transaction, committed when the block ends: for a hot write that
+        needs no ORM (its unit of work cost more than the statements themselves)."""
+        with self._turn(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def core_statement(self) -> Iterator[Connection]:
+        """One_statement's Core form: on PostgreSQL one round trip, committed on its own."""
+        with self._turn(), self._autocommit.begin() as connection:
+            yield connection
 
     @contextmanager
     def read(self) -> Iterator[Session]:

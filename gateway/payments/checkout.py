@@ -6,12 +6,12 @@ from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import CursorResult, Insert, bindparam, insert, select
+from sqlalchemy import CursorResult, Insert, Select, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errorcodes import ErrorCode
-from ..models import PAID_STATES, Payment, utcnow
+from ..models import PAID_STATES, Payment, PaymentState, SeenRequest, utcnow
 from ..notifications.exchange import UnsafeDestination
 from ..services import Services
 from . import replay
@@ -30,14 +30,13 @@ def start(services: Services, command: CheckoutCommand) -> CheckoutOutcome:
     check_store_urls(services, command)
     row = _new_payment(services, command, store_key(command.notification_url))
     try:
-        with services.db.transaction() as session:
-            _create(session, command, row)
+        if _create(services, command, row):
             return CheckoutOutcome(row["token"])
     except IntegrityError:
-        # The randomkey was used before: an exact retry, a replay, or a concurrent twin that
-        # committed first. Read what it was used for and answer as the protocol says.
-        with services.db.transaction() as session:
-            return CheckoutOutcome(_find_or_create(session, command, Payment(**row)).token)
+        pass  # the randomkey was used before: an exact retry, a replay, or a concurrent twin that committed first
+    # Read what the randomkey was used for, or why the payment was not added, and answer as the protocol says.
+    with services.db.transaction() as session:
+        return CheckoutOutcome(_find_or_create(session, command, Payment(**row)).token)
 
 
 def check_store_urls(services: Services, command: CheckoutCommand) -> None:
@@ -58,14 +57,33 @@ def check_store_urls(services: Services, command: CheckoutCommand) -> None:
                 raise Refused(ErrorCode.BAD_REQUEST, f"{name} must use https")
 
 
-def _create(session: Session, command: CheckoutCommand, row: dict[str, Any]) -> None:
-    """The fast path, two Core inserts: claim the randomkey (a used one raises IntegrityError), then
-    the payment unless its order is paid or a payment already spent the randomkey. When that insert
-    adds nothing, the ORM path below says which (or adds it, if the reason went meanwhile)."""
-    replay.claim(session, replay.CHECKOUT, command.randomkey, command.fingerprint)
-    if cast(CursorResult[Any], session.execute(_INSERT_UNLESS_PAID_OR_SPENT, row)).rowcount != 1:
-        _refuse_spent(session, command.randomkey)
-        _add_unless_paid(session, command, Payment(**row))
+def _create(services: Services, command: CheckoutCommand, row: dict[str, Any]) -> bool:
+    """The fast path, without the ORM: the randomkey's replay record and the payment, unless its order
+    is paid or a payment already spent the randomkey. False (nothing written) sends the caller to the
+    ORM path, which says which; a randomkey used before raises IntegrityError.
+
+    On PostgreSQL one statement, so one round trip (each is a wait for the GIL under load); SQLite
+    has no INSERT inside a WITH, so there it is two inserts in one transaction."""
+    given = {**row, "endpoint": replay.CHECKOUT, "digest": command.fingerprint}
+    if services.db.dialect == "postgresql":
+        with services.db.core_statement() as connection:
+            return _added(connection.execute(_CLAIM_AND_INSERT, given))
+    try:
+        with services.db.core() as connection:
+            replay.claim(connection, replay.CHECKOUT, command.randomkey, command.fingerprint)
+            if not _added(connection.execute(_INSERT_UNLESS_PAID_OR_SPENT, row)):
+                raise _NotAdded  # rolls the replay record back with it
+    except _NotAdded:
+        return False
+    return True
+
+
+class _NotAdded(Exception):
+    pass
+
+
+def _added(result: Any) -> bool:
+    return cast(CursorResult[Any], result).rowcount == 1
 
 
 def _find_or_create(session: Session, command: CheckoutCommand, payment: Payment) -> Payment:
@@ -110,7 +128,7 @@ SPENT_RANDOMKEY = select(Payment.id).where(Payment.randomkey == bindparam("rando
 
 
 def _new_payment(services: Services, command: CheckoutCommand, key: str) -> dict[str, Any]:
-    """The new payment's columns, every one given (the insert-from-select applies no Python defaults)."""
+    """The new payment's columns, every one that has no NULL to start with: the insert-from-select names them all."""
     now = utcnow()
     return {
         "token": secrets.token_urlsafe(32),
@@ -137,24 +155,50 @@ def _new_payment(services: Services, command: CheckoutCommand, key: str) -> dict
         "expires_at": now + timedelta(minutes=services.settings.session_minutes),
         "created_at": now,
         "updated_at": now,
+        "state": PaymentState.OPEN, "attempt": 0, "decline_count": 0, "failures": 0,
+        **dict.fromkeys(("last_decline", "card_brand", "card_last4", "error_code", "error_message", "attention"), ""),
     }
 
 
-def _insert_unless_paid_or_spent() -> Insert:
-    """INSERT INTO payments (...) SELECT :token, ... WHERE NOT EXISTS (a paid payment of the order)
-    AND NOT EXISTS (a payment with the randomkey): both over indexes, in the insert's own statement."""
-    table = Payment.__table__
-    given = [column for column in table.columns if column.name in _NEW_PAYMENT_COLUMNS]
+def _unless_paid_or_spent(query: Select[Any]) -> Select[Any]:
+    """Only when no payment of the order is paid and none has spent the randomkey (both over indexes)."""
     paid = select(Payment.id).where(Payment.store_key == bindparam("store_key"), Payment.orderid == bindparam("orderid"),
                                     Payment.state.in_(PAID_STATES))
     spent = select(Payment.id).where(Payment.randomkey == bindparam("randomkey"))
-    values = select(*(bindparam(column.name, type_=column.type) for column in given)).where(~paid.exists(), ~spent.exists())
+    return query.where(~paid.exists(), ~spent.exists())
+
+
+def _payment_values() -> tuple[list[Any], Select[Any]]:
+    given = [column for column in Payment.__table__.columns if column.name in _NEW_PAYMENT_COLUMNS]
+    return given, select(*(bindparam(column.name, type_=column.type) for column in given))
+
+
+def _insert_unless_paid_or_spent() -> Insert:
+    """INSERT INTO payments (...) SELECT :token, ... WHERE NOT EXISTS (paid) AND NOT EXISTS (spent)."""
+    given, values = _payment_values()
     # preserve_rowcount: psycopg forgets an INSERT's row count once SQLAlchemy closes its cursor.
-    return insert(table).from_select(given, values, include_defaults=True).execution_options(preserve_rowcount=True)  # type: ignore[arg-type]
+    return (insert(Payment.__table__).from_select(given, _unless_paid_or_spent(values), include_defaults=False)  # type: ignore[arg-type]
+            .execution_options(preserve_rowcount=True))
+
+
+def _claim_and_insert() -> Insert:
+    """PostgreSQL: WITH claimed AS (INSERT INTO seen_requests ... WHERE NOT EXISTS (paid) AND NOT EXISTS
+    (spent) RETURNING randomkey) INSERT INTO payments (...) SELECT ... FROM claimed. Refused, it writes
+    neither row; a used randomkey fails the replay record's primary key."""
+    seen = SeenRequest.__table__
+    record = select(*(bindparam(name, type_=seen.c[name].type) for name in ("randomkey", "endpoint", "digest", "created_at")))
+    claimed = (insert(seen).from_select(["randomkey", "endpoint", "digest", "created_at"], _unless_paid_or_spent(record))  # type: ignore[arg-type]
+               .returning(seen.c.randomkey).cte("claimed"))
+    given, values = _payment_values()
+    return (insert(Payment.__table__).from_select(given, values.select_from(claimed), include_defaults=False)  # type: ignore[arg-type]
+            .add_cte(claimed).execution_options(preserve_rowcount=True))
 
 
 _NEW_PAYMENT_COLUMNS = frozenset((
     "token", "store_key", "orderid", "invoice", "randomkey", "currency", "amount_total", "tax_total", "shipping_total",
     "discount", "email", "billing", "shipping", "items", "cancel_url", "error_url", "notification_url", "return_url",
-    "credentials_sealed", "credentials_fingerprint", "test_mode", "expires_at", "created_at", "updated_at"))
+    "credentials_sealed", "credentials_fingerprint", "test_mode", "expires_at", "created_at", "updated_at", "state",
+    "attempt", "decline_count", "failures", "last_decline", "card_brand", "card_last4", "error_code", "error_message",
+    "attention"))
 _INSERT_UNLESS_PAID_OR_SPENT = _insert_unless_paid_or_spent()
+_CLAIM_AND_INSERT = _claim_and_insert()

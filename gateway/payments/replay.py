@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.orm import Session
 
 from ..errorcodes import ErrorCode
@@ -19,7 +19,7 @@ from .errors import Refused
 CHECKOUT, POST_ORDER = "checkout", "post-order"
 
 
-def claim(session: Session, endpoint: str, randomkey: str, fingerprint: str) -> None:
+def claim(session: Session | Connection, endpoint: str, randomkey: str, fingerprint: str) -> None:
     """Record a randomkey without reading first: nearly every request carries a fresh one.
 
     The insert goes out at once, in the caller's transaction; a key used before makes it raise

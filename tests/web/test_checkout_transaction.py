@@ -60,10 +60,14 @@ def test_a_checkout_is_one_transaction_with_one_commit(client, services, stateme
     assert count(services, SeenRequest) == 1 and count(services, Payment) == 1
 
 
-def test_a_fresh_checkout_writes_its_replay_record_without_reading_it_first(client, statements):
+def test_a_fresh_checkout_writes_its_replay_record_without_reading_it_first(client, services, statements):
     assert post_json(client, "/checkout", signed_checkout())["errormessage"] == ""
     assert not [s for s in statements if s.startswith("SELECT") and "seen_requests" in s]
-    assert [s for s in statements if s.startswith("INSERT")] == ["INSERT INTO seen_requests", "INSERT INTO payments"]
+    writes = [s for s in statements if s.startswith(("INSERT", "WITH"))]
+    if services.db.dialect == "postgresql":  # both inserts in one statement: one round trip
+        assert writes == ["WITH claimed AS"]
+    else:
+        assert writes == ["INSERT INTO seen_requests", "INSERT INTO payments"]
 
 
 def test_a_randomkey_used_for_a_refund_is_refused_at_checkout(client, services):
@@ -76,7 +80,7 @@ def test_a_randomkey_used_for_a_refund_is_refused_at_checkout(client, services):
 
 def test_a_crash_between_the_replay_record_and_the_session_leaves_neither(client, services):
     def crash(_conn, _cursor, statement, *_rest) -> None:  # type: ignore[no-untyped-def]
-        if statement.startswith("INSERT INTO payments"):
+        if "INSERT INTO payments" in statement:
             raise RuntimeError("the process died here")
 
     event.listen(services.db.engine, "before_cursor_execute", crash)
