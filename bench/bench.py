@@ -153,6 +153,7 @@ def in_process(database_url: str, seconds: float) -> None:
 
 
 BARE_TABLE = "bench_bare_rows"
+WARM_UP = 6000  # fresh CheckoutRequests for the warm-up second
 # One line per request, method TAB path TAB gzip flag TAB body; each thread takes every stride-th
 # line, from its own client address. A good answer is a 200 containing `expect` (any 200 when empty).
 WRK_SCRIPT = r"""
@@ -320,17 +321,21 @@ def measure_setup(code: Path, url: str, workers: int | None, seconds: float, con
     count = int(seconds * 4000)
     common = {"DATABASE_URL": url, "GATEWAY_TRUSTED_PROXIES": "1", "GATEWAY_PRIVATE_KEY": PRIVATE_KEY}
     figures: dict[str, Figure] = {}
+    # Each figure is the steady state: a second of the same kind of request first (every worker opens its
+    # database connections and compiles its statements then), not counted.
     with server(code, "wsgi:app", {**common, "PYTHONPATH": str(code)}, workers) as base:
-        wrk(base, ["GET\t/healthz\t0\t"], 1, connections)  # warm-up
+        wrk(base, checkout_lines(WARM_UP, "cw"), 1, connections, ACCEPTED, fresh=True)
         figures["POST /checkout"] = wrk(base, checkout_lines(count, "c"), seconds, connections, ACCEPTED, fresh=True)
         pages = [f"GET\t/pay?paymenttoken={token}\t1\t" for token in open_sessions(base, 64)]
+        wrk(base, pages, 1, connections)
         figures["GET /pay?paymenttoken= (gzip)"] = wrk(base, pages, seconds, connections)
+        wrk(base, ["GET\t/healthz\t0\t"], 1, connections)
         figures["GET /healthz"] = wrk(base, ["GET\t/healthz\t0\t"], seconds, connections)
     bare_path = f"{Path(__file__).resolve().parent}:{code}"
     for name, bare_url in (("bare md5", ""), ("bare md5 + one durable insert", url)):
         env = {**common, "PYTHONPATH": bare_path, "BENCH_BARE_DATABASE_URL": bare_url}
         with server(code, "bench:bare_app()", env, workers) as base:
-            wrk(base, ["GET\t/healthz\t0\t"], 1, connections)
+            wrk(base, checkout_lines(WARM_UP, "bw"), 1, connections, ACCEPTED, fresh=True)
             figures[name] = wrk(base, checkout_lines(count, "b"), seconds, connections, ACCEPTED, fresh=True)
     return figures
 
