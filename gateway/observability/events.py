@@ -6,7 +6,7 @@ import logging
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import bindparam, exists, func, insert, literal, select
+from sqlalchemy import Insert, bindparam, exists, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..db import Database
@@ -86,13 +86,19 @@ def notification_dead() -> None:
 def _remember(db: Database, payment_id: int, kind: str, detail: str) -> None:
     """Best effort, in one statement: a timeline line is never worth failing a payment for.
     A session keeps at most MAX_EVENTS lines, so reloading a page cannot grow the table without bound."""
-    recorded = select(func.count()).select_from(PaymentEvent).where(PaymentEvent.payment_id == payment_id)
-    line = select(
-        literal(payment_id, PaymentEvent.payment_id.type), literal(utcnow(), PaymentEvent.at.type),
-        literal(kind, PaymentEvent.kind.type), literal(detail[:1000], PaymentEvent.detail.type),
-    ).where(recorded.scalar_subquery() < MAX_EVENTS)
     try:
         with db.one_statement() as session:
-            session.execute(insert(PaymentEvent).from_select(["payment_id", "at", "kind", "detail"], line))
+            session.execute(_REMEMBER, {"payment_id": payment_id, "at": utcnow(), "kind": kind, "detail": detail[:1000]})
     except SQLAlchemyError:
         log.exception("could not record %s for payment %s", kind, payment_id)
+
+
+def _remember_statement() -> Insert:
+    """Built once (building it per line cost more than running it)."""
+    recorded = select(func.count()).select_from(PaymentEvent).where(PaymentEvent.payment_id == bindparam("payment_id"))
+    line = select(*(bindparam(name, type_=PaymentEvent.__table__.c[name].type) for name in ("payment_id", "at", "kind", "detail")))
+    return insert(PaymentEvent.__table__).from_select(["payment_id", "at", "kind", "detail"],  # type: ignore[arg-type]
+                                            line.where(recorded.scalar_subquery() < MAX_EVENTS))
+
+
+_REMEMBER = _remember_statement()
