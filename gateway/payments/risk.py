@@ -246,12 +246,15 @@ _STORE_COUNTS = _store_counts()
 
 
 def remember(services: Services, payment: Payment, decision: Decision, outcome: RiskOutcome, reason: str = "") -> None:
-    """Add this attempt's end to the windows (one statement)."""
+    """Add this attempt's end to the windows (one statement, built once)."""
     with services.db.one_statement() as session:
-        session.execute(insert(RiskSignal).values(
-            at=utcnow(), store_key=payment.store_key, payment_id=payment.id, orderid=payment.orderid,
-            card_fingerprint=decision.fingerprint, address=decision.address, network=network_of(decision.address),
-            outcome=outcome, reason=reason[:64]))
+        session.execute(_REMEMBER, {
+            "at": utcnow(), "store_key": payment.store_key, "payment_id": payment.id, "orderid": payment.orderid,
+            "card_fingerprint": decision.fingerprint, "address": decision.address,
+            "network": network_of(decision.address), "outcome": outcome, "reason": reason[:64]})
+
+
+_REMEMBER = insert(RiskSignal.__table__)  # type: ignore[arg-type]
 
 
 _SALE_SECONDS: deque[float] = deque(maxlen=64)
