@@ -299,3 +299,20 @@ def test_the_decline_ratio_follows_the_last_attempts_not_a_busy_hour_before(serv
     assert not risk.needs_challenge(services, payment, "203.0.113.9")
     seen(services, RiskOutcome.DECLINED, 10, number="4000000000000002", address="192.0.2.2")
     assert risk.needs_challenge(services, payment, "203.0.113.9")
+
+
+def test_thresholds_saved_by_another_worker_apply_here_within_their_memory(services, monkeypatch):
+    """Remembered per worker (one query fewer per card attempt): the saving worker applies a change at
+    once, every other within THRESHOLDS_SECONDS."""
+    store_key = new_payment(services).store_key
+    assert risk.thresholds(services, store_key).card_declines == risk.DEFAULTS.card_declines
+    other_worker = type(services).build(services.settings)
+    try:
+        risk.set_thresholds(other_worker, store_key, "op", card_declines=7)
+        assert risk.thresholds(other_worker, store_key).card_declines == 7
+        assert risk.thresholds(services, store_key).card_declines == risk.DEFAULTS.card_declines
+        later = time.monotonic() + risk.THRESHOLDS_SECONDS + 1
+        monkeypatch.setattr("gateway.memo.time.monotonic", lambda: later)
+        assert risk.thresholds(services, store_key).card_declines == 7
+    finally:
+        other_worker.db.dispose()
