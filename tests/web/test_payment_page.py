@@ -371,5 +371,8 @@ def test_concurrent_double_submit_charges_once(app, services, store):
     for thread in threads:
         thread.join()
     assert count(services, SandboxCharge) == 1
-    assert sorted(results) == [202, 303]  # one shopper sees "processing", the other goes back to the store
+    # The winner goes back to the store. The other sees "processing" if it reads the payment before the
+    # store's answer is recorded, or goes back to the store too if it reads it after (a loaded machine):
+    # never a second charge, a decline or an error.
+    assert 303 in results and sorted(results)[0] in (202, 303), results
     assert len(store.calls) == 1
