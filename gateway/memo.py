@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Generic, Hashable, TypeVar
+from typing import Callable, Generic, Hashable, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -41,6 +41,15 @@ class Recent(Generic[K, V]):
             self._entries.move_to_end(key)
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
+
+    def get_or_make(self, key: K, make: Callable[[], V]) -> V:
+        """The remembered value, or a new one from ``make`` (remembered unless a change came meanwhile)."""
+        known = self.get(key)
+        if known is None:
+            changes = self.changes
+            known = make()
+            self.put(key, known, changes)
+        return known
 
     def forget(self, key: K) -> None:
         with self._lock:

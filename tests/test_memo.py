@@ -31,3 +31,21 @@ def test_a_value_read_before_a_change_is_not_kept():
     recent.forget("store")  # saved while the old value was being read
     recent.put("store", "old name", before_read)
     assert recent.get("store") is None
+
+
+def test_get_or_make_makes_once_and_keeps_nothing_made_across_a_change():
+    recent: Recent[str, int] = Recent(size=4, seconds=60)
+    made: list[int] = []
+
+    def make() -> int:
+        made.append(1)
+        return len(made)
+
+    assert recent.get_or_make("a", make) == 1 and recent.get_or_make("a", make) == 1 and len(made) == 1
+
+    def make_while_changed() -> int:
+        recent.forget("b")  # a save committed while the value was being read
+        return 99
+
+    assert recent.get_or_make("b", make_while_changed) == 99
+    assert recent.get("b") is None

@@ -89,12 +89,7 @@ def thresholds(services: Services, store_key: str) -> Thresholds:
     """A store's thresholds, remembered per worker for THRESHOLDS_SECONDS (one query fewer per card
     attempt): a change shows at once in the worker that saved it and within that time in the others."""
     recent = _RECENT_THRESHOLDS.setdefault(services.db, Recent(THRESHOLDS_CACHED, THRESHOLDS_SECONDS))
-    known = recent.get(store_key)
-    if known is None:
-        changes = recent.changes
-        known = _read_thresholds(services, store_key)
-        recent.put(store_key, known, changes)
-    return known
+    return recent.get_or_make(store_key, lambda: _read_thresholds(services, store_key))
 
 
 def _read_thresholds(services: Services, store_key: str) -> Thresholds:

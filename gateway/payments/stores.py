@@ -55,13 +55,7 @@ def store_key(notification_url: str) -> str:
 
 def identity(services: Services, key: str) -> StoreIdentity:
     """The saved identity of a store, or a default that names it by its host."""
-    recent = _recent(services)
-    known = recent.get(key)
-    if known is None:
-        changes = recent.changes
-        known = _read_identity(services, key)
-        recent.put(key, known, changes)
-    return known
+    return _recent(services).get_or_make(key, lambda: _read_identity(services, key))
 
 
 def _read_identity(services: Services, key: str) -> StoreIdentity:

@@ -246,11 +246,7 @@ def _order_view(payment: Payment) -> dict[str, object]:
     """The order as the page shows it: its lines and totals never change, so they are formatted once
     per payment and language (Babel's currency formatting was a tenth of a page view)."""
     locale = get_locale() or "en"
-    key = (payment.token, str(locale))
-    lines = _ORDER_LINES.get(key)
-    if lines is None:
-        lines = _order_lines(payment, locale)
-        _ORDER_LINES.put(key, lines, _ORDER_LINES.changes)
+    lines = _ORDER_LINES.get_or_make((payment.token, str(locale)), lambda: _order_lines(payment, locale))
     return {**lines, "brand": BRAND_NAMES.get(payment.card_brand, "")}
 
 
