@@ -99,6 +99,7 @@ class Database:
         self.lone_statements = sessionmaker(autocommit, expire_on_commit=False)
         readers = self.engine.execution_options(**{READ_ONLY: True}) if sqlite else autocommit
         self.lone_reads = sessionmaker(readers, expire_on_commit=False)
+        self._readers = readers
         self._writers = _WriterQueue(_lock_file(self.engine)) if sqlite else None
 
     @contextmanager
@@ -135,6 +136,12 @@ class Database:
         Nothing is committed: the block ends with the session closed."""
         with self.lone_reads() as session:
             yield session
+
+    @contextmanager
+    def core_read(self) -> Iterator[Connection]:
+        """Read's Core form, for a page view's one statement."""
+        with self._readers.connect() as connection:
+            yield connection
 
     @contextmanager
     def _turn(self) -> Iterator[None]:

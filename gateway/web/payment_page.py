@@ -5,7 +5,7 @@ import functools
 import hashlib
 import hmac
 from decimal import Decimal
-from typing import Callable
+from typing import Callable, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from babel import Locale
@@ -21,9 +21,9 @@ from ..memo import Recent
 from ..models import NotificationState, Payment, PaymentState
 from ..money import format_money
 from ..observability import events
-from ..payments.charging import SubmitResult, cancel, submit_card
+from ..payments.charging import cancel, submit_card
 from ..payments.completion import notify_store
-from ..payments.queries import find_payment, is_expired
+from ..payments.queries import PaymentView, find_payment, find_view, is_expired
 from ..payments.stores import identity
 from . import limits, services
 from .assets import compress_page
@@ -33,6 +33,7 @@ bp = Blueprint("payment_page", __name__)
 POLL_SECONDS = 3
 WAITING_STATES = (PaymentState.AUTHORIZING, PaymentState.APPROVED)
 BUSY_RETRY_SECONDS = 5
+T = TypeVar("T")
 # Formatted orders of the payments being viewed; a page is open for minutes, and a line is forgotten after.
 _ORDER_LINES: Recent[tuple[str, str], dict[str, object]] = Recent(size=4096, seconds=600)
 
@@ -48,7 +49,7 @@ def private_page(response: Response) -> Response:
     return compress_page(response)
 
 
-def content_security_policy(payment: Payment | None) -> str:
+def content_security_policy(payment: PaymentView | None) -> str:
     """Only our own script and styles; forms may lead to the store, over http only in development."""
     targets = ["'self'", "https:"]
     if payment is not None and not services().settings.is_production:
@@ -68,9 +69,9 @@ def _origin(url: str) -> str:
 @limits.unknown_tokens
 def show() -> BaseResponse | str | tuple[str, int]:
     """The platform sends the shopper here by GET (?paymenttoken=) or POST (form field)."""
-    payment = _payment_or_404(request.values.get("paymenttoken", ""))
+    payment = _view_or_404(request.values.get("paymenttoken", ""))
     events.page_viewed(services().db, payment.id)
-    return _render_state(payment, SubmitResult(payment))
+    return _render_state(payment)
 
 
 def admitted(view: Callable[[], ResponseReturnValue]) -> Callable[[], ResponseReturnValue]:
@@ -86,8 +87,8 @@ def admitted(view: Callable[[], ResponseReturnValue]) -> Callable[[], ResponseRe
             with services().pay_slots.slot(timeout=wait):
                 return view()
         except admission.Busy:
-            payment = _payment_or_404(request.form.get("paymenttoken", ""))
-            response = make_response(_render_state(payment, SubmitResult(payment, decline=BUSY, busy=True)))
+            payment = _view_or_404(request.form.get("paymenttoken", ""))
+            response = make_response(_render_state(payment, decline=BUSY, busy=True))
             response.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
             return response
 
@@ -103,7 +104,8 @@ def submit() -> BaseResponse | str | tuple[str, int]:
     limits.check_store(payment.store_key)
     form = {name: request.form.get(name, "") for name in ("card_number", "expiry", "cvc", "holder")}
     result = submit_card(services(), payment, form, client_address=limits.client_address(), solution_ok=_solution(payment))
-    return _render_state(result.payment, result)
+    return _render_state(PaymentView.of(result.payment), errors=result.field_errors, decline=result.decline,
+                         challenge=result.challenge)
 
 
 def _solution(payment: Payment) -> bool | None:
@@ -120,7 +122,7 @@ def cancel_payment() -> BaseResponse | str | tuple[str, int]:
     payment = _checked_payment()
     if cancel(services(), payment) or payment.state == PaymentState.CANCELLED:
         return redirect(payment.cancel_url, 303)
-    return _render_state(payment, SubmitResult(payment))
+    return _render_state(PaymentView.of(payment))
 
 
 @bp.get("/pay/status")
@@ -128,17 +130,16 @@ def cancel_payment() -> BaseResponse | str | tuple[str, int]:
 @limits.unknown_tokens
 def status() -> BaseResponse | str | tuple[str, int]:
     """The "confirming with the store" page polls here; a due notification is retried on the way."""
-    payment = _payment_or_404(request.args.get("paymenttoken", ""))
-    notification = payment.notification
-    if notification is not None and notification.state == NotificationState.PENDING:
-        notify_store(services(), notification.id, only_due=True)
-        payment = _payment_or_404(payment.token)
+    payment = _view_or_404(request.args.get("paymenttoken", ""))
+    if payment.notification_id is not None and payment.notification_state == NotificationState.PENDING:
+        notify_store(services(), payment.notification_id, only_due=True)
+        payment = _view_or_404(payment.token)
     if request.args.get("format") == "json":
         return _status_json(payment)
-    return _render_state(payment, SubmitResult(payment))
+    return _render_state(payment)
 
 
-def _status_json(payment: Payment) -> Response:
+def _status_json(payment: PaymentView) -> Response:
     """What the status page's script polls: still waiting, or the page to go to next."""
     waiting = payment.state in WAITING_STATES and not is_expired(payment) and not _unconfirmed(payment)
     body = {"state": payment.state, "waiting": waiting,
@@ -146,14 +147,15 @@ def _status_json(payment: Payment) -> Response:
     return jsonify(body)
 
 
-def _unconfirmed(payment: Payment) -> bool:
+def _unconfirmed(payment: PaymentView) -> bool:
     """Charged, but the store's confirmation went dead: stop waiting and say so."""
-    notification = payment.notification
-    return (payment.state == PaymentState.APPROVED and notification is not None
-            and notification.state == NotificationState.DEAD)
+    return payment.state == PaymentState.APPROVED and payment.notification_state == NotificationState.DEAD
 
 
-def _render_state(payment: Payment, result: SubmitResult) -> BaseResponse | str | tuple[str, int]:
+def _render_state(payment: PaymentView, errors: dict[str, str] | None = None, decline: str = "", busy: bool = False,
+                  challenge: bool = False) -> BaseResponse | str | tuple[str, int]:
+    """The page for the payment's state; on the card form, what the last submission got (field errors, a
+    decline, no free pay slot, or a challenge to solve first)."""
     state = payment.state
     if state == PaymentState.COMPLETED:
         return redirect(payment.return_url, 303)
@@ -167,35 +169,36 @@ def _render_state(payment: Payment, result: SubmitResult) -> BaseResponse | str 
         return _message(gettext("Payment received, order not yet confirmed"), gettext("Your payment went through, but the store has not confirmed your order yet. The store's support will contact you; please do not pay again."), payment, 200)
     if state in WAITING_STATES:
         return render_template("status.html", refresh=POLL_SECONDS, **_page(payment)), 202
-    code = 503 if result.busy else 422 if result.field_errors else (402 if result.decline else 200)
+    errors = errors or {}
+    code = 503 if busy else 422 if errors else (402 if decline else 200)
     accepts = services().processor.accepts
     return render_template(
         "pay.html",
         csrf=csrf_token(payment.token),
-        errors={name: translated(message) for name, message in result.field_errors.items()},
-        decline=translated(result.decline),
+        errors={name: translated(message) for name, message in errors.items()},
+        decline=translated(decline),
         attempts_left=services().settings.max_declines - payment.decline_count,
         values={"holder": request.form.get("holder", ""), "expiry": request.form.get("expiry", "")},
         brands={brand: name for brand, name in BRAND_NAMES.items() if brand in accepts.brands},
         card_rules=client_rules(accepts),
         card_messages=client_messages(),
-        challenge=_challenge(payment, result),
+        challenge=_challenge(payment, challenge),
         **_page(payment),
     ), code
 
 
-def _challenge(payment: Payment, result: SubmitResult) -> dict[str, object] | None:
+def _challenge(payment: PaymentView, asked: bool) -> dict[str, object] | None:
     """The proof of work the card form carries, bound to the next attempt (gateway/challenge.py): when the
     risk step's decision on a submitted card was "challenge" (a page view only reads, so it does not ask
     the risk step beforehand). The app setting CHALLENGE_EVERY_PAYMENT shows it on every page (the
     browser tests' seam)."""
-    wanted = current_app.config.get("CHALLENGE_EVERY_PAYMENT") or result.challenge
+    wanted = current_app.config.get("CHALLENGE_EVERY_PAYMENT") or asked
     if not wanted:
         return None
     return challenge.issue(services().settings.secret_key, challenge.binding(payment.token, payment.attempt + 1))
 
 
-def _page(payment: Payment) -> dict[str, object]:
+def _page(payment: PaymentView) -> dict[str, object]:
     """What every shopper page of a payment shows: the order, the store, the language switch, test mode."""
     g.payment = payment
     here = url_for("payment_page.show", paymenttoken=payment.token)
@@ -208,7 +211,7 @@ def _page(payment: Payment) -> dict[str, object]:
     }
 
 
-def error_redirect(payment: Payment) -> str:
+def error_redirect(payment: PaymentView) -> str:
     """errorurl with its ``error`` parameter replaced by the error code, as the text asks."""
     code = payment.error_code or ErrorCode.CHECKOUT_FAILED.value
     parts = urlsplit(payment.error_url)
@@ -232,17 +235,26 @@ def _checked_payment() -> Payment:
 
 
 def _payment_or_404(token: str) -> Payment:
-    payment = find_payment(services(), token)
+    """The payment to act on (pay, cancel), with everything the pay path needs."""
+    return _found(find_payment(services(), token))
+
+
+def _view_or_404(token: str) -> PaymentView:
+    """The payment to show."""
+    return _found(find_view(services(), token))
+
+
+def _found(payment: T | None) -> T:
     if payment is None:
         abort(404, gettext("We could not find this payment. The link may be incomplete; return to the store and check out again."))
     return payment
 
 
-def _message(title: str, text: str, payment: Payment, code: int) -> tuple[str, int]:
+def _message(title: str, text: str, payment: PaymentView, code: int) -> tuple[str, int]:
     return render_template("message.html", title=title, message=text, back_url=payment.cancel_url, **_page(payment)), code
 
 
-def _order_view(payment: Payment) -> dict[str, object]:
+def _order_view(payment: PaymentView) -> dict[str, object]:
     """The order as the page shows it: its lines and totals never change, so they are formatted once
     per payment and language (Babel's currency formatting was a tenth of a page view)."""
     locale = get_locale() or "en"
@@ -250,7 +262,7 @@ def _order_view(payment: Payment) -> dict[str, object]:
     return {**lines, "brand": BRAND_NAMES.get(payment.card_brand, "")}
 
 
-def _order_lines(payment: Payment, locale: Locale | str) -> dict[str, object]:
+def _order_lines(payment: PaymentView, locale: Locale | str) -> dict[str, object]:
 
     def money(cents: int) -> str:
         return format_money(cents, payment.currency, locale)
