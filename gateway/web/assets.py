@@ -5,6 +5,7 @@ meets a stale copy in a browser cache and an old URL simply stops resolving.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import mimetypes
@@ -45,7 +46,13 @@ ASSETS = load()
 
 def asset_url(name: str) -> str:
     """The cache-forever URL of a static file; its digest changes whenever the file does."""
-    return f"{request.script_root}/assets/{ASSETS[name].digest}/{name}"
+    return _asset_url(request.script_root, name)
+
+
+@functools.lru_cache(maxsize=256)
+def _asset_url(script_root: str, name: str) -> str:
+    """A page names a dozen assets: each URL is made once per mount point."""
+    return f"{script_root}/assets/{ASSETS[name].digest}/{name}"
 
 
 @bp.get("/assets/<digest>/<name>")

@@ -23,13 +23,20 @@ DEFAULT = "en"
 LANGUAGES = {"en": "English", "es": "Español", "fr": "Français", "de": "Deutsch", "pt": "Português", "ja": "日本語"}
 COOKIE = "lang"
 COOKIE_MAX_AGE = 180 * 24 * 3600
+PLAIN_TEXTS = 1024  # translated texts without variables remembered per language
 
 
 def init_app(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, default_translation_directories=str(TRANSLATIONS))
-    app.jinja_env.globals.update(languages=LANGUAGES, current_language=current_language)
+    app.jinja_env.globals["languages"] = LANGUAGES
+    app.context_processor(_language)
     app.context_processor(_page_catalogue)
     app.after_request(_remember_choice)
+
+
+def _language() -> dict[str, str]:
+    """The page's language, resolved once for its every use (the html lang, the switcher, form actions)."""
+    return {"lang": current_language()}
 
 
 def _page_catalogue() -> dict[str, Callable[..., str]]:
@@ -41,22 +48,34 @@ def _page_catalogue() -> dict[str, Callable[..., str]]:
 @functools.lru_cache(maxsize=4 * len(LANGUAGES))
 def _template_callables(catalogue: NullTranslations) -> dict[str, Callable[..., str]]:
     """Jinja's "newstyle" gettext over one catalogue (Flask-Babel keeps one object per language):
-    the text is marked safe where the template escapes, then formatted with its escaped variables."""
+    the text is marked safe where the template escapes, then formatted with its escaped variables.
+    ``_`` is bound directly (Jinja's own alias calls through the context again), and a text without
+    variables is translated and formatted once per catalogue, not once per page."""
+    plain: dict[tuple[str, bool], str] = {}  # the templates' own texts: at most PLAIN_TEXTS of them
 
     @pass_context
     def gettext(context: Context, message: str, **variables: Any) -> str:
-        return _formatted(context, catalogue.ugettext(message), variables)
+        autoescape = context.eval_ctx.autoescape
+        if variables:
+            return _formatted(autoescape, catalogue.ugettext(message), variables)
+        key = (message, autoescape)
+        text = plain.get(key)
+        if text is None:
+            text = _formatted(autoescape, catalogue.ugettext(message), variables)
+            if len(plain) < PLAIN_TEXTS:
+                plain[key] = text
+        return text
 
     @pass_context
     def ngettext(context: Context, singular: str, plural: str, num: int, **variables: Any) -> str:
         variables.setdefault("num", num)
-        return _formatted(context, catalogue.ungettext(singular, plural, num), variables)
+        return _formatted(context.eval_ctx.autoescape, catalogue.ungettext(singular, plural, num), variables)
 
-    return {"gettext": gettext, "ngettext": ngettext}
+    return {"gettext": gettext, "_": gettext, "ngettext": ngettext}
 
 
-def _formatted(context: Context, text: str, variables: dict[str, Any]) -> str:
-    if context.eval_ctx.autoescape:
+def _formatted(autoescape: bool, text: str, variables: dict[str, Any]) -> str:
+    if autoescape:
         return Markup(text) % variables
     return text % variables
 
