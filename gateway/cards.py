@@ -1,6 +1,7 @@
 """Card data as the shopper typed it: validation, brand detection, and a form that never leaks the number."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -169,9 +170,10 @@ def parse_card(form: dict[str, str], accepts: CardAcceptance = ANY_CARD, today: 
     return Card(number=digits, exp_month=expiry[0], exp_year=expiry[1], cvc=cvc, holder=holder, brand=brand_info[0])
 
 
+@functools.lru_cache(maxsize=8)
 def client_rules(accepts: CardAcceptance = ANY_CARD) -> str:
     """The brand rules above and what the processor accepts, as JSON, so the page's script checks
-    exactly what the server checks."""
+    exactly what the server checks. Made once per processor's acceptance, not per page view."""
     return json.dumps({
         "brands": [{"brand": brand, "name": BRAND_NAMES[brand], "pattern": pattern.pattern, "lengths": lengths,
                     "cvc": cvc, "accepted": brand in accepts.brands} for brand, pattern, lengths, cvc in _BRANDS],

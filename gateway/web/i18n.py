@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from babel.support import NullTranslations
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_babel import Babel, get_locale, get_translations
 from jinja2 import pass_context
 from jinja2.runtime import Context
@@ -42,7 +42,15 @@ def _language() -> dict[str, str]:
 def _page_catalogue() -> dict[str, Callable[..., str]]:
     """The template's gettext, bound to this request's catalogue once per page. Flask-Babel's own
     looks the catalogue up through the request context for every string (~120 times a page)."""
-    return _template_callables(get_translations())
+    return _template_callables(catalogue())
+
+
+def catalogue() -> NullTranslations:
+    """This request's catalogue, looked up once: each Flask-Babel lookup formats the locale's name."""
+    found: NullTranslations | None = g.get("catalogue")
+    if found is None:
+        found = g.catalogue = get_translations()
+    return found
 
 
 @functools.lru_cache(maxsize=4 * len(LANGUAGES))

@@ -88,7 +88,7 @@ def admitted(view: Callable[[], ResponseReturnValue]) -> Callable[[], ResponseRe
                 return view()
         except admission.Busy:
             payment = _view_or_404(request.form.get("paymenttoken", ""))
-            response = make_response(_render_state(payment, decline=BUSY, busy=True))
+            response = make_response(_render_state(payment, decline=BUSY, busy=True, values=request.form))
             response.headers["Retry-After"] = str(BUSY_RETRY_SECONDS)
             return response
 
@@ -105,7 +105,7 @@ def submit() -> BaseResponse | str | tuple[str, int]:
     form = {name: request.form.get(name, "") for name in ("card_number", "expiry", "cvc", "holder")}
     result = submit_card(services(), payment, form, client_address=limits.client_address(), solution_ok=_solution(payment))
     return _render_state(PaymentView.of(result.payment), errors=result.field_errors, decline=result.decline,
-                         challenge=result.challenge)
+                         challenge=result.challenge, values=form)
 
 
 def _solution(payment: Payment) -> bool | None:
@@ -153,9 +153,9 @@ def _unconfirmed(payment: PaymentView) -> bool:
 
 
 def _render_state(payment: PaymentView, errors: dict[str, str] | None = None, decline: str = "", busy: bool = False,
-                  challenge: bool = False) -> BaseResponse | str | tuple[str, int]:
+                  challenge: bool = False, values: dict[str, str] | None = None) -> BaseResponse | str | tuple[str, int]:
     """The page for the payment's state; on the card form, what the last submission got (field errors, a
-    decline, no free pay slot, or a challenge to solve first)."""
+    decline, no free pay slot, or a challenge to solve first) and the fields it may show again."""
     state = payment.state
     if state == PaymentState.COMPLETED:
         return redirect(payment.return_url, 303)
@@ -169,7 +169,7 @@ def _render_state(payment: PaymentView, errors: dict[str, str] | None = None, de
         return _message(gettext("Payment received, order not yet confirmed"), gettext("Your payment went through, but the store has not confirmed your order yet. The store's support will contact you; please do not pay again."), payment, 200)
     if state in WAITING_STATES:
         return render_template("status.html", refresh=POLL_SECONDS, **_page(payment)), 202
-    errors = errors or {}
+    errors, values = errors or {}, values or {}
     code = 503 if busy else 422 if errors else (402 if decline else 200)
     accepts = services().processor.accepts
     return render_template(
@@ -178,7 +178,7 @@ def _render_state(payment: PaymentView, errors: dict[str, str] | None = None, de
         errors={name: translated(message) for name, message in errors.items()},
         decline=translated(decline),
         attempts_left=services().settings.max_declines - payment.decline_count,
-        values={"holder": request.form.get("holder", ""), "expiry": request.form.get("expiry", "")},
+        values={"holder": values.get("holder", ""), "expiry": values.get("expiry", "")},
         brands={brand: name for brand, name in BRAND_NAMES.items() if brand in accepts.brands},
         card_rules=client_rules(accepts),
         card_messages=client_messages(),

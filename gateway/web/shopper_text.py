@@ -9,9 +9,10 @@ import functools
 import json
 
 from babel.support import NullTranslations
-from flask_babel import get_translations, gettext
+from flask_babel import gettext
 
 from ..cards import MESSAGES, N_
+from .i18n import catalogue
 
 PROCESSOR_MESSAGES = (
     N_("Your card was declined."),
@@ -39,7 +40,7 @@ def translated(message: str) -> str:
 
 def client_messages() -> str:
     """The card form's messages in the shopper's language, for the page's inline validation."""
-    return _messages_in(get_translations())
+    return _messages_in(catalogue())
 
 
 @functools.lru_cache(maxsize=16)
