@@ -17,6 +17,8 @@ from flask import Blueprint, Flask, Response, abort, request
 STATIC = Path(__file__).resolve().parent.parent / "static"
 YEAR = 365 * 24 * 3600
 DAY = 24 * 3600
+# A page is compressed at every view: level 1 makes a 9 KB page 3.0 KB in 35 us; level 6, 2.75 KB in 63 us.
+PAGE_GZIP_LEVEL = 1
 
 bp = Blueprint("assets", __name__)
 
@@ -90,7 +92,7 @@ def compress_page(response: Response) -> Response:
     body = response.get_data()
     if len(body) < 500:
         return response
-    response.set_data(gzip.compress(body, 6))
+    response.set_data(gzip.compress(body, PAGE_GZIP_LEVEL))
     response.headers["Content-Encoding"] = "gzip"
     response.headers.add("Vary", "Accept-Encoding")
     return response

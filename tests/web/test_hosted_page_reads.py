@@ -12,7 +12,8 @@ from sqlalchemy import event, select
 
 from gateway.models import PaymentEvent
 from gateway.payments import stores
-from gateway.web import i18n
+from gateway.memo import Recent
+from gateway.web import i18n, payment_page
 
 from ..flow_helpers import open_session, pay
 from ..protocol_helpers import CARDS
@@ -124,6 +125,7 @@ def test_the_page_reads_the_same_in_every_language(app, client, services, lang, 
     pages = [view(client, token, **headers), declined.get_data(as_text=True)]
     processors = app.template_context_processors[None]
     processors.remove(i18n._page_catalogue)
+    monkeypatch.setattr(payment_page, "_BLANK_FIELDS", Recent(size=64, seconds=3600))  # the fields rendered anew too
     try:
         before = [view(client, token, **headers), pay(client, token, csrf, number=CARDS["decline"]).get_data(as_text=True)]
     finally:
@@ -137,3 +139,34 @@ def test_the_page_reads_the_same_in_every_language(app, client, services, lang, 
 def _without_attempts(html: str) -> str:
     """Two declines leave different numbers of attempts; the sentence around the number must match."""
     return re.sub(r"\d+", "N", html)
+
+
+def test_the_blank_card_fields_are_rendered_once_per_language(client, monkeypatch):
+    renders: list[str] = []
+    render = payment_page.render_template
+
+    def counted(name: str, **context: Any) -> str:
+        renders.append(name)
+        return render(name, **context)
+
+    monkeypatch.setattr(payment_page, "_BLANK_FIELDS", Recent(size=64, seconds=3600))
+    monkeypatch.setattr(payment_page, "render_template", counted)
+    first, _ = open_session(client)
+    second, _ = open_session(client)
+    english = [view(client, token) for token in (first, second, first)]
+    german = view(client, second, **{"Accept-Language": "de"})
+    assert renders.count("_card_fields.html") == 2  # English once, German once
+    assert english[0].count('id="card_number"') == english[1].count('id="card_number"') == 1
+    assert 'name="paymenttoken" value="%s"' % second in english[1]  # the payment's own parts are its own
+    assert "Name auf der Karte" in german and "Name on card" not in german
+
+
+def test_a_refused_card_form_shows_its_errors_and_keeps_the_holder(client):
+    token, csrf = open_session(client)
+    view(client, token)  # the blank fields are remembered
+    answer = pay(client, token, csrf, number="4111", holder="Ada Lovelace")
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    assert 'aria-invalid="true"' in html and 'id="card_number-error" hidden' not in html
+    assert 'value="Ada Lovelace"' in html
+    assert 'value="Ada Lovelace"' not in view(client, token)  # and a later view is blank again
