@@ -7,14 +7,19 @@ says; IPv6 clients are counted per /64, the block one subscriber usually holds.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
-from typing import Any, Callable
+import math
+import time
+from typing import Any, Callable, NoReturn
 
-from flask import Flask, Response, abort, current_app, request
+from flask import Flask, abort, current_app, make_response, request
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext
 from flask_limiter import Limiter
-from limits import parse_many
+from limits import RateLimitItem, parse_many
+from werkzeug.exceptions import HTTPException, TooManyRequests
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..config import Settings
@@ -34,10 +39,6 @@ UNKNOWN_TOKENS = N_("Too many unknown payment links from your network. Please wa
 STORE_BUSY = N_("This store is receiving an unusual number of card attempts. Please wait a few minutes and try again.")
 
 
-def _translated(message: str) -> Callable[[], str]:
-    return lambda: gettext(message)
-
-
 def client_address() -> str:
     address = request.remote_addr or "unknown"
     try:
@@ -51,25 +52,64 @@ def client_address() -> str:
     return str(parsed)
 
 
-limiter = Limiter(key_func=client_address, strategy="moving-window", headers_enabled=True, key_prefix="gateway")
+KEY_PREFIX = "gateway"
+# The console's sign-in limits use Flask-Limiter's decorators; every limit counts in its storage.
+limiter = Limiter(key_func=client_address, strategy="moving-window", headers_enabled=True, key_prefix=KEY_PREFIX)
 
 
-def _setting(name: str) -> Callable[[], str]:
-    return lambda: getattr(current_app.extensions["gateway"].settings, name)
+class AddressLimit:
+    """A shopper route's limit per client address, in the limiter's storage (memory, or Redis shared by
+    every worker). Flask-Limiter's own decorator resolved, parsed and filtered its limits anew at every
+    request (a fifth of a page view); this one parses a setting once and makes one storage call a limit.
+
+    ``only_status``: only answers with this status use up the allowance (404 for token guessing); the
+    limit still refuses every request once the allowance is spent."""
+
+    def __init__(self, setting: str, scope: str, message: str, only_status: int | None = None) -> None:
+        self.setting, self.scope, self.message, self.only_status = setting, scope, message, only_status
+
+    def __call__(self, view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+        @functools.wraps(view)
+        def limited(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            settings: Settings = current_app.extensions["gateway"].settings
+            items, key = _parsed(getattr(settings, self.setting)), client_address()
+            strategy = limiter.limiter
+            if self.only_status is None:
+                for item in items:
+                    if not strategy.hit(item, KEY_PREFIX, self.scope, key):
+                        self._refuse(item, key)
+                return view(*args, **kwargs)
+            for item in items:
+                if not strategy.test(item, KEY_PREFIX, self.scope, key):
+                    self._refuse(item, key)
+            try:
+                response = make_response(view(*args, **kwargs))
+            except HTTPException as exc:
+                self._count(exc.code, items, key)
+                raise
+            self._count(response.status_code, items, key)
+            return response
+
+        return limited
+
+    def _count(self, status: int | None, items: tuple[RateLimitItem, ...], key: str) -> None:
+        if status == self.only_status:
+            for item in items:
+                limiter.limiter.hit(item, KEY_PREFIX, self.scope, key)
+
+    def _refuse(self, item: RateLimitItem, key: str) -> NoReturn:
+        reset = limiter.limiter.get_window_stats(item, KEY_PREFIX, self.scope, key).reset_time
+        raise TooManyRequests(gettext(self.message), retry_after=max(1, math.ceil(reset - time.time())))
 
 
-def _not_found(response: Response) -> bool:
-    return bool(response.status_code == 404)
+@functools.lru_cache(maxsize=32)
+def _parsed(setting: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(setting))
 
 
-card_attempts = limiter.limit(
-    _setting("limit_card_per_address"), error_message=_translated(CARD_ATTEMPTS), scope="card"
-)
-page_lookups = limiter.limit(_setting("limit_page_per_address"), error_message=_translated(PAGE_LOOKUPS), scope="page")
-unknown_tokens = limiter.limit(
-    _setting("limit_unknown_token_per_address"), error_message=_translated(UNKNOWN_TOKENS), scope="token",
-    deduct_when=_not_found,
-)
+card_attempts = AddressLimit("limit_card_per_address", "card", CARD_ATTEMPTS)
+page_lookups = AddressLimit("limit_page_per_address", "page", PAGE_LOOKUPS)
+unknown_tokens = AddressLimit("limit_unknown_token_per_address", "token", UNKNOWN_TOKENS, only_status=404)
 
 
 # The console's sign-in form, per client address and per account name (English: the console is).
@@ -98,8 +138,8 @@ def limit_console_sign_in(app: Flask) -> None:
 def check_store(store_key: str) -> None:
     """Card attempts across one store's pages, from any number of addresses (a card-testing botnet)."""
     settings: Settings = current_app.extensions["gateway"].settings
-    for item in parse_many(settings.limit_card_per_store):
-        if not limiter.limiter.hit(item, "gateway", "card-store", store_key):
+    for item in _parsed(settings.limit_card_per_store):
+        if not limiter.limiter.hit(item, KEY_PREFIX, "card-store", store_key):
             abort(429, gettext(STORE_BUSY))
 
 
