@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Iterable
 
-from sqlalchemy import CursorResult, bindparam, update
+from sqlalchemy import CursorResult, bindparam, literal, update
 from sqlalchemy.orm import Session
 
 
@@ -65,7 +65,8 @@ class Machine:
         column = getattr(self.model, self.column)
         return (
             update(self.model)
-            .where(self.model.id == row_id, column.in_([state.value for state in sources]), *guards)
+            # Each source an ordinary parameter: an expanding IN list is re-rendered at every execution.
+            .where(self.model.id == row_id, column.in_([literal(state, column.type) for state in sources]), *guards)
             .values({self.column: target.value, **values})
             .execution_options(synchronize_session=False)
         )

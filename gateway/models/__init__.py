@@ -4,7 +4,7 @@ Money is always an integer number of minor units. Nothing in this package import
 of the gateway, so any module may import the tables without a cycle."""
 from __future__ import annotations
 
-from .base import Base, UTCDateTime, checked_enum, utcnow
+from .base import Base, UTCDateTime, checked_enum, one_of, utcnow
 from .console import OPERATOR, ROLES, VIEWER, AuditRecord, ConsoleAccount, ConsoleSignIn, LoginFailure, PaymentEvent, Role
 from .notifications import Notification, NotificationAttempt, NotificationState
 from .payments import (
@@ -24,6 +24,7 @@ from .sandbox import SandboxCharge
 from .stores import StoreProfile
 
 __all__ = [
+    "one_of",
     "OPERATOR", "PAID_STATES", "ROLES", "VIEWER",
     "AuditRecord", "Base", "ConsoleAccount", "ConsoleSignIn", "Endpoint", "LedgerEntry", "LedgerKind",
     "LedgerOutcome", "LoginFailure", "Notification", "NotificationAttempt", "NotificationState",

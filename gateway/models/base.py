@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
-from sqlalchemy import DateTime, text
+from sqlalchemy import ColumnElement, DateTime, literal, text
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -55,3 +55,9 @@ def checked_enum(enum: type[Enum], name: str, length: int) -> SAEnum:
 def partial(where: str) -> dict[str, Any]:
     """The keyword arguments of an ``Index`` holding only the rows ``where`` selects, on both engines."""
     return {"postgresql_where": text(where), "sqlite_where": text(where)}
+
+
+def one_of(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN (...)`` with each value an ordinary bound parameter. A plain ``in_`` list is expanded
+    at every execution, re-rendering the statement's SQL (80 us, a twentieth of a checkout)."""
+    return column.in_([literal(value, column.type) for value in values])  # type: ignore[no-any-return]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, select
 
 from ..cards import Card, CardFormError, parse_card
-from ..models import Payment, PaymentState, RiskOutcome, UTCDateTime, utcnow
+from ..models import Payment, PaymentState, RiskOutcome, UTCDateTime, one_of, utcnow
 from ..observability import events
 from ..processors.base import CardDeclined, OutcomeUnknown, ProcessorError, SaleRequest
 from ..services import Services
@@ -150,7 +150,7 @@ _CLAIM = PAYMENTS.prepare(
     PaymentState.OPEN, PaymentState.AUTHORIZING,
     Payment.expires_at > bindparam("now", type_=UTCDateTime()),
     Payment.credentials_sealed.is_not(None),  # erased meanwhile (cancelled, expired)
-    ~select(_SIBLINGS.c.state).where(_SIBLINGS.c.state.in_(BUSY_STATES)).exists(),
+    ~select(_SIBLINGS.c.state).where(one_of(_SIBLINGS.c.state, BUSY_STATES)).exists(),
     returning=(Payment.attempt,),
     attempt=Payment.attempt + 1,
     card_brand=bindparam("brand"),

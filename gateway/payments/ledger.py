@@ -18,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from ..models import Charge, LedgerEntry, LedgerKind, LedgerOutcome, utcnow
+from ..models import Charge, LedgerEntry, LedgerKind, LedgerOutcome, one_of, utcnow
 from ..money import format_money
 from ..processors.base import AdjustmentRefused
 from .states import LEDGER
@@ -62,7 +62,7 @@ def balance(session: Session, charge: Charge) -> Balance:
         select(
             Charge.refunded,
             exists().where(LedgerEntry.charge_id == Charge.id, LedgerEntry.kind == VOID,
-                           LedgerEntry.outcome.in_(HOLDS_MONEY)),
+                           one_of(LedgerEntry.outcome, HOLDS_MONEY)),
         ).where(Charge.id == charge.id)
     ).one()
     return Balance(captured=charge.amount, refunded=refunded, voided=bool(voided))
@@ -79,7 +79,7 @@ def unsettled_entry(session: Session, charge_id: int) -> LedgerEntry | None:
     """The oldest void or refund on the charge still pending or unknown (it holds its amount back)."""
     return session.scalars(
         select(LedgerEntry)
-        .where(LedgerEntry.charge_id == charge_id, LedgerEntry.outcome.in_((PENDING, UNKNOWN)))
+        .where(LedgerEntry.charge_id == charge_id, one_of(LedgerEntry.outcome, (PENDING, UNKNOWN)))
         .order_by(LedgerEntry.id)
     ).first()
 
@@ -147,7 +147,7 @@ def unresolved(session: Session) -> list[LedgerEntry]:
     """Voids and refunds whose outcome nobody knows: each holds its amount until an operator checks it."""
     return list(
         session.scalars(
-            select(LedgerEntry).where(LedgerEntry.outcome.in_((PENDING, UNKNOWN))).order_by(LedgerEntry.id)
+            select(LedgerEntry).where(one_of(LedgerEntry.outcome, (PENDING, UNKNOWN))).order_by(LedgerEntry.id)
         )
     )
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from ..cards import Card
 from ..db import Database
 from ..memo import Recent
-from ..models import Payment, RiskOutcome, RiskSignal, RiskThresholds, utcnow
+from ..models import Payment, RiskOutcome, RiskSignal, RiskThresholds, one_of, utcnow
 from ..observability import events
 from ..services import Services
 from .thresholds import DEFAULTS as DEFAULTS
@@ -211,7 +211,7 @@ def identifies_a_client(address: str) -> bool:
         return bool(address)
 
 
-_DECLINED = RiskSignal.outcome.in_(DECLINED_OUTCOMES)
+_DECLINED = one_of(RiskSignal.outcome, DECLINED_OUTCOMES)
 _JUDGED = RiskSignal.outcome != RiskOutcome.CHALLENGED
 
 
@@ -234,7 +234,7 @@ def _around() -> Select[*tuple[Any, ...]]:
         _count(same_card, _DECLINED), _distinct(RiskSignal.store_key, same_card, RiskSignal.store_key != bindparam("store_key")),
         _count(RiskSignal.address == bindparam("address"), _DECLINED, elsewhere),
         _count(same_network, _DECLINED, elsewhere),
-        _count(same_network, _DECLINED, elsewhere, RiskSignal.reason.in_(TESTING_REASONS)),
+        _count(same_network, _DECLINED, elsewhere, one_of(RiskSignal.reason, TESTING_REASONS)),
         _distinct(RiskSignal.card_fingerprint, this_payment, other_card, _JUDGED),
         _distinct(RiskSignal.card_fingerprint, same_order, other_card, _JUDGED),
         _distinct(RiskSignal.address, this_payment, RiskSignal.address != bindparam("address")),
@@ -249,7 +249,7 @@ def _store_counts() -> Select[*tuple[Any, ...]]:
               .order_by(RiskSignal.id.desc()).limit(bindparam("sample")).subquery())
     last_minute = (select(func.count()).where(RiskSignal.store_key == bindparam("store_key"),
                                               RiskSignal.at >= bindparam("minute_since")).scalar_subquery())
-    return select(func.count(), _count(recent.c.outcome.in_(DECLINED_OUTCOMES)), last_minute).select_from(recent)
+    return select(func.count(), _count(one_of(recent.c.outcome, DECLINED_OUTCOMES)), last_minute).select_from(recent)
 
 
 def _store_numbers(session: Session, values: dict[str, Any]) -> tuple[int, int, int]:

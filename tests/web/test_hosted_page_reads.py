@@ -10,9 +10,9 @@ import flask_babel
 import pytest
 from sqlalchemy import event, select
 
+from gateway.memo import Recent
 from gateway.models import PaymentEvent
 from gateway.payments import stores
-from gateway.memo import Recent
 from gateway.web import i18n, payment_page
 
 from ..flow_helpers import open_session, pay
