@@ -60,3 +60,10 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
     from gateway.observability import metrics
 
     metrics.child_exit(server, worker)
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """Compile the shopper pages and patterns before the first shopper comes (gateway/web/warmup.py)."""
+    from gateway.web.warmup import warm_worker
+
+    warm_worker(worker.wsgi)

@@ -31,6 +31,11 @@ def _store_url() -> fields.Url:
     return fields.Url(required=True, schemes={"http", "https"}, require_tld=False, validate=validate.Length(max=2000))
 
 
+def prepare() -> None:
+    """Build the store URLs' pattern now: marshmallow builds it at its first use (50 ms), once per process."""
+    _store_url().deserialize("https://store.example/")
+
+
 class AddressSchema(WireSchema):
     firstname = _text(100, load_default="", allow_none=True)
     lastname = _text(100, load_default="", allow_none=True)

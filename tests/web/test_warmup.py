@@ -1,0 +1,39 @@
+"""A server worker compiles the shopper pages before its first shopper (gateway/web/warmup.py)."""
+from __future__ import annotations
+
+from jinja2 import Environment
+
+from gateway.web.warmup import SHOPPER_TEMPLATES, warm_up, warm_worker
+
+from ..flow_helpers import open_session
+
+
+def compiled(env: Environment) -> set[str]:
+    return {name for (_loader, name) in (env.cache or {}).keys()}
+
+
+def test_a_warmed_worker_has_every_shopper_template_compiled(app, client):
+    assert not compiled(app.jinja_env) & set(SHOPPER_TEMPLATES)
+    warm_up(app)
+    assert set(SHOPPER_TEMPLATES) <= compiled(app.jinja_env)
+    token, _ = open_session(client)  # and the compiled pages are the ones shoppers get
+    assert client.get("/pay", query_string={"paymenttoken": token}).status_code == 200
+
+
+def test_every_template_a_shopper_page_uses_is_warmed(app, client):
+    token, _ = open_session(client)
+    client.get("/pay", query_string={"paymenttoken": token}, headers={"Accept-Language": "de"})
+    client.get("/pay/status", query_string={"paymenttoken": token})
+    client.get("/pay", query_string={"paymenttoken": "unknown0000000000000000"})
+    used = {name for name in compiled(app.jinja_env) if not name.startswith("console/")}
+    assert used <= set(SHOPPER_TEMPLATES)
+
+
+def test_a_worker_warms_the_gateway_it_serves(app):
+    warm_worker(app)
+    assert set(SHOPPER_TEMPLATES) <= compiled(app.jinja_env)
+
+
+def test_a_worker_serving_another_wsgi_app_is_left_alone(app):
+    warm_worker(app.wsgi_app)  # a plain WSGI callable: nothing to compile, and no error
+    assert not compiled(app.jinja_env) & set(SHOPPER_TEMPLATES)
