@@ -6,7 +6,7 @@ import os
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Generic, Iterator, TypeVar, cast
 
 from sqlalchemy import create_engine, event, exc
 from sqlalchemy.engine import Connection, Engine
@@ -20,6 +20,7 @@ IDLE_PING_SECONDS = 1.0
 SQLITE_BUSY_SECONDS = 5.0
 # An execution option: the block is one statement that only reads, so on SQLite it begins no transaction (see _begin).
 READ_ONLY = "gateway_read_only"
+T = TypeVar("T")
 
 
 def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
@@ -102,6 +103,7 @@ class Database:
         self.lone_reads = sessionmaker(readers, expire_on_commit=False)
         self._readers = readers
         self._writers = _WriterQueue(_lock_file(self.engine)) if sqlite else None
+        self._group = _GroupCommit(self) if sqlite else None
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -117,12 +119,17 @@ class Database:
         with self._turn(), self.lone_statements() as session, session.begin():
             yield session
 
-    @contextmanager
-    def core(self) -> Iterator[Connection]:
-        """A Core connection in one transaction, committed when the block ends: for a hot write that
-        needs no ORM (its unit of work cost more than the statements themselves)."""
-        with self._turn(), self.engine.begin() as connection:
-            yield connection
+    def together(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` (a few Core statements, no ORM: its unit of work cost more than the statements)
+        in a transaction that other threads' work of the same moment may share, each in its own
+        savepoint: what raises in ``work`` is re-raised here with only its own writes undone. It
+        returns once the shared commit is durable. On SQLite every commit is an fsync taken under
+        the database's one write lock, so sharing it is what lets checkouts outrun one fsync each.
+        On PostgreSQL ``work`` runs in a transaction of its own."""
+        if self._group is None:
+            with self.engine.begin() as connection:
+                return work(connection)
+        return self._group.run(work)
 
     @contextmanager
     def core_statement(self) -> Iterator[Connection]:
@@ -156,6 +163,83 @@ class Database:
         self.engine.dispose()
         if self._writers is not None:
             self._writers.close()
+
+
+class _Job(Generic[T]):
+    """One thread's work in a shared commit: done once the commit is durable (or failed)."""
+
+    def __init__(self, work: Callable[[Connection], T]) -> None:
+        self.work = work
+        self.wake = threading.Event()  # done, or this job's thread now leads the next commit
+        self.done = False
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return cast(T, self.value)
+
+
+class _GroupCommit:
+    """SQLite's group commit: whoever finds no commit under way leads one, taking every job waiting at
+    that moment into one transaction, each job in a savepoint; jobs that arrive meanwhile wait, and
+    the first of them leads the next commit. Nobody is answered before the commit holding their
+    writes is durable, and a commit that fails fails every job in it, none of them written."""
+
+    MAX_JOBS = 64  # bounds how long one transaction holds the write lock
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._lock = threading.Lock()
+        self._waiting: list[_Job[Any]] = []
+        self._leading = False
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        job = _Job(work)
+        with self._lock:
+            self._waiting.append(job)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            job.wake.wait()
+        if not job.done:
+            self._lead()
+        return job.outcome()
+
+    def _lead(self) -> None:
+        with self._lock:
+            jobs, self._waiting = self._waiting[:self.MAX_JOBS], self._waiting[self.MAX_JOBS:]
+        try:
+            self._commit(jobs)
+        finally:
+            with self._lock:
+                following = self._waiting[0] if self._waiting else None
+                self._leading = following is not None
+            for job in jobs:
+                job.done = True
+                job.wake.set()
+            if following is not None:
+                following.wake.set()
+
+    def _commit(self, jobs: list[_Job[Any]]) -> None:
+        try:
+            with self._db._turn(), self._db.engine.begin() as connection:
+                if len(jobs) == 1:  # alone: what it raises rolls the whole transaction back, no savepoint needed
+                    jobs[0].value = jobs[0].work(connection)
+                    return
+                for job in jobs:
+                    savepoint = connection.begin_nested()
+                    try:
+                        job.value = job.work(connection)
+                    except Exception as exc:  # noqa: BLE001 - handed to the job's own thread, which raises it
+                        savepoint.rollback()
+                        job.error = exc
+                    else:
+                        savepoint.commit()
+        except Exception as exc:  # noqa: BLE001 - the commit failed: nothing of any job was written
+            for job in jobs:
+                job.error, job.value = job.error or exc, None
 
 
 def _lock_file(engine: Engine) -> str | None:

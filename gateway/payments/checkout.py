@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import CursorResult, Insert, Select, bindparam, insert, select
+from sqlalchemy import Connection, CursorResult, Insert, Select, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,16 +63,20 @@ def _create(services: Services, command: CheckoutCommand, row: dict[str, Any]) -
     ORM path, which says which; a randomkey used before raises IntegrityError.
 
     On PostgreSQL one statement, so one round trip (each is a wait for the GIL under load); SQLite
-    has no INSERT inside a WITH, so there it is two inserts in one transaction."""
+    has no INSERT inside a WITH, so there it is two inserts, committed together with the other
+    checkouts of the moment (Database.together)."""
     given = {**row, "endpoint": replay.CHECKOUT, "digest": command.fingerprint}
     if services.db.dialect == "postgresql":
         with services.db.core_statement() as connection:
             return _added(connection.execute(_CLAIM_AND_INSERT, given))
+
+    def claim_and_insert(connection: Connection) -> None:
+        replay.claim(connection, replay.CHECKOUT, command.randomkey, command.fingerprint)
+        if not _added(connection.execute(_INSERT_UNLESS_PAID_OR_SPENT, row)):
+            raise _NotAdded  # rolls the replay record back with it
+
     try:
-        with services.db.core() as connection:
-            replay.claim(connection, replay.CHECKOUT, command.randomkey, command.fingerprint)
-            if not _added(connection.execute(_INSERT_UNLESS_PAID_OR_SPENT, row)):
-                raise _NotAdded  # rolls the replay record back with it
+        services.db.together(claim_and_insert)
     except _NotAdded:
         return False
     return True
