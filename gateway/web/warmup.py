@@ -17,7 +17,7 @@ SHOPPER_TEMPLATES = ("base.html", "pay.html", "_card_fields.html", "_order.html"
 
 def warm_worker(wsgi: object) -> None:
     """The worker's application, if it is the gateway's (gunicorn can serve another app with these settings)."""
-    if isinstance(wsgi, Flask):
+    if isinstance(wsgi, Flask) and "gateway" in wsgi.extensions:
         warm_up(wsgi)
 
 

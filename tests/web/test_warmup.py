@@ -1,6 +1,7 @@
 """A server worker compiles the shopper pages before its first shopper (gateway/web/warmup.py)."""
 from __future__ import annotations
 
+from flask import Flask
 from jinja2 import Environment
 
 from gateway.web.warmup import SHOPPER_TEMPLATES, warm_up, warm_worker
@@ -36,4 +37,7 @@ def test_a_worker_warms_the_gateway_it_serves(app):
 
 def test_a_worker_serving_another_wsgi_app_is_left_alone(app):
     warm_worker(app.wsgi_app)  # a plain WSGI callable: nothing to compile, and no error
+    other = Flask("other")  # another Flask app has none of the gateway's templates
+    warm_worker(other)
     assert not compiled(app.jinja_env) & set(SHOPPER_TEMPLATES)
+    assert not compiled(other.jinja_env)
