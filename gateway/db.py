@@ -240,6 +240,10 @@ class _GroupCommit:
         except Exception as exc:  # noqa: BLE001 - the commit failed: nothing of any job was written
             for job in jobs:
                 job.error, job.value = job.error or exc, None
+        except BaseException:  # the leader's thread is stopping: nothing was written, and nobody is told otherwise
+            for job in jobs:
+                job.error, job.value = RuntimeError("the shared commit was interrupted; nothing was written"), None
+            raise
 
 
 def _lock_file(engine: Engine) -> str | None:

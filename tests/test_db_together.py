@@ -37,7 +37,8 @@ def insert(n: int) -> Callable[[Connection], int]:
     return work
 
 
-def while_a_commit_is_under_way(database: Database, works: list[Callable[[Connection], Any]]) -> list[Any]:
+def while_a_commit_is_under_way(database: Database, works: list[Callable[[Connection], Any]],
+                                tolerate: type[BaseException] = Exception) -> list[Any]:
     """Start ``works`` in threads while a first job holds the commit open, so they queue up behind it and
     are taken into the next commit together; what each call returned or raised."""
     inside, release = threading.Event(), threading.Event()
@@ -53,7 +54,7 @@ def while_a_commit_is_under_way(database: Database, works: list[Callable[[Connec
     def call(index: int, work: Callable[[Connection], Any]) -> None:
         try:
             results[index] = database.together(work)
-        except Exception as exc:  # noqa: BLE001 - what the caller would have seen
+        except (Exception, tolerate) as exc:  # noqa: BLE001 - what the caller would have seen
             results[index] = exc
 
     leader = threading.Thread(target=call, args=(-1, first))
@@ -134,3 +135,20 @@ def test_a_commit_that_fails_fails_every_job_in_it_and_writes_none(database, mon
     answers = while_a_commit_is_under_way(database, [insert(n) for n in range(1, 5)])
     assert all(isinstance(answer, OperationalError) for answer in answers)
     assert rows(database) == [0]  # the first commit's row only
+
+
+def test_a_leader_stopped_mid_commit_leaves_every_job_failed_and_nothing_written(database):
+    """A BaseException (the leader's thread being stopped) rolls the whole commit back: no job may be
+    answered as written."""
+    if database.dialect != "sqlite":
+        pytest.skip("jobs share a commit on SQLite only")
+
+    class Stopped(BaseException):
+        pass
+
+    def stop(connection: Connection) -> None:
+        raise Stopped
+
+    answers = while_a_commit_is_under_way(database, [insert(1), stop, insert(2)], tolerate=Stopped)
+    assert all(isinstance(answer, (RuntimeError, Stopped)) for answer in answers)
+    assert rows(database) == [0]
