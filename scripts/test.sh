@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the test suite needs (Python packages, Debian's Chromium for the browser tests) and run it.
-# Runs in parallel with pytest-xdist (PYTEST_WORKERS, default 3, one database per worker); arguments go
+# Runs in parallel with pytest-xdist (PYTEST_WORKERS, default 4, one database per worker); arguments go
 # to pytest, e.g. `bash scripts/test.sh -m "not browser"`, `-n 0` or `-p no:xdist` to debug in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,9 @@ fi
 # The versions in constraints.txt, every time (scripts/lock.sh regenerates it); the store emulator, its own
 # distribution, for the tests that drive it.
 python3 -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]' -e ./emulator
-parallel=(-n "${PYTEST_WORKERS:-3}" --dist loadgroup)
+# Four on two cores: much of the suite waits (browsers, live servers, PostgreSQL), and a fourth worker
+# fills those waits (on this machine 5 min 20 s for pytest, against 5 min 41 s with three).
+parallel=(-n "${PYTEST_WORKERS:-4}" --dist loadgroup)
 for arg in "$@"; do
   case "$arg" in
     no:xdist | -pno:xdist) parallel=() ;;
