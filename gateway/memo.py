@@ -6,9 +6,11 @@ import threading
 import time
 from collections import OrderedDict
 from typing import Callable, Generic, Hashable, TypeVar
+from weakref import WeakKeyDictionary
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+Owner = TypeVar("Owner")
 
 
 class Recent(Generic[K, V]):
@@ -55,3 +57,12 @@ class Recent(Generic[K, V]):
         with self._lock:
             self.changes += 1
             self._entries.pop(key, None)
+
+
+def memory_of(memories: WeakKeyDictionary[Owner, Recent[K, V]], owner: Owner, size: int, seconds: float) -> Recent[K, V]:
+    """``owner``'s memory (one per database: an app, in tests several in turn), made at its first use;
+    ``setdefault`` alone would build and drop a new one at every call, on every page view."""
+    memory = memories.get(owner)
+    if memory is None:
+        memory = memories.setdefault(owner, Recent(size, seconds))
+    return memory

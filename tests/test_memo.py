@@ -1,8 +1,10 @@
 """The per-worker memory behind the page's cached identities and order lines stays bounded and short-lived."""
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from gateway import memo
-from gateway.memo import Recent
+from gateway.memo import Recent, memory_of
 
 
 def test_the_least_recently_used_value_goes_first_when_full():
@@ -49,3 +51,17 @@ def test_get_or_make_makes_once_and_keeps_nothing_made_across_a_change():
 
     assert recent.get_or_make("b", make_while_changed) == 99
     assert recent.get("b") is None
+
+
+def test_a_databases_memory_is_made_once_and_kept():
+    class Owner:
+        pass
+
+    memories: WeakKeyDictionary[Owner, Recent[str, int]] = WeakKeyDictionary()
+    first, second = Owner(), Owner()
+    memory = memory_of(memories, first, 8, 60)
+    memory.put("a", 1, memory.changes)
+    assert memory_of(memories, first, 8, 60) is memory and memory_of(memories, first, 8, 60).get("a") == 1
+    assert memory_of(memories, second, 8, 60) is not memory  # another database never sees it
+    del first
+    assert len(memories) == 1  # forgotten with its database

@@ -10,7 +10,7 @@ from sqlalchemy import Insert, bindparam, exists, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..db import Database
-from ..memo import Recent
+from ..memo import Recent, memory_of
 from ..models import PaymentEvent, utcnow
 from .metrics import (
     CHARGES,
@@ -39,7 +39,7 @@ def page_viewed(db: Database, payment_id: int) -> None:
     """The timeline shows when the shopper first opened the page. A later view writes nothing (a
     commit per view queued every page behind the others on SQLite), nor reads in a worker that saw
     the first one recorded."""
-    viewed = _VIEWED.setdefault(db, Recent(size=4096, seconds=600))
+    viewed = memory_of(_VIEWED, db, 4096, 600)
     if viewed.get(payment_id):
         return
     with db.read() as session:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from ..cards import Card
 from ..db import Database
-from ..memo import Recent
+from ..memo import Recent, memory_of
 from ..models import Payment, RiskOutcome, RiskSignal, RiskThresholds, one_of, utcnow
 from ..observability import events
 from ..services import Services
@@ -88,7 +88,7 @@ def network_of(address: str) -> str:
 def thresholds(services: Services, store_key: str) -> Thresholds:
     """A store's thresholds, remembered per worker for THRESHOLDS_SECONDS (one query fewer per card
     attempt): a change shows at once in the worker that saved it and within that time in the others."""
-    recent = _RECENT_THRESHOLDS.setdefault(services.db, Recent(THRESHOLDS_CACHED, THRESHOLDS_SECONDS))
+    recent = memory_of(_RECENT_THRESHOLDS, services.db, THRESHOLDS_CACHED, THRESHOLDS_SECONDS)
     return recent.get_or_make(store_key, lambda: _read_thresholds(services, store_key))
 
 

@@ -13,7 +13,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import select
 
 from ..db import Database
-from ..memo import Recent
+from ..memo import Recent, memory_of
 from ..models import StoreProfile, utcnow
 from ..services import Services
 
@@ -45,7 +45,7 @@ _RECENT: WeakKeyDictionary[Database, Recent[str, StoreIdentity]] = WeakKeyDictio
 
 def _recent(services: Services) -> Recent[str, StoreIdentity]:
     """One memory per database (an app, in tests several in turn), never one store's name for another's."""
-    return _RECENT.setdefault(services.db, Recent(CACHE_SIZE, CACHE_SECONDS))
+    return memory_of(_RECENT, services.db, CACHE_SIZE, CACHE_SECONDS)
 
 
 def store_key(notification_url: str) -> str:
