@@ -73,6 +73,8 @@ def test_wheel_ships_every_package_and_template(wheel: Path) -> None:
     assert "gateway/migrations/versions/0001_initial_schema.py" in names
 
 
+@pytest.mark.wheel
+@pytest.mark.slow
 def test_wheel_leaves_the_store_emulator_out(wheel: Path) -> None:
     """A development tool, its own distribution (emulator/): production installs never carry it."""
     names = zipfile.ZipFile(wheel).namelist()
