@@ -3,7 +3,7 @@
 # contracts in .importlinter). Installs the pinned tools first, as scripts/test.sh does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]' -e ./emulator
+bash scripts/install.sh
 echo "ruff:" && python3 -m ruff check gateway tests emulator bench
 echo "mypy:" && python3 -m mypy
 echo "import-linter:" && lint-imports

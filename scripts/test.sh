@@ -11,9 +11,9 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "chromium is not installed and this is not root: browser tests will be skipped" >&2
   fi
 fi
-# The versions in constraints.txt, every time (scripts/lock.sh regenerates it); the store emulator, its own
+# The versions in constraints.txt (scripts/lock.sh regenerates it); the store emulator, its own
 # distribution, for the tests that drive it.
-python3 -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]' -e ./emulator
+bash scripts/install.sh
 # Four on two cores: much of the suite waits (browsers, live servers, PostgreSQL), and a fourth worker
 # fills those waits (on this machine 5 min 20 s for pytest, against 5 min 41 s with three).
 parallel=(-n "${PYTEST_WORKERS:-4}" --dist loadgroup)

@@ -137,13 +137,24 @@ def cli(app):  # type: ignore[no-untyped-def]
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `--dist loadgroup`, the tests that share module-scoped servers, a browser or a built
-    wheel run on one worker (one group per module and engine), so those are started once, not once
-    per worker that happens to get one of the tests."""
+    """Under `--dist loadgroup`, the tests that share module-scoped servers (``module_servers``), a
+    browser or a built wheel run on one worker (one group per module and engine), so those are started
+    once, not once per worker that happens to get one of the tests.
+
+    A test marked ``any_engine`` checks what no database engine changes (how a page looks in the
+    browser): it runs on SQLite only, not again on PostgreSQL."""
+    kept, skipped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
         engine = callspec.params.get("database_url", "") if callspec else ""
-        if item.get_closest_marker("browser"):
+        if engine and engine != ENGINES[0] and item.get_closest_marker("any_engine"):
+            skipped.append(item)
+            continue
+        kept.append(item)
+        if item.get_closest_marker("browser") or item.get_closest_marker("module_servers"):
             item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}-{engine}"))  # type: ignore[attr-defined]
         elif item.get_closest_marker("wheel"):
             item.add_marker(pytest.mark.xdist_group("wheel"))
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = kept

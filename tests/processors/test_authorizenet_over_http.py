@@ -30,7 +30,7 @@ from ..live import Gunicorn, StoreReceiver, gateway_env
 from ..protocol_helpers import PRIVATE_KEY, signed_checkout
 from .fake_authorizenet import TRIGGER_CARD, Account, FakeAuthorizeNet, Fault
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.module_servers]
 
 VISA, DECLINE = "4242424242424242", "4000000000000002"
 CHARGED, DECLINED, UNKNOWN, REFUSED = "charged", "declined", "unknown", "refused"

@@ -2,7 +2,8 @@
 
 Every shopper-visible state is checked with axe-core at phone and desktop widths and
 photographed into test-output/screenshots/; the script's help (brand, spacing, expiry, inline
-checks, one press of Pay) and a keyboard-only purchase are driven as a shopper would.
+checks, one press of Pay) and a keyboard-only purchase are driven as a shopper would. What the
+database engine cannot change (how a page looks and what its script does) runs on SQLite only.
 """
 from __future__ import annotations
 
@@ -155,6 +156,7 @@ STATES: dict[str, tuple[Callable[..., None], str]] = {
 }
 
 
+@pytest.mark.any_engine
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("state", list(STATES))
 def test_every_state_is_accessible_and_fits(browser, shop, state, width):
@@ -173,6 +175,7 @@ def test_every_state_is_accessible_and_fits(browser, shop, state, width):
         page.context.close()
 
 
+@pytest.mark.any_engine
 @pytest.mark.parametrize("state", ["field-errors", "decline"])
 def test_focus_moves_to_the_error_summary(browser, shop, state):
     page = new_page(browser, 390)
@@ -186,6 +189,7 @@ def test_focus_moves_to_the_error_summary(browser, shop, state):
         page.context.close()
 
 
+@pytest.mark.any_engine
 def test_inputs_use_the_page_font(browser, shop):
     page = new_page(browser, 390)
     try:
@@ -197,6 +201,7 @@ def test_inputs_use_the_page_font(browser, shop):
         page.context.close()
 
 
+@pytest.mark.any_engine
 def test_script_detects_the_brand_and_formats_as_the_shopper_types(browser, shop):
     page = new_page(browser, 390)
     try:
@@ -223,6 +228,7 @@ def test_script_detects_the_brand_and_formats_as_the_shopper_types(browser, shop
         page.context.close()
 
 
+@pytest.mark.any_engine
 def test_inline_validation_mirrors_the_server_and_keeps_what_was_typed(browser, shop):
     page = new_page(browser, 390)
     try:
@@ -316,6 +322,7 @@ def test_status_page_without_javascript_offers_check_again(browser, shop):
         context.close()
 
 
+@pytest.mark.any_engine
 @pytest.mark.parametrize("locale, lang, words, total", [
     ("de-DE", "de", "Mit Karte bezahlen", "1.234,56\xa0€"),
     ("ja-JP", "ja", "カードで支払う", "€1,234.56"),
@@ -347,6 +354,7 @@ def authorizenet_shop(database_url):  # type: ignore[no-untyped-def]
         yield gateway, receiver
 
 
+@pytest.mark.any_engine
 def test_script_refuses_a_19_digit_visa_authorizenet_cannot_take_in_the_shoppers_language(browser, authorizenet_shop):
     page = new_page(browser, 390, locale="de-DE")
     try:

@@ -69,6 +69,7 @@ def test_keyboard_only_purchase_through_the_security_check(browser, shop):
         page.context.close()
 
 
+@pytest.mark.any_engine
 def test_pay_stays_disabled_until_the_check_is_solved(browser, shop):
     page = new_page(browser, 1280)
     try:
@@ -83,6 +84,7 @@ def test_pay_stays_disabled_until_the_check_is_solved(browser, shop):
         page.context.close()
 
 
+@pytest.mark.any_engine
 def test_without_javascript_the_page_says_why_it_cannot_pay(browser, shop):
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
