@@ -15,7 +15,7 @@ fi
 # distribution, for the tests that drive it.
 bash scripts/install.sh
 # Four on two cores: much of the suite waits (browsers, live servers, PostgreSQL), and a fourth worker
-# fills those waits (on this machine 5 min 20 s for pytest, against 5 min 41 s with three).
+# fills those waits (measured faster than three, and than five).
 parallel=(-n "${PYTEST_WORKERS:-4}" --dist loadgroup)
 for arg in "$@"; do
   case "$arg" in
