@@ -24,8 +24,9 @@ worker_class = "gthread"  # measured against gevent with bench/load.py: no faste
 threads = int(_number("GUNICORN_THREADS", 64))  # requests in flight per worker, mostly waiting
 # Database connections per worker. A thread holds one only inside a transaction (never while it
 # waits on the processor or the store), so a few serve many threads; a thread that finds none free
-# waits for one. workers x pool must stay below PostgreSQL's max_connections (100 by default):
-# bench/load.py with a pool as large as the threads ran out of server connections.
+# waits for one. workers x (pool + 4 for page views' lookups, gateway/db.py) must stay below
+# PostgreSQL's max_connections (100 by default): bench/load.py with a pool as large as the threads ran
+# out of server connections.
 os.environ.setdefault("GATEWAY_DB_POOL_SIZE", str(min(threads, 16)))
 
 # A shopper request stays inside GATEWAY_REQUEST_BUDGET (25 s by default): the processor call is

@@ -13,14 +13,15 @@ from types import SimpleNamespace
 from typing import Iterator
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway import db as db_module
 from gateway.config import load_settings
 from gateway.db import Database
-from gateway.payments.queries import find_payment
+from gateway.payments.queries import PaymentView, find_payment, find_view
 
+from . import factories
 from .live import ROOT
 
 
@@ -49,6 +50,29 @@ def test_a_connection_cut_while_idle_is_replaced_before_use(postgres, monkeypatc
     dead = backend_pid(postgres)
     cut(postgres, dead)
     assert backend_pid(postgres) != dead  # the transaction ran, on a new connection
+
+
+LOOKUP_PID = select(func.pg_backend_pid())
+
+
+def test_a_lookup_connection_cut_while_idle_is_replaced_before_use(postgres, monkeypatch):
+    """Page views read on connections of their own (Database.lookup): a restart is found out there too."""
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)
+    dead = postgres.lookup(LOOKUP_PID).first({})["pg_backend_pid"]
+    cut(postgres, dead)
+    assert postgres.lookup(LOOKUP_PID).first({})["pg_backend_pid"] != dead
+
+
+def test_a_lookup_connection_cut_in_use_fails_one_read_as_a_database_error_and_is_replaced(postgres, monkeypatch):
+    """Not idle, so not pinged: the read that finds it dead fails as SQLAlchemy reports a dead connection
+    (the error page, the health check), and the pool drops it instead of handing it out again."""
+    monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 3600.0)
+    dead = postgres.lookup(LOOKUP_PID).first({})["pg_backend_pid"]
+    cut(postgres, dead)
+    with pytest.raises(DBAPIError) as failed:
+        postgres.lookup(LOOKUP_PID).first({})
+    assert failed.value.connection_invalidated
+    assert postgres.lookup(LOOKUP_PID).first({})["pg_backend_pid"] != dead
 
 
 def test_a_connection_in_steady_use_is_not_pinged(postgres, monkeypatch):
@@ -80,13 +104,14 @@ def test_every_sqlite_connection_waits_for_a_writer_within_the_request_budget(sq
     assert 1000 <= busy_ms < load_settings({}).request_budget_seconds * 1000
 
 
-def test_a_page_read_does_not_wait_for_a_writer(sqlite):
+@pytest.mark.parametrize("read", [find_payment, find_view])
+def test_a_page_read_does_not_wait_for_a_writer(sqlite, read):
     services = SimpleNamespace(db=sqlite)
     writing, done = threading.Event(), threading.Event()
 
     def hold_the_write_lock() -> None:
         with sqlite.transaction() as session:
-            session.execute(text("CREATE TABLE held (x INTEGER)"))
+            session.execute(text("CREATE TABLE IF NOT EXISTS held (x INTEGER)"))
             writing.set()
             done.wait(5)
 
@@ -95,7 +120,7 @@ def test_a_page_read_does_not_wait_for_a_writer(sqlite):
     try:
         assert writing.wait(5)
         started = time.monotonic()
-        assert find_payment(services, "a" * 22) is None  # type: ignore[arg-type]
+        assert read(services, "a" * 22) is None  # type: ignore[arg-type]
         assert time.monotonic() - started < 1
     finally:
         done.set()
@@ -179,3 +204,19 @@ def test_a_writer_stops_waiting_for_the_file_lock_at_the_busy_deadline(sqlite, m
         holder.wait(10)
         impatient.dispose()
     assert 0.5 < time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("paid", [False, True])
+def test_a_page_lookup_reads_the_payment_as_the_orm_loads_it(services, paid):
+    """The page's lookup runs on the driver itself: its columns must come back as SQLAlchemy's types make
+    them (states as enums, aware UTC times, the items as a list, the notification joined)."""
+    with factories.bound(services):
+        charge = factories.paid_charge() if paid else None
+        if charge is not None:
+            factories.NotificationFactory(charge=charge)
+        token = (factories.PaymentFactory() if charge is None else charge.payment).token
+    viewed = find_view(services, token)
+    assert viewed == PaymentView.of(find_payment(services, token))
+    assert viewed.expires_at.tzinfo is not None and isinstance(viewed.items, list) and len(viewed.items) == 3
+    assert (viewed.notification_id is not None) is paid
+    assert find_view(services, "b" * 22) is None

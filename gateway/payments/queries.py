@@ -84,9 +84,8 @@ def find_view(services: Services, token: str) -> PaymentView | None:
     """A page view's read: what the shopper sees of the payment a token names; None for one not ours."""
     if not TOKEN_SHAPE.fullmatch(token):
         return None
-    with services.db.core_read() as connection:
-        row = connection.execute(_VIEW_BY_TOKEN, {"token": token}).first()
-    return None if row is None else PaymentView(**row._mapping)
+    row = services.db.lookup(_VIEW_BY_TOKEN).first({"token": token})
+    return None if row is None else PaymentView(**row)
 
 
 class Expiring(Protocol):
