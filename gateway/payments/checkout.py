@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errorcodes import ErrorCode
-from ..models import PAID_STATES, Payment, PaymentState, SeenRequest, utcnow
+from ..models import PAID_STATES, Payment, PaymentState, SeenRequest, one_of, utcnow
 from ..notifications.exchange import UnsafeDestination
 from ..services import Services
 from . import replay
@@ -104,7 +104,7 @@ def _find_or_create(session: Session, command: CheckoutCommand, payment: Payment
 PAID_INVOICE = (
     select(Payment.invoice)
     .where(Payment.store_key == bindparam("store_key"), Payment.orderid == bindparam("orderid"),
-           Payment.state.in_(PAID_STATES))
+           one_of(Payment.state, PAID_STATES))
     .limit(1)
 )
 
@@ -167,7 +167,7 @@ def _new_payment(services: Services, command: CheckoutCommand, key: str) -> dict
 def _unless_paid_or_spent(query: Select[Any]) -> Select[Any]:
     """Only when no payment of the order is paid and none has spent the randomkey (both over indexes)."""
     paid = select(Payment.id).where(Payment.store_key == bindparam("store_key"), Payment.orderid == bindparam("orderid"),
-                                    Payment.state.in_(PAID_STATES))
+                                    one_of(Payment.state, PAID_STATES))
     spent = select(Payment.id).where(Payment.randomkey == bindparam("randomkey"))
     return query.where(~paid.exists(), ~spent.exists())
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from gateway.models import Payment, SeenRequest
+from gateway.payments import checkout as checkout_module
 
 from ..protocol_helpers import post_json, signed_checkout, signed_refund
 
@@ -109,3 +110,10 @@ def test_two_racing_checkouts_reusing_a_randomkey_one_wins_the_other_is_refused(
     assert len(winners) == 1 and len(losers) == 1
     assert losers[0]["errorcode"] == "100" and "already used" in losers[0]["errormessage"]
     assert count(services, Payment) == 1
+
+
+@pytest.mark.parametrize("name", ["_CLAIM_AND_INSERT", "_INSERT_UNLESS_PAID_OR_SPENT", "PAID_INVOICE"])
+def test_a_checkout_statement_is_rendered_once_not_at_every_checkout(services, name):
+    """An expanding IN (the paid states) re-rendered the statement's SQL at every checkout."""
+    statement = getattr(checkout_module, name)
+    assert "POSTCOMPILE" not in str(statement.compile(dialect=services.db.engine.dialect))
