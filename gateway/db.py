@@ -11,6 +11,9 @@ from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar, cast
 from sqlalchemy import Select, create_engine, event, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.expression import Executable
+
+from .prepared import Prepared
 
 DEFAULT_POOL_SIZE = 10
 # PostgreSQL connections per process for lookups (Database.lookup): each holds one for a single
@@ -118,7 +121,7 @@ class Database:
         # plan, and planning it anew was half of PostgreSQL's work for it), outside any transaction.
         self._lookups = self.engine if sqlite else _postgres_engine(
             _driver_url(url), LOOKUP_POOL_SIZE, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
-        self._compiled: dict[Select[Any], Lookup] = {}
+        self._compiled: dict[Executable, Prepared] = {}
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -160,11 +163,24 @@ class Database:
         with self.lone_reads() as session:
             yield session
 
-    def lookup(self, statement: Select[Any]) -> Lookup:
-        """``statement`` (a module's constant) as a lookup, compiled at its first use: see Lookup."""
+    def lookup(self, statement: Select[Any], values: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row of ``statement`` (a module's constant: see gateway/prepared.py), read outside any
+        transaction: a lone SELECT, so on SQLite it takes no write lock (see _begin)."""
+        connection = self._lookups.raw_connection()
+        try:
+            return self._prepared(statement).first(connection, values)
+        finally:
+            connection.close()
+
+    def run(self, connection: Connection, statement: Executable, values: Mapping[str, Any]) -> int:
+        """Run ``statement`` (a module's constant: see gateway/prepared.py) on a connection of a block of
+        this database's; the rows it wrote."""
+        return self._prepared(statement).rowcount(connection, values)
+
+    def _prepared(self, statement: Executable) -> Prepared:
         found = self._compiled.get(statement)
         if found is None:
-            found = self._compiled.setdefault(statement, Lookup(self._lookups, statement))
+            found = self._compiled.setdefault(statement, Prepared(statement, self.engine.dialect))
         return found
 
     @contextmanager
@@ -180,64 +196,6 @@ class Database:
         self._lookups.dispose()
         if self._writers is not None:
             self._writers.close()
-
-
-class Lookup:
-    """A read of one row by key that every shopper request makes (the hosted page's), run on the
-    database driver itself: compiled once, and each column converted by its own type as SQLAlchemy
-    would. On PostgreSQL SQLAlchemy's connection, execution context and result cost three times the
-    CPU of the query (0.26 ms against 0.08), on a server connection of its own that is never in a
-    transaction. A lone SELECT, so on SQLite it takes no write lock either (see _begin)."""
-
-    def __init__(self, engine: Engine, statement: Select[Any]) -> None:
-        self._engine = engine
-        dialect = engine.dialect
-        compiled = statement.compile(dialect=dialect)
-        self._sql = str(compiled)
-        self._names = tuple(statement.selected_columns.keys())
-        self._types = tuple(column.type.dialect_impl(dialect) for column in statement.selected_columns)
-        self._order = compiled.positiontup if compiled.positional else None
-        self._binds = {name: processor for name, bind in compiled.binds.items()
-                       if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
-        self._prepare = {"prepare": True} if dialect.name == "postgresql" else {}
-        self._results: tuple[Callable[[Any], Any] | None, ...] | None = None
-
-    def first(self, values: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The row's columns by name, or None without one."""
-        connection = self._engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(self._sql, self._parameters(values), **self._prepare)
-            row = cursor.fetchone()
-            processors = self._results or self._processors(cursor.description)
-            cursor.close()
-        except self._engine.dialect.loaded_dbapi.Error as error:
-            raise self._wrapped(error, connection) from error
-        finally:
-            connection.close()
-        if row is None:
-            return None
-        return {name: value if convert is None else convert(value)
-                for name, value, convert in zip(self._names, row, processors, strict=True)}
-
-    def _parameters(self, values: Mapping[str, Any]) -> Any:
-        converted = {name: processor(values[name]) if (processor := self._binds.get(name)) else values[name]
-                     for name in values}
-        return converted if self._order is None else tuple(converted[name] for name in self._order)
-
-    def _processors(self, description: Any) -> tuple[Callable[[Any], Any] | None, ...]:
-        dialect = self._engine.dialect
-        self._results = tuple(kind.result_processor(dialect, column[1]) for kind, column in zip(self._types, description, strict=True))
-        return self._results
-
-    def _wrapped(self, error: Any, connection: Any) -> exc.StatementError:
-        """As SQLAlchemy reports a driver's error; a connection found dead is dropped from the pool."""
-        dialect = self._engine.dialect
-        dead = dialect.is_disconnect(error, connection.dbapi_connection, None)
-        if dead:
-            connection.invalidate(error)
-        wrapped = exc.DBAPIError.instance(self._sql, None, error, dialect.loaded_dbapi.Error, connection_invalidated=dead)
-        return cast(exc.StatementError, wrapped)
 
 
 class _Job(Generic[T]):

@@ -58,21 +58,21 @@ LOOKUP_PID = select(func.pg_backend_pid())
 def test_a_lookup_connection_cut_while_idle_is_replaced_before_use(postgres, monkeypatch):
     """Page views read on connections of their own (Database.lookup): a restart is found out there too."""
     monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 0.0)
-    dead = postgres.lookup(LOOKUP_PID).first({})["pg_backend_pid"]
+    dead = postgres.lookup(LOOKUP_PID, {})["pg_backend_pid"]
     cut(postgres, dead)
-    assert postgres.lookup(LOOKUP_PID).first({})["pg_backend_pid"] != dead
+    assert postgres.lookup(LOOKUP_PID, {})["pg_backend_pid"] != dead
 
 
 def test_a_lookup_connection_cut_in_use_fails_one_read_as_a_database_error_and_is_replaced(postgres, monkeypatch):
     """Not idle, so not pinged: the read that finds it dead fails as SQLAlchemy reports a dead connection
     (the error page, the health check), and the pool drops it instead of handing it out again."""
     monkeypatch.setattr(db_module, "IDLE_PING_SECONDS", 3600.0)
-    dead = postgres.lookup(LOOKUP_PID).first({})["pg_backend_pid"]
+    dead = postgres.lookup(LOOKUP_PID, {})["pg_backend_pid"]
     cut(postgres, dead)
     with pytest.raises(DBAPIError) as failed:
-        postgres.lookup(LOOKUP_PID).first({})
+        postgres.lookup(LOOKUP_PID, {})
     assert failed.value.connection_invalidated
-    assert postgres.lookup(LOOKUP_PID).first({})["pg_backend_pid"] != dead
+    assert postgres.lookup(LOOKUP_PID, {})["pg_backend_pid"] != dead
 
 
 def test_a_connection_in_steady_use_is_not_pinged(postgres, monkeypatch):

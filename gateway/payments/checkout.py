@@ -68,7 +68,7 @@ def _create(services: Services, command: CheckoutCommand, row: dict[str, Any]) -
     given = {**row, "endpoint": replay.CHECKOUT, "digest": command.fingerprint}
     if services.db.dialect == "postgresql":
         with services.db.core_statement() as connection:
-            return _added(connection.execute(_CLAIM_AND_INSERT, given))
+            return services.db.run(connection, _CLAIM_AND_INSERT, given) == 1
 
     def claim_and_insert(connection: Connection) -> None:
         replay.claim(connection, replay.CHECKOUT, command.randomkey, command.fingerprint)

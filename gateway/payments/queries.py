@@ -84,7 +84,7 @@ def find_view(services: Services, token: str) -> PaymentView | None:
     """A page view's read: what the shopper sees of the payment a token names; None for one not ours."""
     if not TOKEN_SHAPE.fullmatch(token):
         return None
-    row = services.db.lookup(_VIEW_BY_TOKEN).first({"token": token})
+    row = services.db.lookup(_VIEW_BY_TOKEN, {"token": token})
     return None if row is None else PaymentView(**row)
 
 
