@@ -165,7 +165,9 @@ class Database:
 
     def lookup(self, statement: Select[Any], values: Mapping[str, Any]) -> dict[str, Any] | None:
         """The first row of ``statement`` (a module's constant: see gateway/prepared.py), read outside any
-        transaction: a lone SELECT, so on SQLite it takes no write lock (see _begin)."""
+        transaction: a lone SELECT, so on SQLite it takes no write lock (see _begin). Only for a read by a
+        unique key: on PostgreSQL its connections keep a prepared statement's generic plan, which cannot
+        use a partial index or a LIKE prefix."""
         connection = self._lookups.raw_connection()
         try:
             return self._prepared(statement).first(connection, values)

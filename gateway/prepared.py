@@ -17,6 +17,8 @@ from sqlalchemy.sql.expression import Executable
 
 
 class Prepared:
+    """One statement compiled for one database, run on a pooled connection's driver connection."""
+
     def __init__(self, statement: Executable, dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
         self.sql = str(compiled)
