@@ -24,7 +24,7 @@ worker_class = "gthread"  # measured against gevent with bench/load.py: no faste
 # Requests in flight per worker, mostly waiting. A shopper's connection stays with the worker that
 # accepted it, and the kernel does not spread them evenly: in bench/load.py's 100-shopper sale one of
 # three workers held 83 of them, and with 64 threads the pay submissions beyond 64 queued behind a
-# whole processor-and-store wait (the sale took 4.1-4.5 s instead of 2.5, in 7 runs of 24).
+# whole processor-and-store wait (the sale took 4.1-4.5 s instead of 2.5, in 7 runs of 26).
 threads = int(_number("GUNICORN_THREADS", 128))
 # Database connections per worker. A thread holds one only inside a transaction (never while it
 # waits on the processor or the store), so a few serve many threads; a thread that finds none free
