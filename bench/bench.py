@@ -258,8 +258,16 @@ def server(code: Path, app: str, env: dict[str, str], workers: int | None) -> It
         wait_ready(base, process)
         yield base
     finally:
-        process.send_signal(signal.SIGINT)  # gunicorn's quick shutdown
-        process.wait(timeout=30)
+        # The graceful stop (nothing is in flight once wrk is done). gunicorn 27's quick stop (SIGINT,
+        # SIGQUIT) can deadlock a gthread worker: its signal handler shuts the thread pool down while
+        # the interrupted main thread holds the pool's lock in submit(), and the master then waits
+        # out the graceful timeout (90 s).
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
