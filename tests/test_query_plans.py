@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import event, select, update
 
 from gateway.jobs.rounds import run_once
-from gateway.models import Payment, PostOrderRequest, utcnow
-from gateway.payments import history
+from gateway.models import Payment, PostOrderRequest, RiskOutcome, RiskSignal, utcnow
+from gateway.payments import history, risk
 
 from . import factories
 from .console_helpers import make_account, signed_in, standing_rejected_charge, unknown_refund
@@ -26,7 +26,7 @@ from .protocol_helpers import complete_order_answer
 
 # The tables that grow with every payment; small ones (accounts, profiles) may be read whole.
 LARGE = {"payments", "charges", "ledger_entries", "notifications", "notification_attempts", "seen_requests",
-         "payment_events", "post_order_requests"}
+         "payment_events", "post_order_requests", "risk_signals"}
 HISTORY = 3000
 MOST_ROWS_READ = 300  # by one scan of a large table, per loop: a tenth of the history
 SEARCHES = ("", "store=example", "store=store7.example", "orderid=123", "invoice=INV-123", "transactionid=sbx_1", "last4=4242",
@@ -169,4 +169,26 @@ def test_no_payment_search_reads_a_large_table_whole(history_of_every_kind, app)
         for search in SEARCHES:
             assert console.get("/console/payments?" + search).status_code == 200
         history.record(services, 1)
+    assert_indexed(services, sent)
+
+
+def test_the_risk_read_at_a_busy_store_reads_what_it_counts_not_the_stores_hour(postgres):
+    """Issue 21: every card attempt reads its store's newest attempts and its order's own. At a store in a
+    sale (here 3,000 attempts in 12 minutes, from other cards and addresses), neither may read them all."""
+    services = postgres
+    with factories.bound(services):
+        payment = factories.PaymentFactory()
+    now = utcnow()
+    with services.db.engine.begin() as connection:
+        connection.execute(RiskSignal.__table__.insert(), [  # type: ignore[attr-defined]
+            {"at": now - timedelta(seconds=index / 4), "store_key": payment.store_key, "payment_id": 10_000_000 + index,
+             "orderid": 20_000_000 + index, "card_fingerprint": f"{index:064x}", "address": f"10.{index % 200}.0.1",
+             "network": f"10.{index % 200}.0.0/24", "outcome": RiskOutcome.APPROVED, "reason": ""}
+            for index in reversed(range(HISTORY))])  # oldest first, as they came
+        connection.exec_driver_sql("ANALYZE risk_signals")
+    limits = risk.thresholds(services, payment.store_key)
+    with statements_sent(services) as sent:
+        found = risk.signals(services, payment, "f" * 64, "203.0.113.9", limits)
+    assert found.store_judged == limits.attack_min_attempts
+    assert found.store_attempts_last_minute == limits.attack_attempts_per_minute  # counted as far as they matter
     assert_indexed(services, sent)

@@ -27,6 +27,10 @@ class RiskSignal(Base):
     __tablename__ = "risk_signals"
     __table_args__ = (
         Index("ix_risk_signals_store_at", "store_key", "at"),
+        # The risk read at every attempt: the store's newest attempts, newest first, and this order's
+        # attempts, each without reading every attempt the store had in the window (a sale, an attack).
+        Index("ix_risk_signals_store_id", "store_key", "id"),
+        Index("ix_risk_signals_order_at", "store_key", "orderid", "at"),
         Index("ix_risk_signals_card_at", "card_fingerprint", "at"),
         Index("ix_risk_signals_network_at", "network", "at"),
         Index("ix_risk_signals_at", "at"),  # retention's deletes, oldest first

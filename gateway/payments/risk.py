@@ -37,6 +37,7 @@ from .thresholds import Thresholds as Thresholds
 SIGNAL_WINDOW = timedelta(hours=1)  # card, address, network, payment and order signals
 ATTACK_WINDOW = timedelta(minutes=10)  # a store's decline ratio
 RATE_WINDOW = timedelta(minutes=1)  # a store's attempt rate
+UNCAPPED = 2**31 - 1  # the attempts of a store's last minute, all counted (an operator's status, not a decision)
 FINGERPRINT_LABEL = b"card-fingerprint"
 # Decline reasons that mark testing: the number, its CVC or the card itself is what is being probed.
 TESTING_REASONS = ("invalid_number", "incorrect_cvc", "do_not_honor", "stolen_card", "card_declined")
@@ -191,7 +192,8 @@ def signals(services: Services, payment: Payment, fingerprint: str, client_addre
     values = {"fingerprint": fingerprint, "store_key": payment.store_key, "orderid": payment.orderid,
               "payment_id": payment.id, "address": client_address, "network": network_of(client_address),
               "since": now - SIGNAL_WINDOW, "sample": limits.attack_min_attempts,
-              "attack_since": now - ATTACK_WINDOW, "minute_since": now - RATE_WINDOW}
+              "attack_since": now - ATTACK_WINDOW, "minute_since": now - RATE_WINDOW,
+              "minute_cap": limits.attack_attempts_per_minute}
     with services.db.read() as session:
         (card_declines, card_stores, address_declines, network_declines, testing, payment_cards, order_cards,
          payment_addresses, judged, declines, last_minute) = (int(value) for value in session.execute(_SIGNALS, values).one())
@@ -243,12 +245,14 @@ def _around() -> Select[*tuple[Any, ...]]:
 
 def _store_counts() -> Select[*tuple[Any, ...]]:
     """The store's last ``sample`` judged attempts in ATTACK_WINDOW (how many, how many declined), and its
-    attempts in the last minute: the ratio follows an attack within a few attempts, whatever came before."""
+    attempts in the last minute, up to ``minute_cap``: the ratio follows an attack within a few attempts,
+    whatever came before, and neither count reads more of a busy store's attempts than it needs."""
     recent = (select(RiskSignal.outcome).where(RiskSignal.store_key == bindparam("store_key"),
                                                RiskSignal.at >= bindparam("attack_since"), _JUDGED)
               .order_by(RiskSignal.id.desc()).limit(bindparam("sample")).subquery())
-    last_minute = (select(func.count()).where(RiskSignal.store_key == bindparam("store_key"),
-                                              RiskSignal.at >= bindparam("minute_since")).scalar_subquery())
+    minute = (select(RiskSignal.id).where(RiskSignal.store_key == bindparam("store_key"), RiskSignal.at >= bindparam("minute_since"))
+              .limit(bindparam("minute_cap")).subquery())  # counting stops where the answer cannot change
+    last_minute = select(func.count()).select_from(minute).scalar_subquery()
     return select(func.count(), _count(one_of(recent.c.outcome, DECLINED_OUTCOMES)), last_minute).select_from(recent)
 
 
@@ -308,7 +312,7 @@ def store_status(services: Services) -> list[StoreStatus]:
     for store_key in keys:
         limits = thresholds(services, store_key)
         values = {"store_key": store_key, "sample": limits.attack_min_attempts, "attack_since": now - ATTACK_WINDOW,
-                  "minute_since": now - RATE_WINDOW}
+                  "minute_since": now - RATE_WINDOW, "minute_cap": UNCAPPED}
         with services.db.read() as session:
             judged, declines, last_minute = _store_numbers(session, values)
         found = Signals(store_judged=judged, store_declines=declines, store_attempts_last_minute=last_minute)

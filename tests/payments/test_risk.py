@@ -227,6 +227,15 @@ def test_a_store_past_its_attempt_rate_is_under_attack(services, sales):
     assert attempt(services).challenge and sales == []
 
 
+def test_the_attempt_rate_is_counted_up_to_its_threshold_for_a_decision_and_whole_for_an_operator(services, sales):
+    store_key = new_payment(services).store_key
+    risk.set_thresholds(services, store_key, "tester", attack_attempts_per_minute=5)
+    seen(services, RiskOutcome.APPROVED, 8, number="5555555555554444", address="192.0.2.5", store_key=store_key)
+    limits = risk.thresholds(services, store_key)
+    assert risk.signals(services, new_payment(services, store_key=store_key), "", "", limits).store_attempts_last_minute == 5
+    assert [status.attempts_last_minute for status in risk.store_status(services) if status.store_key == store_key] == [8]
+
+
 def test_an_attack_subsides_once_its_attempts_leave_the_window(services, sales):
     seen(services, RiskOutcome.DECLINED, 20, number="4000000000000002", address="192.0.2.1", ago=timedelta(minutes=11))
     result = attempt(services)
