@@ -1,5 +1,5 @@
-"""How a charge attempt ends: charged (the charge, its ledger entry and the store's notification in one
-transaction), declined (open again, or failed after too many declines), or reopened after recovery.
+"""How a charge attempt ends: charged (the charge, its ledger entry, the store's notification and the risk
+step's signal in one transaction), declined (open again, or failed after too many declines), or reopened after recovery.
 
 Every end is a guarded move out of ``authorizing`` for this attempt, so an attempt already settled
 by someone else (the worker's recovery, an operator) is never settled twice.
@@ -7,6 +7,7 @@ by someone else (the worker's recovery, an operator) is never settled twice.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import bindparam, insert
 from sqlalchemy.orm import Session
@@ -17,7 +18,7 @@ from ..models import Charge, LedgerEntry, Notification, Payment, PaymentState
 from ..models.payments import RESULT_CODE_MAX
 from ..processors.base import MerchantAuthenticationError, ProcessorCharge, ProcessorError
 from ..services import Services
-from . import attention, ledger
+from . import attention, ledger, risk
 from .completion import deliver_if_claimed, enqueue_outcome
 from .states import PAYMENTS
 
@@ -42,11 +43,15 @@ _NEW_CHARGE = insert(Charge).returning(Charge.id)
 _NEW_SALE_ENTRY = insert(LedgerEntry)
 
 
-def record_charge(services: Services, payment_id: int, attempt: int, charge: ProcessorCharge) -> Notification | None:
-    """Record an approved charge with its notification; None (and flagged) if the attempt was resolved
-    meanwhile. The notification comes back claimed for delivery if this request has time to send it.
+def record_charge(services: Services, payment_id: int, attempt: int, charge: ProcessorCharge,
+                  risk_signal: dict[str, Any] | None = None) -> Notification | None:
+    """Record an approved charge with its notification, and the risk step's signal of the attempt if given
+    (one commit fewer before the store is told); None (and flagged) if the attempt was resolved meanwhile.
+    The notification comes back claimed for delivery if this request has time to send it.
     Plain statements built once: the rows are written here and never read back through this session."""
     with services.db.transaction() as session:
+        if risk_signal is not None:
+            risk.record(session, risk_signal)
         payment = PAYMENTS.run(session, _APPROVE, payment_id, this_attempt=attempt).first()
         if payment is None:
             attention.flag(session, payment_id, f"charge {charge.processor_transaction_id} of {charge.amount} {charge.currency} "

@@ -270,10 +270,19 @@ _SIGNALS = (lambda around, store: select(*around.c, *store.c).select_from(around
 def remember(services: Services, payment: Payment, decision: Decision, outcome: RiskOutcome, reason: str = "") -> None:
     """Add this attempt's end to the windows (one statement, built once)."""
     with services.db.one_statement() as session:
-        session.execute(_REMEMBER, {
-            "at": utcnow(), "store_key": payment.store_key, "payment_id": payment.id, "orderid": payment.orderid,
+        record(session, signal(payment, decision, outcome, reason))
+
+
+def signal(payment: Payment, decision: Decision, outcome: RiskOutcome, reason: str = "") -> dict[str, Any]:
+    """This attempt's end as a row of the windows, for a caller that writes it in its own transaction."""
+    return {"at": utcnow(), "store_key": payment.store_key, "payment_id": payment.id, "orderid": payment.orderid,
             "card_fingerprint": decision.fingerprint, "address": decision.address,
-            "network": network_of(decision.address), "outcome": outcome, "reason": reason[:64]})
+            "network": network_of(decision.address), "outcome": outcome, "reason": reason[:64]}
+
+
+def record(session: Session, row: dict[str, Any]) -> None:
+    """Write an attempt's end (``signal``) inside the session's transaction."""
+    session.execute(_REMEMBER, row)
 
 
 _REMEMBER = insert(RiskSignal.__table__)  # type: ignore[arg-type]

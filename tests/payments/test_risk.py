@@ -92,6 +92,29 @@ def test_a_clean_attempt_is_allowed_and_charged_with_its_decision_on_the_timelin
     assert decisions(services, result.payment.id) == [("risk_allow", "")]
 
 
+def approved_signals(services: Any, payment_id: int) -> int:
+    with services.db.transaction() as session:
+        return len(session.scalars(select(RiskSignal).where(RiskSignal.payment_id == payment_id,
+                                                            RiskSignal.outcome == RiskOutcome.APPROVED)).all())
+
+
+def test_an_approved_attempt_is_remembered_in_the_transaction_that_records_its_charge(services, sales, monkeypatch):
+    """One commit fewer before the store is told: the signal is written with the charge, or not at all."""
+    payment = new_payment(services)
+    assert attempt(services, payment=payment).payment.state == PaymentState.APPROVED
+    assert approved_signals(services, payment.id) == 1
+    failing = new_payment(services)
+
+    def broken(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("the database went away mid-transaction")
+
+    monkeypatch.setattr("gateway.payments.attempts.enqueue_outcome", broken)
+    with pytest.raises(RuntimeError):
+        attempt(services, payment=failing)
+    assert approved_signals(services, failing.id) == 0
+    assert payment_row(services, failing.token).state == PaymentState.AUTHORIZING  # recovery asks the processor
+
+
 def test_a_challenge_sends_nothing_to_the_processor_and_counts_no_decline(services, sales):
     under_attack(services)
     result = attempt(services)
