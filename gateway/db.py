@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import Executable
 
+from . import prepared
 from .prepared import Prepared
 
 DEFAULT_POOL_SIZE = 10
@@ -114,6 +115,7 @@ class Database:
         self.dialect = self.engine.dialect.name
         self.lone_statements = sessionmaker(autocommit, expire_on_commit=False)
         readers = self.engine.execution_options(**{READ_ONLY: True}) if sqlite else autocommit
+        self._readers = readers
         self.lone_reads = sessionmaker(readers, expire_on_commit=False)
         self._writers = _WriterQueue(_lock_file(self.engine)) if sqlite else None
         self._group = _GroupCommit(self) if sqlite else None
@@ -121,7 +123,6 @@ class Database:
         # plan, and planning it anew was half of PostgreSQL's work for it), outside any transaction.
         self._lookups = self.engine if sqlite else _postgres_engine(
             _driver_url(url), LOOKUP_POOL_SIZE, isolation_level="AUTOCOMMIT", pool_reset_on_return=None)
-        self._compiled: dict[Executable, Prepared] = {}
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -177,13 +178,16 @@ class Database:
     def run(self, connection: Connection, statement: Executable, values: Mapping[str, Any]) -> int:
         """Run ``statement`` (a module's constant: see gateway/prepared.py) on a connection of a block of
         this database's; the rows it wrote."""
-        return self._prepared(statement).rowcount(connection, values)
+        return prepared.run(connection, statement, values).rowcount
+
+    def row(self, statement: Select[Any], values: Mapping[str, Any]) -> Any:
+        """The first row of ``statement`` (a module's constant), read as ``read`` does, with a plan made for
+        the values at hand (unlike ``lookup``): a read whose best plan depends on them."""
+        with self._readers.connect() as connection:
+            return prepared.run(connection, statement, values).first()
 
     def _prepared(self, statement: Executable) -> Prepared:
-        found = self._compiled.get(statement)
-        if found is None:
-            found = self._compiled.setdefault(statement, Prepared(statement, self.engine.dialect))
-        return found
+        return prepared.prepared(statement, self.engine.dialect)
 
     @contextmanager
     def _turn(self) -> Iterator[None]:

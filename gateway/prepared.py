@@ -8,9 +8,11 @@ raises it (IntegrityError for a duplicate key, a dead connection dropped from th
 """
 from __future__ import annotations
 
+from collections import namedtuple
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, cast
 
-from sqlalchemy import exc
+from sqlalchemy import Insert, Table, bindparam, exc, insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
@@ -26,11 +28,15 @@ class Prepared:
         self._order: tuple[str, ...] | None = tuple(compiled.positiontup) if compiled.positional else None
         self._bind_names = tuple(compiled.binds)
         self._fixed = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
+        # Columns whose Python-side default (an INSERT) or onupdate (an UPDATE) SQLAlchemy would compute.
+        self._defaults = tuple((column.key, column.default) for column in compiled.insert_prefetch) + tuple(
+            (column.key, column.onupdate) for column in compiled.update_prefetch)
         self._converters = {name: converter for name, bind in compiled.binds.items()
                             if (converter := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
-        selected = getattr(statement, "selected_columns", None)
+        selected = getattr(statement, "exported_columns", None)  # a SELECT's columns, or what a write RETURNs
         self._names = tuple(selected.keys()) if selected is not None else ()
         self._types = tuple(column.type.dialect_impl(dialect) for column in selected) if selected is not None else ()
+        self._row: Any = namedtuple("Row", self._names, rename=True)  # type: ignore[misc]  # rows by name, as SQLAlchemy's
         self._options = {"prepare": True} if dialect.name == "postgresql" else {}  # psycopg: at its first run
         self._results: tuple[Callable[[Any], Any] | None, ...] | None = None
 
@@ -48,15 +54,20 @@ class Prepared:
         return {name: value if convert is None else convert(value)
                 for name, value, convert in zip(self._names, row, converters, strict=True)}
 
-    def rowcount(self, connection: Connection, values: Mapping[str, Any]) -> int:
-        """How many rows the statement wrote, on ``connection`` (in whatever transaction it is in)."""
+    def run(self, connection: Connection, values: Mapping[str, Any]) -> Ran:
+        """What the statement wrote and returned, on ``connection`` (in whatever transaction it is in)."""
         pooled = connection.connection
         cursor = pooled.cursor()
         try:
             self._execute(pooled, cursor, values, connection)
-            return int(cursor.rowcount)
+            # Only the rows asked for: SQLAlchemy may have compiled an INSERT to return its key as well.
+            rows = cursor.fetchall() if self._names and cursor.description is not None else []
+            count = int(cursor.rowcount)
+            converters = (self._results or self._result_converters(cursor.description)) if rows else ()
         finally:
             cursor.close()
+        return Ran(count, [self._row._make(value if convert is None else convert(value)
+                                           for value, convert in zip(row, converters, strict=True)) for row in rows])
 
     def _execute(self, pooled: PoolProxiedConnection, cursor: Any, values: Mapping[str, Any],
                  seen_by: Connection | None = None) -> None:
@@ -73,6 +84,9 @@ class Prepared:
 
     def _parameters(self, values: Mapping[str, Any]) -> Any:
         given = {**self._fixed, **values}
+        for name, default in self._defaults:
+            if name not in values:
+                given[name] = default.arg(None) if default.is_callable else default.arg  # a callable's context is unused
         converted = {name: convert(given[name]) if (convert := self._converters.get(name)) else given[name]
                      for name in self._bind_names}
         return converted if self._order is None else tuple(converted[name] for name in self._order)
@@ -88,3 +102,43 @@ class Prepared:
             connection.invalidate(error)
         raised = exc.DBAPIError.instance(self.sql, None, error, self._dialect.loaded_dbapi.Error, connection_invalidated=dead)
         return cast(exc.StatementError, raised)
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """A statement's outcome: the rows it wrote, and the rows it returned (by name or position)."""
+
+    rowcount: int
+    rows: list[Any]
+
+    def first(self) -> Any | None:
+        return self.rows[0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self.rows) != 1:
+            raise exc.NoResultFound("expected one row") if not self.rows else exc.MultipleResultsFound("expected one row")
+        return self.rows[0][0]
+
+
+_BUILT: dict[tuple[Executable, str], Prepared] = {}
+
+
+def prepared(statement: Executable, dialect: Dialect) -> Prepared:
+    """``statement`` (a module's constant, built once) compiled for ``dialect``, once per process."""
+    key = (statement, dialect.name)
+    found = _BUILT.get(key)
+    if found is None:
+        found = _BUILT.setdefault(key, Prepared(statement, dialect))
+    return found
+
+
+def insert_of(table: Any, names: tuple[str, ...]) -> Insert:
+    """An INSERT of the named columns, each from the parameter of its name, for ``run`` (the columns not
+    named get their Python-side defaults, as SQLAlchemy would give them; an unnamed one would not be compiled)."""
+    target: Table = getattr(table, "__table__", table)
+    return insert(target).values({name: bindparam(name) for name in names})
+
+
+def run(connection: Connection, statement: Executable, values: Mapping[str, Any]) -> Ran:
+    """Run a module's constant ``statement`` on ``connection``, in the transaction of its block."""
+    return prepared(statement, connection.dialect).run(connection, values)

@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from sqlalchemy import ColumnElement, bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from .. import prepared as driver
 from ..config import ConfigError
 from ..db import Database
 from ..machine import Machine
@@ -46,8 +47,10 @@ NOTIFICATIONS = Machine(Notification, "state", {
     N.DEAD: frozenset({N.PENDING}),
 })
 # The statements every delivery runs, built once (see Machine.prepare).
-_NEW_NOTIFICATION = insert(Notification).returning(Notification.id)
-_NEW_ATTEMPT = insert(NotificationAttempt)
+_NEW_NOTIFICATION = driver.insert_of(
+    Notification, ("payment_id", "url", "payload", "next_attempt_at", "claimed_until", "lease")).returning(Notification.id)
+_NEW_ATTEMPT = driver.insert_of(
+    NotificationAttempt, ("notification_id", "started_at", "duration_ms", "http_status", "response_snippet", "error"))
 _DELIVERED = NOTIFICATIONS.prepare(
     NotificationState.PENDING, NotificationState.DELIVERED,
     Notification.lease == bindparam("held_lease"),
@@ -119,7 +122,7 @@ class Outbox:
         row: dict[str, Any] = {"payment_id": payment_id, "url": url, "payload": asdict(message), "next_attempt_at": now,
                                "claimed_until": now + self.lease if claimed else None, "lease": 1 if claimed else 0}
         # A plain statement, not the unit of work: the row is written once and never changed through this session.
-        row["id"] = session.connection().execute(_NEW_NOTIFICATION, row).scalar_one()
+        row["id"] = driver.run(session.connection(), _NEW_NOTIFICATION, row).scalar_one()
         return Notification(**row, state=NotificationState.PENDING, attempts=0)
 
     def claim(self, notification_id: int, *, only_due: bool = False) -> Notification | None:
@@ -247,7 +250,7 @@ def _log_attempt(session: Session, row: Notification, exchange: Exchange) -> Non
 
 
 def _record_attempt(session: Session, notification_id: int, exchange: Exchange) -> None:
-    session.connection().execute(_NEW_ATTEMPT, {
+    driver.run(session.connection(), _NEW_ATTEMPT, {
         "notification_id": notification_id,
         "started_at": utcnow() - timedelta(milliseconds=exchange.duration_ms),
         "duration_ms": exchange.duration_ms,

@@ -9,6 +9,7 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Insert, bindparam, exists, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from .. import prepared as driver
 from ..db import Database
 from ..memo import Recent, memory_of
 from ..models import PaymentEvent, utcnow
@@ -87,8 +88,8 @@ def _remember(db: Database, payment_id: int, kind: str, detail: str) -> None:
     """Best effort, in one statement: a timeline line is never worth failing a payment for.
     A session keeps at most MAX_EVENTS lines, so reloading a page cannot grow the table without bound."""
     try:
-        with db.one_statement() as session:
-            session.execute(_REMEMBER, {"payment_id": payment_id, "at": utcnow(), "kind": kind, "detail": detail[:1000]})
+        with db.core_statement() as connection:
+            driver.run(connection, _REMEMBER, {"payment_id": payment_id, "at": utcnow(), "kind": kind, "detail": detail[:1000]})
     except SQLAlchemyError:
         log.exception("could not record %s for payment %s", kind, payment_id)
 

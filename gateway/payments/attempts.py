@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam
 from sqlalchemy.orm import Session
 
 from .. import budget
+from .. import prepared as driver
 from ..errorcodes import ErrorCode
 from ..models import Charge, LedgerEntry, Notification, Payment, PaymentState
 from ..models.payments import RESULT_CODE_MAX
@@ -39,8 +40,11 @@ _APPROVE = PAYMENTS.prepare(
                Payment.credentials_fingerprint),
     **attention.CLEARED,
 )
-_NEW_CHARGE = insert(Charge).returning(Charge.id)
-_NEW_SALE_ENTRY = insert(LedgerEntry)
+_NEW_CHARGE = driver.insert_of(Charge, (
+    "payment_id", "processor", "processor_transaction_id", "orderid", "invoice", "currency", "amount", "card_brand",
+    "card_last4", "card_exp_month", "card_exp_year", "avs_result", "cvv_result", "test_mode", "credentials_fingerprint",
+)).returning(Charge.id)
+_NEW_SALE_ENTRY = driver.insert_of(LedgerEntry, ("charge_id", "kind", "amount", "outcome", "processor_ref", "message"))
 
 
 def record_charge(services: Services, payment_id: int, attempt: int, charge: ProcessorCharge,
@@ -48,7 +52,7 @@ def record_charge(services: Services, payment_id: int, attempt: int, charge: Pro
     """Record an approved charge with its notification, and the risk step's signal of the attempt if given
     (one commit fewer before the store is told); None (and flagged) if the attempt was resolved meanwhile.
     The notification comes back claimed for delivery if this request has time to send it.
-    Plain statements built once: the rows are written here and never read back through this session."""
+    Plain statements built once, run on the driver: the rows are written here and never read back through this session."""
     with services.db.transaction() as session:
         if risk_signal is not None:
             risk.record(session, risk_signal)
@@ -57,7 +61,7 @@ def record_charge(services: Services, payment_id: int, attempt: int, charge: Pro
             attention.flag(session, payment_id, f"charge {charge.processor_transaction_id} of {charge.amount} {charge.currency} "
                            f"arrived after attempt {attempt} was resolved and is not recorded: void it at the processor")
             return None
-        charge_id = session.connection().execute(_NEW_CHARGE, {
+        charge_id = driver.run(session.connection(), _NEW_CHARGE, {
             "payment_id": payment.id,
             "processor": services.processor.name,
             "processor_transaction_id": charge.processor_transaction_id,
@@ -75,7 +79,7 @@ def record_charge(services: Services, payment_id: int, attempt: int, charge: Pro
             "test_mode": payment.test_mode,
             "credentials_fingerprint": payment.credentials_fingerprint,
         }).scalar_one()
-        session.connection().execute(_NEW_SALE_ENTRY, {
+        driver.run(session.connection(), _NEW_SALE_ENTRY, {
             "charge_id": charge_id,
             "kind": ledger.SALE,
             "amount": charge.amount,

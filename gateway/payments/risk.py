@@ -21,9 +21,10 @@ from datetime import timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, bindparam, case, func, insert, or_, select, true
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, bindparam, case, func, or_, select, true
 from sqlalchemy.orm import Session
 
+from .. import prepared as driver
 from ..cards import Card
 from ..db import Database
 from ..memo import Recent, memory_of
@@ -194,9 +195,8 @@ def signals(services: Services, payment: Payment, fingerprint: str, client_addre
               "since": now - SIGNAL_WINDOW, "sample": limits.attack_min_attempts,
               "attack_since": now - ATTACK_WINDOW, "minute_since": now - RATE_WINDOW,
               "minute_cap": limits.attack_attempts_per_minute}
-    with services.db.read() as session:
-        (card_declines, card_stores, address_declines, network_declines, testing, payment_cards, order_cards,
-         payment_addresses, judged, declines, last_minute) = (int(value) for value in session.execute(_SIGNALS, values).one())
+    (card_declines, card_stores, address_declines, network_declines, testing, payment_cards, order_cards,
+     payment_addresses, judged, declines, last_minute) = (int(value) for value in services.db.row(_SIGNALS, values))
     new_card = 1 if fingerprint else 0
     if not identifies_a_client(client_address):
         address_declines = network_declines = testing = payment_addresses = 0
@@ -282,10 +282,11 @@ def signal(payment: Payment, decision: Decision, outcome: RiskOutcome, reason: s
 
 def record(session: Session, row: dict[str, Any]) -> None:
     """Write an attempt's end (``signal``) inside the session's transaction."""
-    session.execute(_REMEMBER, row)
+    driver.run(session.connection(), _REMEMBER, row)
 
 
-_REMEMBER = insert(RiskSignal.__table__)  # type: ignore[arg-type]
+_REMEMBER = driver.insert_of(RiskSignal, ("at", "store_key", "payment_id", "orderid", "card_fingerprint", "address", "network",
+                                          "outcome", "reason"))
 
 
 _SALE_SECONDS: deque[float] = deque(maxlen=64)

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from .. import prepared as driver
 from ..cards import ANY_CARD
 from ..db import Database
 from ..models import SandboxCharge, utcnow
@@ -115,8 +116,8 @@ class SandboxProcessor:
             "settles_at": now + self.settle_after,
             "created_at": now,
         }
-        with self.db.one_statement() as session:
-            if session.connection().execute(self._new_charge, values).first() is not None:
+        with self.db.core_statement() as connection:
+            if driver.run(connection, self._new_charge, values).first() is not None:
                 return SandboxCharge(**values)
         with self.db.one_statement() as session:
             return session.scalars(select(SandboxCharge).where(SandboxCharge.reference == request.reference)).one()
