@@ -48,7 +48,7 @@ NOTIFICATIONS = Machine(Notification, "state", {
 })
 # The statements every delivery runs, built once (see Machine.prepare).
 _NEW_NOTIFICATION = driver.insert_of(
-    Notification, ("payment_id", "url", "payload", "next_attempt_at", "claimed_until", "lease")).returning(Notification.id)
+    Notification, ("payment_id", "url", "payload", "next_attempt_at", "claimed_until", "lease"), returning=(Notification.id,))
 _NEW_ATTEMPT = driver.insert_of(
     NotificationAttempt, ("notification_id", "started_at", "duration_ms", "http_status", "response_snippet", "error"))
 _DELIVERED = NOTIFICATIONS.prepare(

@@ -102,4 +102,4 @@ def _remember_statement() -> Insert:
                                             line.where(recorded.scalar_subquery() < MAX_EVENTS))
 
 
-_REMEMBER = _remember_statement()
+_REMEMBER = driver.hot(_remember_statement())

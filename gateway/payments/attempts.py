@@ -43,7 +43,7 @@ _APPROVE = PAYMENTS.prepare(
 _NEW_CHARGE = driver.insert_of(Charge, (
     "payment_id", "processor", "processor_transaction_id", "orderid", "invoice", "currency", "amount", "card_brand",
     "card_last4", "card_exp_month", "card_exp_year", "avs_result", "cvv_result", "test_mode", "credentials_fingerprint",
-)).returning(Charge.id)
+), returning=(Charge.id,))
 _NEW_SALE_ENTRY = driver.insert_of(LedgerEntry, ("charge_id", "kind", "amount", "outcome", "processor_ref", "message"))
 
 

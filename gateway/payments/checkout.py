@@ -10,6 +10,7 @@ from sqlalchemy import Connection, CursorResult, Insert, Select, bindparam, inse
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .. import prepared as driver
 from ..errorcodes import ErrorCode
 from ..models import PAID_STATES, Payment, PaymentState, SeenRequest, one_of, utcnow
 from ..notifications.exchange import UnsafeDestination
@@ -205,4 +206,4 @@ _NEW_PAYMENT_COLUMNS = frozenset((
     "attempt", "decline_count", "failures", "last_decline", "card_brand", "card_last4", "error_code", "error_message",
     "attention"))
 _INSERT_UNLESS_PAID_OR_SPENT = _insert_unless_paid_or_spent()
-_CLAIM_AND_INSERT = _claim_and_insert()
+_CLAIM_AND_INSERT = driver.hot(_claim_and_insert(), only="postgresql")

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
+from .. import prepared as driver
 from ..models import Notification, NotificationState, Payment, PaymentState, utcnow
 from ..services import Services
 
@@ -81,7 +82,7 @@ class PaymentView:
 
 _PAYMENT_FIELDS = tuple(item.name for item in fields(PaymentView) if not item.name.startswith("notification_"))
 _payments, _notifications = Payment.__table__, Notification.__table__
-_VIEW_BY_TOKEN = (select(*(_payments.c[name] for name in _PAYMENT_FIELDS), _notifications.c.id.label("notification_id"),
+_VIEW_BY_TOKEN = driver.hot(select(*(_payments.c[name] for name in _PAYMENT_FIELDS), _notifications.c.id.label("notification_id"),
                          _notifications.c.state.label("notification_state"))
                   .select_from(_payments.outerjoin(_notifications))
                   .where(_payments.c.token == bindparam("token")))
@@ -107,7 +108,7 @@ def is_expired(payment: Expiring) -> bool:
     return payment.state == PaymentState.OPEN and payment.expires_at <= utcnow()
 
 
-_PAYMENT_BY_TOKEN = (select(*(column.label(name) for name, column in Payment.__mapper__.columns.items()),
+_PAYMENT_BY_TOKEN = driver.hot(select(*(column.label(name) for name, column in Payment.__mapper__.columns.items()),
                             _notifications.c.id.label("notification_id"), _notifications.c.state.label("notification_state"))
                      .select_from(_payments.outerjoin(_notifications))
                      .where(_payments.c.token == bindparam("token")))

@@ -263,8 +263,8 @@ def _store_numbers(session: Session, values: dict[str, Any]) -> tuple[int, int, 
 
 # Built once: constructing them anew cost more CPU than running them (a tenth of a pay submission).
 _STORE_COUNTS = _store_counts()
-_SIGNALS = (lambda around, store: select(*around.c, *store.c).select_from(around.join(store, true())))(
-    _around().subquery(), _STORE_COUNTS.subquery())  # two one-row aggregates, side by side
+_SIGNALS = driver.hot((lambda around, store: select(*around.c, *store.c).select_from(around.join(store, true())))(
+    _around().subquery(), _STORE_COUNTS.subquery()))  # two one-row aggregates, side by side
 
 
 def remember(services: Services, payment: Payment, decision: Decision, outcome: RiskOutcome, reason: str = "") -> None:

@@ -61,6 +61,12 @@ DECLINES: dict[str, tuple[type[CardDeclined | ProcessorUnavailable], str, str]] 
     "4000000000000119": (ProcessorUnavailable, "processor_error", "We could not reach the card network. Please try again."),
 }
 INVALID_LOGIN = "invalid"
+# A charge per purchase: built once for each database (its duplicate check is each one's own form).
+_NEW_CHARGE = {
+    name: driver.hot(dialect.insert(SandboxCharge.__table__).on_conflict_do_nothing(index_elements=["reference"])
+                     .returning(SandboxCharge.__table__.c.id), only=name)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 # An approval's address and security-code checks, in Authorize.Net's codes: street and postcode match; CVV matches.
 AVS_MATCH = "Y"
 CVV_MATCH = "M"
@@ -87,10 +93,7 @@ class SandboxProcessor:
         self.db = db
         self.settle_after = settle_after
         self.latency = latency
-        dialect = {"postgresql": postgresql, "sqlite": sqlite}[db.engine.dialect.name]
-        table = SandboxCharge.__table__
-        # Built once: a charge per purchase, and the statement would otherwise be rebuilt each time.
-        self._new_charge = dialect.insert(table).on_conflict_do_nothing(index_elements=["reference"]).returning(table.c.id)
+        self._new_charge = _NEW_CHARGE[db.engine.dialect.name]
 
     def sale(self, request: SaleRequest) -> ProcessorCharge:
         self.latency.wait()

@@ -1,12 +1,14 @@
-"""A server worker compiles the shopper pages before its first shopper (gateway/web/warmup.py)."""
+"""A server worker compiles the shopper pages and statements before its first shopper (gateway/web/warmup.py)."""
 from __future__ import annotations
 
 from flask import Flask
 from jinja2 import Environment
 
+from gateway import prepared
+from gateway.models import PaymentState
 from gateway.web.warmup import SHOPPER_TEMPLATES, warm_up, warm_worker
 
-from ..flow_helpers import open_session
+from ..flow_helpers import approve_all, open_session, pay, payment_row
 
 
 def compiled(env: Environment) -> set[str]:
@@ -41,3 +43,16 @@ def test_a_worker_serving_another_wsgi_app_is_left_alone(app):
     warm_worker(other)
     assert not compiled(app.jinja_env) & set(SHOPPER_TEMPLATES)
     assert not compiled(other.jinja_env)
+
+
+def test_a_warmed_worker_compiles_nothing_for_a_purchase(app, client, services, store, monkeypatch):
+    """Every statement a checkout, a page view and a purchase run on the database driver is compiled
+    by the warm-up, for this database."""
+    monkeypatch.setattr(prepared, "_BUILT", {})  # a fresh worker's: what other tests compiled is not counted
+    warm_up(app)
+    before = set(prepared._BUILT)
+    approve_all(store)
+    token, csrf = open_session(client)
+    assert pay(client, token, csrf).status_code == 303
+    assert payment_row(services, token).state == PaymentState.COMPLETED
+    assert set(prepared._BUILT) == before
