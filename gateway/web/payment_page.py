@@ -1,31 +1,36 @@
 """Exchange 2, the hosted payment page, and the shopper's way back to the store (3b)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import hmac
+import re
+import secrets
 from decimal import Decimal
-from typing import Callable, TypeVar
+from typing import Callable, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from weakref import WeakKeyDictionary
 
 from babel import Locale
 from flask import Blueprint, Response, abort, current_app, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, gettext
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from werkzeug.wrappers import Response as BaseResponse
 
 from .. import admission, budget, challenge
 from ..cards import BRAND_NAMES, client_rules
+from ..db import Database
 from ..errorcodes import ErrorCode
-from ..memo import Recent
+from ..memo import Recent, memory_of
 from ..models import NotificationState, Payment, PaymentState
 from ..money import format_money
 from ..observability import events
 from ..payments.charging import cancel, submit_card
 from ..payments.completion import notify_store
 from ..payments.queries import PaymentView, find_payment, find_view, is_expired
-from ..payments.stores import identity
+from ..payments.stores import StoreIdentity, identity
 from . import limits, services
 from .assets import compress_page
 from .shopper_text import BUSY, client_messages, translated
@@ -39,6 +44,14 @@ T = TypeVar("T")
 _ORDER_LINES: Recent[tuple[str, str], dict[str, object]] = Recent(size=4096, seconds=600)
 # The blank card form's fields, per mount point, language and accepted brands.
 _BLANK_FIELDS: Recent[tuple[str, str, tuple[str, ...]], Markup] = Recent(size=64, seconds=3600)
+# The blank card form's whole page of a store, per mount point, language and test mode, with a slot for
+# each thing that differs between its payments (see _blank_form); one memory per app (its processor).
+BlankPage = tuple[tuple[str, ...], tuple[int, ...]]
+_BLANK_PAGES: WeakKeyDictionary[Database, Recent[tuple[str, str, StoreIdentity, bool], BlankPage]] = WeakKeyDictionary()
+# Marks a slot in a blank page: a NUL (never in a template, never in a stored text) and this process's nonce.
+_SLOT_MARK = secrets.token_hex(8)
+_SLOT = re.compile(f"\x00{_SLOT_MARK}:(\\d)\x00")
+TOKEN_SLOT, CSRF_SLOT, TOTAL_SLOT, INVOICE_SLOT, SUMMARY_SLOT = range(5)
 
 
 @bp.after_request
@@ -173,11 +186,19 @@ def _render_state(payment: PaymentView, errors: dict[str, str] | None = None, de
     if state in WAITING_STATES:
         return render_template("status.html", refresh=POLL_SECONDS, **_page(payment)), 202
     errors, values = errors or {}, values or {}
+    shown = _challenge(payment, challenge)
+    if not (errors or decline or busy or shown or any(values.values())):
+        return _blank_form(payment)
     code = 503 if busy else 422 if errors else (402 if decline else 200)
+    return _pay_page(payment, _page(payment), csrf_token(payment.token), errors, decline, shown, values), code
+
+
+def _pay_page(payment: PaymentView, page: dict[str, object], csrf: str, errors: dict[str, str], decline: str,
+              challenge: dict[str, object] | None, values: dict[str, str]) -> str:
     accepts = services().processor.accepts
     return render_template(
         "pay.html",
-        csrf=csrf_token(payment.token),
+        csrf=csrf,
         errors={name: translated(message) for name, message in errors.items()},
         decline=translated(decline),
         attempts_left=services().settings.max_declines - payment.decline_count,
@@ -185,9 +206,39 @@ def _render_state(payment: PaymentView, errors: dict[str, str] | None = None, de
                                  {brand: name for brand, name in BRAND_NAMES.items() if brand in accepts.brands}),
         card_rules=client_rules(accepts),
         card_messages=client_messages(),
-        challenge=_challenge(payment, challenge),
-        **_page(payment),
-    ), code
+        challenge=challenge,
+        **page,
+    )
+
+
+def _blank_form(payment: PaymentView) -> str:
+    """The card form as a page view shows it. Its page is the same for every payment of a store in a
+    language but for five things (the token, its form key, the total, the invoice, the order summary),
+    so it is rendered once per store and language with a slot for each, and a view fills them in,
+    escaped as the template escapes them: the render was a sixth of a page view's CPU."""
+    page = _page(payment)
+    key = (request.script_root, str(get_locale() or "en"), cast(StoreIdentity, page["merchant"]), bool(page["test_mode"]))
+    blank_pages = memory_of(_BLANK_PAGES, services().db, 1024, 600)
+    texts, slots = blank_pages.get_or_make(key, lambda: _slotted(payment, page))
+    view = cast(dict[str, object], page["view"])
+    values = (payment.token, csrf_token(payment.token), escape(view["total"]), escape(payment.invoice), view["summary"])
+    filled = [texts[0]]
+    for slot, text in zip(slots, texts[1:], strict=True):
+        filled += (str(values[slot]), text)
+    return "".join(filled)
+
+
+def _slotted(payment: PaymentView, page: dict[str, object]) -> BlankPage:
+    """The blank form's page rendered with a mark in each slot, cut at the marks: its texts and, between
+    each two, which slot goes there."""
+    def mark(slot: int) -> str:
+        return f"\x00{_SLOT_MARK}:{slot}\x00"
+
+    marked = dataclasses.replace(payment, token=mark(TOKEN_SLOT), invoice=mark(INVOICE_SLOT))
+    view = {**cast(dict[str, object], page["view"]), "total": mark(TOTAL_SLOT), "summary": Markup(mark(SUMMARY_SLOT))}
+    marked_page = {**page, "payment": marked, "view": view, "switch_url": _switcher(marked.token)}
+    pieces = _SLOT.split(_pay_page(marked, marked_page, mark(CSRF_SLOT), {}, "", None, {}))
+    return tuple(pieces[0::2]), tuple(int(slot) for slot in pieces[1::2])
 
 
 def _card_fields(errors: dict[str, str], values: dict[str, str], brands: dict[str, str]) -> Markup:
@@ -216,17 +267,23 @@ def _challenge(payment: PaymentView, asked: bool) -> dict[str, object] | None:
 def _page(payment: PaymentView) -> dict[str, object]:
     """What every shopper page of a payment shows: the order, the store, the language switch, test mode."""
     g.payment = payment
-    show, submit, cancel = _page_urls(request.script_root, str(get_locale() or "en"))
-    here = f"{show}?paymenttoken={payment.token}"  # a token is URL-safe (TOKEN_SHAPE)
+    _show, submit, cancel = _page_urls(request.script_root, str(get_locale() or "en"))
     return {
         "payment": payment,
         "view": _order_view(payment),
         "merchant": identity(services(), payment.store_key),
         "test_mode": payment.test_mode or services().processor.name == "sandbox",
-        "switch_url": lambda code: f"{here}&lang={code}",
+        "switch_url": _switcher(payment.token),
         "submit_url": submit,
         "cancel_action": cancel,
     }
+
+
+def _switcher(token: str) -> Callable[[str], str]:
+    """The page's link to itself in another language."""
+    show, _submit, _cancel = _page_urls(request.script_root, str(get_locale() or "en"))
+    here = f"{show}?paymenttoken={token}"  # a token is URL-safe (TOKEN_SHAPE)
+    return lambda code: f"{here}&lang={code}"
 
 
 @functools.lru_cache(maxsize=64)
