@@ -12,7 +12,7 @@ from collections import namedtuple
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TypeVar, cast
 
-from sqlalchemy import Insert, Table, bindparam, exc, insert
+from sqlalchemy import Insert, Table, bindparam, exc, insert, literal, select
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.expression import Executable
@@ -157,6 +157,26 @@ def insert_of(table: Any, names: tuple[str, ...], returning: tuple[Any, ...] = (
     target: Table = getattr(table, "__table__", table)
     statement = insert(target).values({name: bindparam(name) for name in names})
     return hot(statement.returning(*returning) if returning else statement)
+
+
+def insert_from(table: Any, source: Any, values: Mapping[str, Any], now: Any) -> Insert:
+    """An INSERT of one row for each row of ``source`` (a CTE), its columns from ``values`` (SQL
+    expressions), the rest from the column's own Python-side default: a constant as itself, a callable
+    one (the time of writing) as ``now``. An INSERT ... SELECT gets no defaults from SQLAlchemy, so a
+    NOT NULL column left without either is refused here, when the statement is built."""
+    target: Table = getattr(table, "__table__", table)
+    columns = dict(values)
+    for column in target.columns:
+        if column.key in columns or column.primary_key:
+            continue
+        default: Any = column.default
+        if default is not None and getattr(default, "is_scalar", False):
+            columns[column.key] = literal(default.arg, column.type)
+        elif default is not None and getattr(default, "is_callable", False):
+            columns[column.key] = now
+        elif not column.nullable and column.server_default is None:
+            raise ValueError(f"{target.name}.{column.key} has no value")
+    return insert(target).from_select(list(columns), select(*columns.values()).select_from(source), include_defaults=False)
 
 
 def run(connection: Connection, statement: Executable, values: Mapping[str, Any]) -> Ran:

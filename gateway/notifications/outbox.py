@@ -47,7 +47,7 @@ NOTIFICATIONS = Machine(Notification, "state", {
     N.DEAD: frozenset({N.PENDING}),
 })
 # The statements every delivery runs, built once (see Machine.prepare).
-_NEW_NOTIFICATION = driver.insert_of(
+NEW_NOTIFICATION = driver.insert_of(
     Notification, ("payment_id", "url", "payload", "next_attempt_at", "claimed_until", "lease"), returning=(Notification.id,))
 _NEW_ATTEMPT = driver.insert_of(
     NotificationAttempt, ("notification_id", "started_at", "duration_ms", "http_status", "response_snippet", "error"))
@@ -118,12 +118,20 @@ class Outbox:
         """Write the notification in the caller's transaction; ``claimed`` writes it with this process's
         delivery lease already taken (one statement fewer than claiming it afterwards). If the process
         dies before delivering, the worker takes it over once that lease has run out."""
-        now = utcnow()
-        row: dict[str, Any] = {"payment_id": payment_id, "url": url, "payload": asdict(message), "next_attempt_at": now,
-                               "claimed_until": now + self.lease if claimed else None, "lease": 1 if claimed else 0}
+        row = self.new(payment_id, url, message, claimed=claimed)
         # A plain statement, not the unit of work: the row is written once and never changed through this session.
-        row["id"] = driver.run(session.connection(), _NEW_NOTIFICATION, row).scalar_one()
-        return Notification(**row, state=NotificationState.PENDING, attempts=0)
+        return self.written(row, driver.run(session.connection(), NEW_NOTIFICATION, row).scalar_one())
+
+    def new(self, payment_id: int, url: str, message: CompleteOrder, *, claimed: bool) -> dict[str, Any]:
+        """A new notification's row (NEW_NOTIFICATION's parameters), for a caller that writes it itself."""
+        now = utcnow()
+        return {"payment_id": payment_id, "url": url, "payload": asdict(message), "next_attempt_at": now,
+                "claimed_until": now + self.lease if claimed else None, "lease": 1 if claimed else 0}
+
+    @staticmethod
+    def written(row: dict[str, Any], notification_id: int) -> Notification:
+        """The notification as ``new``'s row was written, under its id."""
+        return Notification(**row, id=notification_id, state=NotificationState.PENDING, attempts=0)
 
     def claim(self, notification_id: int, *, only_due: bool = False) -> Notification | None:
         """Take the delivery lease on one notification, or None if it is done or someone else holds it."""

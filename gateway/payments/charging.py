@@ -99,7 +99,7 @@ def submit_card(services: Services, payment: Payment, form: dict[str, str], clie
             "We are confirming your payment with the card network.",
             merchant_message=f"the processor call failed unexpectedly ({exc.__class__.__name__}); the outcome is unknown"))
     risk.observe_sale(time.monotonic() - started)
-    notification = record_charge(services, payment.id, attempt, charge,
+    notification = record_charge(services, payment, attempt, charge,
                                  risk_signal=risk.signal(payment, decision, RiskOutcome.APPROVED))
     if notification is None:
         return SubmitResult(reload(services, payment.id))

@@ -78,7 +78,7 @@ def resolve_sale(services: Services, payment_id: int, *, charged: bool, processo
     if charged:
         charge = ProcessorCharge(processor_transaction_id, payment.amount_total, payment.currency, payment.card_brand, payment.card_last4,
                         message=f"recorded by {actor}: {note}")
-        notification = record_charge(services, payment_id, attempt, charge)
+        notification = record_charge(services, payment, attempt, charge)
         if notification is None:
             raise OperationRefused(f"payment {payment_id} was resolved meanwhile")
         deliver_if_claimed(services, notification)

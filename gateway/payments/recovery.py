@@ -73,7 +73,7 @@ def _recover(services: Services, payment: Payment) -> None:
     )
     if result.found is Found.FOUND:
         assert result.charge is not None
-        notification = record_charge(services, payment.id, payment.attempt, result.charge)
+        notification = record_charge(services, payment, payment.attempt, result.charge)
         if notification is not None:
             deliver_if_claimed(services, notification)
     elif result.found is Found.ABSENT:

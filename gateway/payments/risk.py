@@ -282,10 +282,10 @@ def signal(payment: Payment, decision: Decision, outcome: RiskOutcome, reason: s
 
 def record(session: Session, row: dict[str, Any]) -> None:
     """Write an attempt's end (``signal``) inside the session's transaction."""
-    driver.run(session.connection(), _REMEMBER, row)
+    driver.run(session.connection(), REMEMBER, row)
 
 
-_REMEMBER = driver.insert_of(RiskSignal, ("at", "store_key", "payment_id", "orderid", "card_fingerprint", "address", "network",
+REMEMBER = driver.insert_of(RiskSignal, ("at", "store_key", "payment_id", "orderid", "card_fingerprint", "address", "network",
                                           "outcome", "reason"))
 
 

@@ -335,6 +335,9 @@ def test_a_charge_arriving_after_its_attempt_was_resolved_is_flagged_not_lost(cl
     assert pay(client, token, csrf).status_code < 500
     payment = payment_row(services, token)
     assert payment.state == "open" and "is not recorded: void it at the processor" in payment.attention
+    with services.db.transaction() as session:  # nothing of the charge is written: no charge, entry or notification
+        assert session.scalars(select(Charge)).all() == [] and session.scalars(select(LedgerEntry)).all() == []
+        assert session.scalars(select(Notification)).all() == []
 
 
 def test_resolving_a_sale_still_in_flight_is_refused(client, services, store):

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from gateway.models import PaymentEvent, PaymentState, RiskOutcome, RiskSignal, utcnow
+from gateway.models import Charge, Notification, PaymentEvent, PaymentState, RiskOutcome, RiskSignal, utcnow
 from gateway.payments import risk
 from gateway.payments.charging import submit_card
 
@@ -98,20 +99,19 @@ def approved_signals(services: Any, payment_id: int) -> int:
                                                             RiskSignal.outcome == RiskOutcome.APPROVED)).all())
 
 
-def test_an_approved_attempt_is_remembered_in_the_transaction_that_records_its_charge(services, sales, monkeypatch):
+def test_an_approved_attempt_is_remembered_in_the_transaction_that_records_its_charge(services, sales):
     """One commit fewer before the store is told: the signal is written with the charge, or not at all."""
     payment = new_payment(services)
     assert attempt(services, payment=payment).payment.state == PaymentState.APPROVED
     assert approved_signals(services, payment.id) == 1
     failing = new_payment(services)
-
-    def broken(*_args: Any, **_kwargs: Any) -> None:
-        raise RuntimeError("the database went away mid-transaction")
-
-    monkeypatch.setattr("gateway.payments.attempts.enqueue_outcome", broken)
-    with pytest.raises(RuntimeError):
+    with services.db.transaction() as session:  # its notification's row is taken: the charge's record fails, whole
+        session.add(Notification(payment_id=failing.id, url=failing.notification_url, payload={}))
+    with pytest.raises(IntegrityError):
         attempt(services, payment=failing)
     assert approved_signals(services, failing.id) == 0
+    with services.db.transaction() as session:
+        assert session.scalars(select(Charge).where(Charge.payment_id == failing.id)).all() == []
     assert payment_row(services, failing.token).state == PaymentState.AUTHORIZING  # recovery asks the processor
 
 
