@@ -5,8 +5,9 @@ In process (the default), through Flask's test client:
     python bench/bench.py [--database-url URL] [--seconds 3]
 
 Baseline: `GET /readyz` (one trivial database round trip through the same app and engine).
-Each exchange's figure is requests per second and how many health checks one of them costs; the
-hostile inputs (which once took a worker 25 s each) show what refusing them costs.
+Each exchange's figure is requests per second and how many health checks one of them costs, then
+the CPU this process spent on one (the gateway's work without the database server's) and as many
+health checks' CPU; the hostile inputs (which once took a worker 25 s each) show what refusing them costs.
 
 Real servers under wrk (`apt-get install -y wrk`), 32 connections, each request a fresh signed
 CheckoutRequest or a page view from its own client address (X-Forwarded-For, GATEWAY_TRUSTED_PROXIES=1):
@@ -59,12 +60,26 @@ from gateway.protocol.signing import verify  # noqa: E402
 from tests.protocol_helpers import NOTIFY_URL, PRIVATE_KEY, card_form, csrf_from, signed_checkout, signed_refund  # noqa: E402
 
 
-def rate(action: Callable[[int], None], seconds: float) -> float:
-    count, started = 0, time.perf_counter()
+@dataclass(frozen=True)
+class Rate:
+    per_second: float
+    cpu_ms: float  # this process's CPU per call: the gateway's own work, not the database server's
+
+
+def timed(actions: list[Callable[[], None]]) -> Rate:
+    """Each action once, in turn (work prepared beforehand, outside the measurement)."""
+    started, cpu = time.perf_counter(), time.process_time()
+    for action in actions:
+        action()
+    return Rate(len(actions) / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / len(actions))
+
+
+def rate(action: Callable[[int], None], seconds: float) -> Rate:
+    count, started, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - started < seconds:
         action(count)
         count += 1
-    return count / (time.perf_counter() - started)
+    return Rate(count / (time.perf_counter() - started), (time.process_time() - cpu) * 1000 / count)
 
 
 def main() -> None:
@@ -113,6 +128,14 @@ def in_process(database_url: str, seconds: float) -> None:
         assert done.status_code == 303
         paid.append((orderid, ""))
 
+    def opened(i: int) -> Callable[[], None]:
+        """A session checked out and shown; the returned action submits its card (exchange 2) and
+        notifies the store (exchange 3)."""
+        token = client.post("/checkout", data=json.dumps(signed_checkout(orderid=base * 1000 + 700_000 + i, randomkey=f"o{i}")),
+                            content_type="application/json").get_json()["paymenttoken"]
+        form = card_form(token, csrf_from(client.get("/pay", query_string={"paymenttoken": token}).get_data(as_text=True)))
+        return lambda: None if client.post("/pay/submit", data=form).status_code == 303 else sys.exit("a submission failed")
+
     shown = client.post("/checkout", data=json.dumps(signed_checkout(orderid=base * 1000 + 900_000, randomkey="s")),
                         content_type="application/json").get_json()["paymenttoken"]
 
@@ -142,6 +165,7 @@ def in_process(database_url: str, seconds: float) -> None:
             "checkout (exchange 1)": rate(checkout, seconds),
             "hosted page (GET /pay, gzip)": rate(hosted_page, seconds),
             "purchase (exchanges 1-3, 3 requests)": rate(purchase, seconds),
+            "pay submission (exchanges 2-3)": timed([opened(i) for i in range(int(seconds * 60))]),
             "refused refund (exchange 4)": rate(refund, seconds),
             **{name: rate(refused(*request), seconds) for name, request in hostile.items()},
         }
@@ -151,9 +175,10 @@ def in_process(database_url: str, seconds: float) -> None:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     engine = url.split(":", 1)[0]
-    print(f"database: {engine}; baseline GET /readyz: {baseline:.0f} req/s")
+    print(f"database: {engine}; baseline GET /readyz: {baseline.per_second:.0f} req/s, {baseline.cpu_ms:.2f} ms of CPU")
     for name, value in figures.items():
-        print(f"{name:40s} {value:8.1f} /s   {baseline / value:6.1f}x the cost of a health check")
+        print(f"{name:40s} {value.per_second:8.1f} /s   {baseline.per_second / value.per_second:6.1f}x the cost of a health check;"
+              f" CPU {value.cpu_ms:6.2f} ms, {value.cpu_ms / baseline.cpu_ms:5.1f}x a health check's")
     print(f"peak traced memory over 50 purchases: {peak / 1024 / 1024:.1f} MiB")
 
 
