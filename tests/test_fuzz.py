@@ -1,9 +1,10 @@
 """Issues 9 and 20: generated inputs across every route, the store endpoints', the shopper's and the
 operator console's (anonymous and signed in as an operator); no 500, and every store-endpoint answer signed.
 
-The run is bounded by time, not count: it draws up to 10,400 inputs but stops when FUZZ_SECONDS
-(default 30) have passed, and then must have covered at least FUZZ_MIN_INPUTS (default 2,000) inputs.
-Set FUZZ_SECONDS=0 to draw all 10,400 whatever the time.
+The run is bounded by count, not time: FUZZ_INPUTS (default 2,000) inputs per database, the same ones
+on every machine. A time budget made the inputs covered depend on the machine's load (5,900 on an idle
+machine, 1,500 inside a busy suite) and a failure found on one machine might not be reached on another.
+FUZZ_INPUTS=10400 (or more) for a deep run.
 
 The inputs are drawn from a seeded generator (the same run every time, so a failure reproduces):
 raw bytes, broken and hostile JSON, and valid signed requests with one field replaced by something
@@ -15,7 +16,6 @@ import copy
 import json
 import os
 import random
-import time
 from dataclasses import replace
 from typing import Any, Callable
 
@@ -30,9 +30,7 @@ from .console_helpers import make_account, signed_in
 from .flow_helpers import approve_all
 from .protocol_helpers import CARDS, EXAMPLE_CHECKOUT, EXAMPLE_REFUND, PRIVATE_KEY, csrf_from
 
-INPUTS = 10_400
-BUDGET_SECONDS = float(os.environ.get("FUZZ_SECONDS", "30"))  # per database: 30 s keeps the whole CI run within 6 minutes
-MIN_INPUTS = int(os.environ.get("FUZZ_MIN_INPUTS", "2000"))
+INPUTS = int(os.environ.get("FUZZ_INPUTS", "2000"))  # per database: about 10 s on an idle machine
 SEED = 20261123
 UNLIMITED = "1000000 per minute"
 
@@ -263,21 +261,17 @@ def test_generated_inputs_across_every_route_get_no_500_and_signed_answers(fuzz_
 
     store_and_shopper = [store_endpoint("/checkout")] * 4 + [store_endpoint("/post-order")] * 3 + \
         [page] * 2 + [submit] * 2 + [cancel, status, other]
-    # The console shares the run's time budget (CI's ceiling): about a quarter of the inputs.
+    # The console shares the run's inputs: about a quarter of them.
     console = [console_anonymous, console_sign_in, console_search, console_page, console_act]
     actions = store_and_shopper + console
     reached: dict[str, int] = {}
-    deadline = time.monotonic() + BUDGET_SECONDS if BUDGET_SECONDS > 0 else float("inf")
     for _ in range(INPUTS):
         action = rng.choice(actions)
         code = action()
         assert code < 500, action.__name__
         statuses[code] = statuses.get(code, 0) + 1
         reached[action.__name__] = reached.get(action.__name__, 0) + 1
-        if time.monotonic() > deadline:
-            break
-    print(f"fuzz: {sum(statuses.values())} inputs in {BUDGET_SECONDS:g} s budget: {statuses}; by route: {reached}")
-    assert sum(statuses.values()) >= min(MIN_INPUTS, INPUTS), statuses
+    print(f"fuzz: {INPUTS} inputs: {statuses}; by route: {reached}")
     # The run reached past the signature check: sessions were created and some were paid.
     assert len(tokens) >= 20 and statuses.get(303, 0) > 0, statuses
     # Every console route was reached, and the operator stayed signed in to the end.
