@@ -51,14 +51,15 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv holding the wheel, installed with the pinned constraints. The dependencies are the test
     environment's own (no network), and pip checks every one of them against constraints.txt."""
     venv = tmp_path_factory.mktemp("venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # No pip of its own (installing one is most of a venv's making): this environment's pip installs into it.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           check=True, capture_output=True, text=True).stdout.strip()
     # Only the dependencies' directories: .pth files there (an editable gateway) are not processed.
     Path(site, "dependencies.pth").write_text("".join(path + "\n" for path in sys.path if path.endswith("-packages")))
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-index", "-c", str(ROOT / "constraints.txt"),
-                    str(wheel)], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-index",
+                    "-c", str(ROOT / "constraints.txt"), str(wheel)], check=True, timeout=300)
     return venv
 
 
